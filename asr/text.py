@@ -1,0 +1,133 @@
+"""Text normalisation and the character vocabulary.
+
+One `normalize()` serves training targets, references and hypotheses alike, so
+that WER compares like with like. Its output alphabet is LibriSpeech's: upper-case
+letters A-Z, the apostrophe and single spaces.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.atomic import atomic_write_text
+from asr.errors import UserError
+
+ALPHABET: tuple[str, ...] = (" ", "'", *string.ascii_uppercase)
+"""Every character `normalize()` can output."""
+
+BLANK = "<blank>"
+PAD = "<pad>"
+SOS = "<sos>"
+EOS = "<eos>"
+SPECIALS: tuple[str, ...] = (BLANK, PAD, SOS, EOS)
+SPACE_NAME = "<space>"
+"""How the space character is written in `tokens.txt` (a bare space is invisible)."""
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
+_DROPPED = re.compile(r"\.")  # "U.S.A." -> "USA", "end." -> "END"
+_NOT_IN_ALPHABET = re.compile(r"[^A-Z' ]+")
+_LONE_APOSTROPHES = re.compile(r"(?<![A-Z])'+(?![A-Z])")
+
+
+def normalize(text: str) -> str:
+    """Map free text onto the alphabet: upper case, A-Z, apostrophe, single spaces.
+
+    Accents are stripped ("café" -> "CAFE"), typographic apostrophes become "'",
+    periods are dropped, every other symbol (digits included) separates words, and
+    apostrophes that stand alone (quotation marks) are removed.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    letters = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    upper = letters.translate(_APOSTROPHES).upper()
+    spaced = _NOT_IN_ALPHABET.sub(" ", _DROPPED.sub("", upper))
+    words = (_LONE_APOSTROPHES.sub("", word) for word in spaced.split())
+    return " ".join(word for word in words if word)
+
+
+class VocabularyError(UserError):
+    """A tokens file that cannot be read, or text the vocabulary cannot encode."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Characters and special tokens, each with an integer id (its position).
+
+    The special tokens come first: `<blank>` (CTC blank, id 0), `<pad>` (padding of
+    target sequences), `<sos>` and `<eos>` (start and end of a sentence).
+    """
+
+    tokens: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.tokens[: len(SPECIALS)] != SPECIALS:
+            raise VocabularyError(f"a vocabulary must start with {', '.join(SPECIALS)}; got {self.tokens[:4]}")
+        if len(set(self.tokens)) != len(self.tokens):
+            raise VocabularyError("a vocabulary must not repeat a token")
+        object.__setattr__(self, "_ids", {token: i for i, token in enumerate(self.tokens)})
+
+    @classmethod
+    def default(cls) -> Vocabulary:
+        """The special tokens followed by `ALPHABET`: covers all `normalize()` output."""
+        return cls(SPECIALS + ALPHABET)
+
+    @property
+    def blank_id(self) -> int:
+        return 0
+
+    @property
+    def pad_id(self) -> int:
+        return 1
+
+    @property
+    def sos_id(self) -> int:
+        return 2
+
+    @property
+    def eos_id(self) -> int:
+        return 3
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of the characters of `normalize(text)`, without sos/eos."""
+        ids = self._ids  # type: ignore[attr-defined]
+        normalized = normalize(text)
+        missing = sorted({ch for ch in normalized if ch not in ids})
+        if missing:
+            raise VocabularyError(f"characters {missing} of {normalized!r} are not in the vocabulary")
+        return [ids[ch] for ch in normalized]
+
+    def decode(self, ids: Sequence[int] | Iterable[int]) -> str:
+        """Text of `ids`; special tokens are skipped, decoding stops at `<eos>`."""
+        chars = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i >= len(SPECIALS):
+                chars.append(self.tokens[i])
+        return "".join(chars)
+
+    def save(self, path: str | Path) -> None:
+        """Write one token per line in id order; the space is written as `<space>`."""
+        lines = [SPACE_NAME if token == " " else token for token in self.tokens]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        """Read a file written by `save`."""
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise VocabularyError(f"{path}: cannot read the tokens file ({error.strerror})") from None
+        tokens = tuple(" " if line == SPACE_NAME else line for line in lines if line != "")
+        try:
+            return cls(tokens)
+        except VocabularyError as error:
+            raise VocabularyError(f"{path}: {error}") from None
