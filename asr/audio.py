@@ -1,0 +1,140 @@
+"""Reading audio files: any format soundfile reads, any rate, any channel count.
+
+Everything downstream works on 16 kHz mono float32 waveforms in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile
+import torch
+import torchaudio.functional
+
+from asr.errors import UserError
+
+SAMPLE_RATE = 16000
+"""The sample rate, in Hz, of every waveform the toolkit computes on."""
+
+AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"})
+"""File name endings taken for audio when a folder is searched."""
+
+
+class AudioError(UserError):
+    """An audio file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says: `frames` samples per channel at `sample_rate` Hz."""
+
+    frames: int
+    sample_rate: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+
+
+def _check_wav_data_size(path: Path) -> None:
+    """Raise if a RIFF/WAVE file holds fewer data bytes than its header declares.
+
+    libsndfile quietly shortens such files, so a cut-off download would pass unseen.
+    """
+    with path.open("rb") as handle:
+        header = handle.read(12)
+        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return
+        while chunk := handle.read(8):
+            if len(chunk) < 8:
+                return
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                available = path.stat().st_size - handle.tell()
+                if size not in (0, 0xFFFFFFFF) and size > available:  # 0 / -1: size unknown (streamed)
+                    raise AudioError(
+                        f"{path}: truncated: the header declares {size} bytes of samples, the file holds {available}"
+                    )
+                return
+            handle.seek(size + size % 2, 1)  # chunks are padded to an even size
+
+
+def _describe(error: soundfile.LibsndfileError) -> str:
+    return str(error.error_string).rstrip(".").lower()
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read the header of `path` without decoding the samples.
+
+    Raises `AudioError` for a missing, empty, non-audio or zero-length file.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = soundfile.info(str(path))
+    except soundfile.LibsndfileError as error:
+        raise AudioError(f"{path}: not a readable audio file ({_describe(error)})") from None
+    except (RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({error})") from None
+    if info.frames <= 0:
+        size = path.stat().st_size
+        raise AudioError(f"{path}: no samples in its {size} bytes; is it an empty recording or a truncated file?")
+    return AudioInfo(frames=info.frames, sample_rate=info.samplerate, channels=info.channels)
+
+
+def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """Band-limited sinc resampling with a Kaiser window (torchaudio's "best" settings).
+
+    (..., N) at `orig_rate` Hz -> (..., ceil(N * new_rate / orig_rate)) at `new_rate` Hz.
+    """
+    if orig_rate == new_rate:
+        return waveform
+    return torchaudio.functional.resample(
+        waveform,
+        orig_rate,
+        new_rate,
+        lowpass_filter_width=64,
+        rolloff=0.9475937167399596,
+        resampling_method="sinc_interp_kaiser",
+        beta=14.769656459379492,
+    )
+
+
+def load_audio(path: str | Path) -> tuple[torch.Tensor, int]:
+    """Decode `path` to a mono float32 waveform (N,) at `SAMPLE_RATE`.
+
+    Channels are averaged; other sample rates are resampled. Returns the waveform and
+    `SAMPLE_RATE`. Raises `AudioError` naming the file for a missing file, a folder,
+    an empty file, a file that is not audio, zero samples, or truncated/corrupt data.
+    """
+    path = Path(path)
+    info = audio_info(path)
+    _check_wav_data_size(path)
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError as error:
+        raise AudioError(f"{path}: corrupt audio data ({_describe(error)})") from None
+    except (RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: corrupt audio data ({error})") from None
+    if samples.shape[0] == 0:
+        raise AudioError(f"{path}: 0 samples could be decoded; is the file truncated?")
+    if samples.shape[0] < info.frames:
+        raise AudioError(
+            f"{path}: truncated: the header promises {info.frames} samples, only {samples.shape[0]} could be read"
+        )
+    waveform = torch.from_numpy(samples).mean(dim=1)  # (N, C) -> (N,)
+    if not torch.isfinite(waveform).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    return resample(waveform, rate, SAMPLE_RATE), SAMPLE_RATE

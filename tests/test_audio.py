@@ -1,0 +1,116 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from asr.audio import SAMPLE_RATE, AudioError, audio_info, load_audio, resample
+
+
+def write(path: Path, waveform: torch.Tensor, rate: int, channels: int) -> Path:
+    """Write `waveform` (N,) at 16 kHz resampled to `rate` with `channels` identical channels."""
+    samples = resample(waveform, SAMPLE_RATE, rate).numpy()
+    soundfile.write(path, np.repeat(samples[:, None], channels, axis=1), rate)
+    return path
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    n = min(a.shape[0], b.shape[0])
+    return float(torch.corrcoef(torch.stack([a[:n], b[:n]]))[0, 1])
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_lossless_files_load_as_16k_mono_float32(tmp_path, speech, rate, channels, suffix) -> None:
+    path = write(tmp_path / f"x{suffix}", speech, rate, channels)
+    waveform, sample_rate = load_audio(path)
+    assert sample_rate == SAMPLE_RATE and waveform.dtype == torch.float32 and waveform.dim() == 1
+    assert abs(waveform.shape[0] - speech.shape[0]) <= 1
+    # 8 kHz loses the band above 4 kHz; the rest must survive two resamplings
+    assert correlation(waveform, speech) > (0.9 if rate == 8000 else 0.999)
+
+
+@pytest.mark.parametrize("suffix", [".ogg", ".mp3"])
+def test_lossy_files_load_as_16k_mono(tmp_path, speech, suffix) -> None:
+    path = write(tmp_path / f"x{suffix}", speech, 44100, 2)
+    waveform, sample_rate = load_audio(path)
+    assert sample_rate == SAMPLE_RATE and waveform.dim() == 1
+    assert abs(waveform.shape[0] - speech.shape[0]) < 0.02 * speech.shape[0]
+    assert waveform.square().mean().sqrt() == pytest.approx(float(speech.square().mean().sqrt()), rel=0.2)
+
+
+def test_channels_are_averaged(tmp_path, speech) -> None:
+    stereo = np.stack([speech.numpy(), np.zeros_like(speech.numpy())], axis=1)
+    soundfile.write(tmp_path / "stereo.wav", stereo, SAMPLE_RATE, subtype="FLOAT")
+    waveform, _ = load_audio(tmp_path / "stereo.wav")
+    torch.testing.assert_close(waveform, speech / 2)
+
+
+def test_16k_mono_wav_is_read_unchanged(tmp_path, speech) -> None:
+    soundfile.write(tmp_path / "same.wav", speech.numpy(), SAMPLE_RATE, subtype="FLOAT")
+    waveform, _ = load_audio(tmp_path / "same.wav")
+    assert torch.equal(waveform, speech)
+
+
+def test_audio_info_reads_the_header(tmp_path, speech) -> None:
+    path = write(tmp_path / "x.flac", speech, 22050, 2)
+    info = audio_info(path)
+    assert (info.sample_rate, info.channels) == (22050, 2)
+    assert info.duration == pytest.approx(speech.shape[0] / SAMPLE_RATE, abs=1e-3)
+
+
+def truncate(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def make_bad(kind: str, folder: Path, speech: torch.Tensor) -> Path:
+    if kind == "missing":
+        return folder / "missing.wav"
+    if kind == "folder":
+        (folder / "a_folder.wav").mkdir()
+        return folder / "a_folder.wav"
+    if kind == "empty":
+        (folder / "empty.wav").write_bytes(b"")
+        return folder / "empty.wav"
+    if kind == "text":
+        (folder / "notes.wav").write_text("this is a text file, not audio\n")
+        return folder / "notes.wav"
+    if kind == "zero samples":
+        soundfile.write(folder / "zero.wav", np.zeros(0, dtype=np.float32), SAMPLE_RATE)
+        return folder / "zero.wav"
+    suffix = kind.split()[-1]  # "truncated wav" -> "wav"
+    return truncate(write(folder / f"cut.{suffix}", speech, SAMPLE_RATE, 1))
+
+
+BAD = {
+    "missing": "no such file",
+    "folder": "is a folder",
+    "empty": "empty file",
+    "text": "not a readable audio file",
+    "zero samples": "no samples",
+    "truncated wav": "truncated",
+    "truncated flac": "corrupt",
+    "truncated ogg": "no samples",
+    "truncated mp3": "truncated",
+}
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_bad_files_raise_one_line_audio_errors_naming_the_file(tmp_path, speech, kind) -> None:
+    path = make_bad(kind, tmp_path, speech)
+    with pytest.raises(AudioError) as caught:
+        load_audio(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and BAD[kind] in message and "\n" not in message
+
+
+def test_non_finite_samples_are_rejected(tmp_path) -> None:
+    samples = np.zeros(1000, dtype=np.float32)
+    samples[10] = np.nan
+    soundfile.write(tmp_path / "nan.wav", samples, SAMPLE_RATE, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN"):
+        load_audio(tmp_path / "nan.wav")
