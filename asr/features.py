@@ -1,0 +1,283 @@
+"""Log-mel features, global mean/variance normalisation, SpecAugment, speed perturbation.
+
+Features are computed in batches on whatever device the module lives on, always in
+float32 (also under autocast). Frames are cut without centring ("snip edges"), so a
+frame never sees samples beyond an utterance's end and padding cannot change the
+features of the real frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchaudio
+from torch import nn
+
+from asr.atomic import atomic_write_text
+from asr.audio import SAMPLE_RATE, resample
+from asr.errors import UserError
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Log-mel filterbank settings (HTK mel scale, Hann window, power spectrum)."""
+
+    n_mels: int = 80
+    window_ms: float = 25.0
+    hop_ms: float = 10.0
+    f_min: float = 20.0
+    f_max: float = SAMPLE_RATE / 2
+    log_floor: float = 1e-10
+    """Power below this is clamped before the log, so silence gives log(1e-10), not -inf."""
+
+    def __post_init__(self) -> None:
+        if self.n_mels < 1:
+            raise ValueError(f"n_mels must be positive, got {self.n_mels}")
+        if not 0 < self.hop_ms <= self.window_ms:
+            raise ValueError(f"need 0 < hop_ms <= window_ms, got hop_ms={self.hop_ms}, window_ms={self.window_ms}")
+        if not 0 <= self.f_min < self.f_max <= SAMPLE_RATE / 2:
+            raise ValueError(f"need 0 <= f_min < f_max <= {SAMPLE_RATE / 2}, got {self.f_min}, {self.f_max}")
+
+    @property
+    def win_length(self) -> int:
+        """Window length in samples."""
+        return round(SAMPLE_RATE * self.window_ms / 1000)
+
+    @property
+    def hop_length(self) -> int:
+        """Hop length in samples."""
+        return round(SAMPLE_RATE * self.hop_ms / 1000)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of an utterance of `num_samples` samples (0 if shorter than one window)."""
+        if num_samples < self.win_length:
+            return 0
+        return 1 + (num_samples - self.win_length) // self.hop_length
+
+    def frames_for_duration(self, seconds: float) -> int:
+        """Frames of an utterance lasting `seconds`."""
+        return self.num_frames(round(seconds * SAMPLE_RATE))
+
+
+class LogMel(nn.Module):
+    """(B, N) waveforms at 16 kHz, (B,) sample counts -> (B, T, n_mels) log-mel, (B,) frame counts.
+
+    Frames past an utterance's length are set to zero.
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=SAMPLE_RATE,
+            n_fft=config.win_length,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            window_fn=torch.hann_window,
+            power=2.0,
+            center=False,
+            norm=None,
+            mel_scale="htk",
+        )
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        config = self.config
+        lengths = lengths.to(waveforms.device)
+        frame_lengths = torch.where(
+            lengths >= config.win_length,
+            1 + torch.div(lengths - config.win_length, config.hop_length, rounding_mode="floor"),
+            torch.zeros_like(lengths),
+        )
+        if waveforms.shape[1] < config.win_length:  # STFT needs at least one window
+            waveforms = nn.functional.pad(waveforms, (0, config.win_length - waveforms.shape[1]))
+        with torch.autocast(device_type=waveforms.device.type, enabled=False):
+            power = self.mel(waveforms.float())  # (B, n_mels, T)
+            features = power.clamp(min=config.log_floor).log().transpose(1, 2)  # -> (B, T, n_mels)
+        frames = torch.arange(features.shape[1], device=features.device)
+        valid = frames[None, :] < frame_lengths[:, None]  # (B, T)
+        return features * valid[..., None], frame_lengths
+
+
+class NormStatsError(UserError):
+    """A normalisation statistics file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-dimension mean and standard deviation of training features, over `frames` frames."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    frames: int
+
+    def save(self, path: str | Path) -> None:
+        """Write the statistics as a small JSON file (atomically)."""
+        record = {"mean": list(self.mean), "std": list(self.std), "frames": self.frames}
+        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> NormStats:
+        """Read a file written by `save`; errors name the file and the problem."""
+        try:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise NormStatsError(f"{path}: cannot read normalisation statistics ({error.strerror})") from None
+        except json.JSONDecodeError as error:
+            raise NormStatsError(f"{path}: not a statistics file (invalid JSON: {error.msg})") from None
+        if not isinstance(record, dict) or not {"mean", "std", "frames"} <= record.keys():
+            raise NormStatsError(f"{path}: not a statistics file (needs keys mean, std, frames)")
+        mean, std = record["mean"], record["std"]
+        if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) > 0):
+            raise NormStatsError(f"{path}: mean and std must be lists of the same non-zero length")
+        if not all(isinstance(x, int | float) for x in mean + std) or min(std) <= 0:
+            raise NormStatsError(f"{path}: mean must hold numbers and std positive numbers")
+        return cls(mean=tuple(map(float, mean)), std=tuple(map(float, std)), frames=int(record["frames"]))
+
+
+class StatsAccumulator:
+    """Streaming mean/variance over feature frames, accumulated in float64."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total: torch.Tensor | None = None
+        self.total_sq: torch.Tensor | None = None
+
+    def update(self, features: torch.Tensor) -> None:
+        """Add the frames of `features` (T, D)."""
+        frames = features.detach().to(torch.float64)
+        if self.total is None or self.total_sq is None:
+            self.total = frames.sum(dim=0)
+            self.total_sq = frames.square().sum(dim=0)
+        else:
+            self.total += frames.sum(dim=0)
+            self.total_sq += frames.square().sum(dim=0)
+        self.count += frames.shape[0]
+
+    def result(self, min_std: float = 1e-5) -> NormStats:
+        """The statistics so far; `std` is floored at `min_std` so no dimension divides by zero."""
+        if self.total is None or self.total_sq is None or self.count == 0:
+            raise ValueError("no frames were accumulated")
+        mean = self.total / self.count
+        variance = (self.total_sq / self.count - mean.square()).clamp(min=0)
+        std = variance.sqrt().clamp(min=min_std)
+        return NormStats(mean=tuple(mean.tolist()), std=tuple(std.tolist()), frames=self.count)
+
+
+def compute_stats(waveforms: Iterable[torch.Tensor], config: FeatureConfig) -> NormStats:
+    """Mean and std of the log-mel features of `waveforms` (each (N,) at 16 kHz), in one pass."""
+    logmel = LogMel(config)
+    accumulator = StatsAccumulator()
+    for waveform in waveforms:
+        features, lengths = logmel(waveform[None], torch.tensor([waveform.shape[0]]))
+        accumulator.update(features[0, : int(lengths[0])])
+    return accumulator.result()
+
+
+class GlobalNorm(nn.Module):
+    """(B, T, D), (B,) -> (features - mean) / std with padded frames kept at zero."""
+
+    def __init__(self, stats: NormStats) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(stats.mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(stats.std, dtype=torch.float32))
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        frames = torch.arange(features.shape[1], device=features.device)
+        valid = frames[None, :] < lengths.to(features.device)[:, None]  # (B, T)
+        return (features - self.mean) / self.std * valid[..., None]
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """SpecAugment (Park et al. 2019); the defaults are close to its LibriSpeech "LD" policy."""
+
+    freq_masks: int = 2
+    freq_mask_width: int = 27
+    """Largest frequency mask, in mel bins."""
+    time_masks: int = 2
+    time_mask_width: int = 40
+    """Largest time mask, in frames."""
+    time_mask_max_ratio: float = 0.2
+    """A time mask covers at most this fraction of its utterance."""
+    time_warp: int = 0
+    """Largest time-warp shift, in frames; 0 turns warping off."""
+
+    def __post_init__(self) -> None:
+        for name in ("freq_masks", "freq_mask_width", "time_masks", "time_mask_width", "time_warp"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not 0 <= self.time_mask_max_ratio <= 1:
+            raise ValueError(f"time_mask_max_ratio must lie in [0, 1], got {self.time_mask_max_ratio}")
+
+
+def time_warp(features: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Warp (T, D) in time: a random point moves by up to `max_shift` frames, the rest stretches.
+
+    The length T is unchanged. Utterances too short to warp are returned as they are.
+    """
+    length = features.shape[0]
+    if max_shift < 1 or length <= 2 * max_shift + 1:
+        return features
+    centre = int(torch.randint(max_shift, length - max_shift, ()))
+    shift = int(torch.randint(-max_shift + 1, max_shift, ()))
+    channels_first = features.T[None]  # (T, D) -> (1, D, T) for interpolate
+    left = nn.functional.interpolate(
+        channels_first[..., :centre], size=centre + shift, mode="linear", align_corners=True
+    )
+    right = nn.functional.interpolate(
+        channels_first[..., centre:], size=length - centre - shift, mode="linear", align_corners=True
+    )
+    return torch.cat([left, right], dim=-1)[0].T  # (1, D, T) -> (T, D)
+
+
+class SpecAugment(nn.Module):
+    """Random frequency masks, time masks and time warping of (B, T, D) features.
+
+    Active only in training mode; masks are drawn per utterance and stay inside its
+    real frames. Masked values are 0, the mean of normalised features.
+    """
+
+    def __init__(self, config: SpecAugmentConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.freq_masking = torchaudio.transforms.FrequencyMasking(config.freq_mask_width, iid_masks=True)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        config = self.config
+        if not self.training:
+            return features
+        features = features.clone()
+        for b, length in enumerate(lengths.tolist()):
+            utterance = time_warp(features[b, :length], config.time_warp)  # (L, D)
+            max_width = min(config.time_mask_width, math.floor(config.time_mask_max_ratio * length))
+            for _ in range(config.time_masks if max_width > 0 else 0):
+                # (L, D) -> (1, D, L): torchaudio masks along axis 2 of (channel, freq, time)
+                utterance = torchaudio.functional.mask_along_axis(utterance.T[None], max_width, 0.0, 2)[0].T
+            features[b, :length] = utterance
+        if config.freq_mask_width > 0:
+            for _ in range(config.freq_masks):
+                # (B, T, D) -> (B, 1, D, T): iid masks need (batch, channel, freq, time)
+                features = self.freq_masking(features.transpose(1, 2)[:, None])[:, 0].transpose(1, 2)
+        return features
+
+
+SPEED_FACTORS: tuple[float, ...] = (0.9, 1.0, 1.1)
+"""The speed perturbation factors of Ko et al. (2015)."""
+
+
+def speed_perturb(waveform: torch.Tensor, factor: float) -> torch.Tensor:
+    """Play (N,) at `factor` times the speed (tempo and pitch), as Kaldi's recipes do.
+
+    Returns about N / factor samples at 16 kHz.
+    """
+    if factor <= 0:
+        raise ValueError(f"speed factor must be positive, got {factor}")
+    return resample(waveform, round(SAMPLE_RATE * factor), SAMPLE_RATE)

@@ -1,0 +1,185 @@
+import json
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from asr.features import (
+    FeatureConfig,
+    GlobalNorm,
+    LogMel,
+    NormStats,
+    NormStatsError,
+    SpecAugment,
+    SpecAugmentConfig,
+    StatsAccumulator,
+    compute_stats,
+    speed_perturb,
+    time_warp,
+)
+
+CONFIG = FeatureConfig()
+
+
+def logmel(waveform: torch.Tensor) -> torch.Tensor:
+    features, lengths = LogMel(CONFIG)(waveform[None], torch.tensor([waveform.shape[0]]))
+    return features[0, : int(lengths[0])]
+
+
+def test_logmel_matches_librosa_on_real_speech(speech) -> None:
+    """Independent implementation: librosa's mel spectrogram with the same settings.
+
+    Tolerance: 1e-3 in log power (0.1 %) wherever the power is above 3e-7 (log > -15);
+    below that float32 rounding of near-silent bins dominates both implementations.
+    """
+    ours = logmel(speech).numpy()
+    power = librosa.feature.melspectrogram(
+        y=speech.numpy(),
+        sr=16000,
+        n_fft=400,
+        win_length=400,
+        hop_length=160,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=80,
+        fmin=CONFIG.f_min,
+        fmax=CONFIG.f_max,
+        htk=True,
+        norm=None,
+    )
+    reference = np.log(np.maximum(power, CONFIG.log_floor)).T  # (80, T) -> (T, 80)
+    assert ours.shape == reference.shape == (CONFIG.num_frames(speech.shape[0]), 80)
+    audible = reference > -15
+    assert audible.mean() > 0.5
+    assert np.abs(ours - reference)[audible].max() < 1e-3
+
+
+def test_frame_counts_follow_window_and_hop() -> None:
+    assert (CONFIG.win_length, CONFIG.hop_length) == (400, 160)
+    assert [CONFIG.num_frames(n) for n in (0, 399, 400, 559, 560, 16000)] == [0, 0, 1, 1, 2, 98]
+    waveforms = torch.zeros(3, 16000)
+    _, lengths = LogMel(CONFIG)(waveforms, torch.tensor([16000, 560, 100]))
+    assert lengths.tolist() == [98, 2, 0]
+
+
+def test_padding_does_not_change_features(speech) -> None:
+    short = speech[:9000]
+    batch = torch.nn.utils.rnn.pad_sequence([speech, short], batch_first=True)
+    features, lengths = LogMel(CONFIG)(batch, torch.tensor([speech.shape[0], short.shape[0]]))
+    torch.testing.assert_close(features[0, : lengths[0]], logmel(speech))
+    torch.testing.assert_close(features[1, : lengths[1]], logmel(short))
+    assert (features[1, lengths[1] :] == 0).all()
+
+
+def test_features_are_float32_under_autocast(speech) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        features = logmel(speech)
+    assert features.dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_gpu_features_match_cpu(speech) -> None:
+    module = LogMel(CONFIG).cuda()
+    features, _ = module(speech[None].cuda(), torch.tensor([speech.shape[0]]))
+    torch.testing.assert_close(features[0].cpu(), logmel(speech), atol=1e-3, rtol=1e-4)
+
+
+def test_stats_equal_mean_and_std_of_all_frames(speech) -> None:
+    parts = [speech, speech[:8000] * 0.5, speech[4000:]]
+    stats = compute_stats(parts, CONFIG)
+    frames = torch.cat([logmel(p) for p in parts]).double()
+    assert stats.frames == frames.shape[0]
+    torch.testing.assert_close(torch.tensor(stats.mean, dtype=torch.float64), frames.mean(0), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        torch.tensor(stats.std, dtype=torch.float64), frames.std(0, unbiased=False), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_global_norm_whitens_and_keeps_padding_zero(speech) -> None:
+    features = logmel(speech)
+    accumulator = StatsAccumulator()
+    accumulator.update(features)
+    norm = GlobalNorm(accumulator.result())
+    padded = torch.cat([features, torch.zeros(7, 80)])[None]
+    normalized = norm(padded, torch.tensor([features.shape[0]]))[0]
+    real = normalized[: features.shape[0]]
+    torch.testing.assert_close(real.mean(0), torch.zeros(80), atol=1e-4, rtol=0)
+    assert (normalized[features.shape[0] :] == 0).all()
+
+
+def test_stats_file_round_trips(tmp_path: Path) -> None:
+    stats = NormStats(mean=(0.5, -1.0), std=(2.0, 0.25), frames=10)
+    stats.save(tmp_path / "cmvn.json")
+    assert NormStats.load(tmp_path / "cmvn.json") == stats
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read"),
+        ("{not json", "invalid JSON"),
+        (json.dumps({"mean": [1.0]}), "needs keys"),
+        (json.dumps({"mean": [1.0], "std": [0.0], "frames": 3}), "std positive"),
+        (json.dumps({"mean": [1.0, 2.0], "std": [1.0], "frames": 3}), "same non-zero length"),
+    ],
+)
+def test_bad_stats_files_are_named_in_the_error(tmp_path: Path, content, problem) -> None:
+    path = tmp_path / "cmvn.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(NormStatsError, match=problem) as caught:
+        NormStats.load(path)
+    assert str(caught.value).startswith(str(path))
+
+
+def augment(config: SpecAugmentConfig, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    module = SpecAugment(config)
+    module.train()
+    return module(features, lengths)
+
+
+def test_specaugment_does_nothing_in_eval_mode() -> None:
+    features = torch.randn(2, 50, 80)
+    module = SpecAugment(SpecAugmentConfig())
+    module.eval()
+    assert module(features, torch.tensor([50, 30])) is features
+
+
+def test_specaugment_masks_stay_within_bounds_and_real_frames() -> None:
+    torch.manual_seed(0)
+    config = SpecAugmentConfig(
+        freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_width=20, time_mask_max_ratio=0.2
+    )
+    lengths = torch.tensor([200, 120])
+    features = torch.randn(2, 200, 80) + 5  # never 0 before masking
+    features[1, 120:] = 0
+    for _ in range(20):
+        out = augment(config, features, lengths)
+        assert (out[1, 120:] == 0).all()
+        for b, length in enumerate(lengths.tolist()):
+            zero = out[b, :length] == 0  # (L, D)
+            masked_bins = zero.all(dim=0).sum()
+            masked_frames = zero.all(dim=1).sum()
+            assert masked_bins <= 2 * 10
+            assert masked_frames <= 2 * min(20, int(0.2 * length))
+            assert zero.any()
+
+
+def test_time_warp_keeps_the_length_and_moves_frames() -> None:
+    torch.manual_seed(0)
+    features = torch.arange(100, dtype=torch.float32)[:, None].repeat(1, 4)
+    warped = time_warp(features, 10)
+    assert warped.shape == features.shape
+    assert not torch.equal(warped, features)
+    assert warped[0, 0] == 0 and warped[-1, 0] == 99  # end points stay put
+    assert torch.equal(time_warp(features, 0), features)
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturbation_changes_the_length_by_the_factor(speech, factor) -> None:
+    out = speed_perturb(speech, factor)
+    assert abs(out.shape[0] - speech.shape[0] / factor) <= 1
+    assert torch.equal(speed_perturb(speech, 1.0), speech)
