@@ -1,0 +1,130 @@
+"""The `asr` command: argparse sub-commands over the library.
+
+A user's mistake (a `UserError`) becomes one line on stderr and exit status 1;
+usage errors exit with 2, as argparse does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from asr import __version__
+from asr.data import manifest_stats, prepare_librispeech, prepare_tsv, read_manifest
+from asr.errors import UserError
+from asr.features import FeatureConfig
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], total: int, description: str) -> Iterable[T]:
+    """A progress bar on stderr (hidden when stderr is not a terminal and CI is set)."""
+    return tqdm(items, total=total, desc=description, unit="utt", dynamic_ncols=True, disable=None)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def default_jobs() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+def run_prepare_librispeech(args: argparse.Namespace) -> None:
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+    for report in prepare_librispeech(args.root, subsets, args.out, jobs=args.jobs, track=progress):
+        print(report.summary())
+
+
+def run_prepare_tsv(args: argparse.Namespace) -> None:
+    print(prepare_tsv(args.file, args.out, jobs=args.jobs, track=progress).summary())
+
+
+def run_stats(args: argparse.Namespace) -> None:
+    utterances = read_manifest(args.manifest)
+    stats = manifest_stats(utterances, FeatureConfig(), jobs=args.jobs, track=progress)
+    stats.save(args.out)
+    print(f"{args.out}: mean/std of {stats.frames} frames from {len(utterances)} utterances")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr",
+        description="Listen, Attend and Spell speech recognition: prepare data, train, evaluate, transcribe.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    prepare = commands.add_parser(
+        "prepare", help="write JSONL manifests from a corpus", description="Write JSONL manifests."
+    )
+    corpora = prepare.add_subparsers(dest="corpus", metavar="CORPUS", required=True)
+    libri = corpora.add_parser(
+        "librispeech",
+        help="a LibriSpeech-layout tree",
+        description="Write OUT/<subset>.jsonl for each subset of a LibriSpeech-layout tree.",
+    )
+    libri.add_argument("root", type=Path, help="folder holding the subsets, or holding LibriSpeech/")
+    libri.add_argument("--subsets", required=True, help="comma-separated, e.g. dev-clean,test-clean")
+    libri.add_argument("--out", required=True, type=Path, help="output folder")
+    libri.add_argument(
+        "--jobs", type=positive_int, default=default_jobs(), help="parallel header reads (default: %(default)s)"
+    )
+    libri.set_defaults(run=run_prepare_librispeech)
+    tsv = corpora.add_parser(
+        "tsv",
+        help="a tab-separated table of audio paths and transcripts",
+        description="Write a manifest from a TSV file whose header names an audio column (audio, path or file) "
+        "and a text column; paths are relative to the file's folder.",
+    )
+    tsv.add_argument("file", type=Path, help="the TSV file")
+    tsv.add_argument("--out", required=True, type=Path, help="output manifest (.jsonl)")
+    tsv.add_argument(
+        "--jobs", type=positive_int, default=default_jobs(), help="parallel header reads (default: %(default)s)"
+    )
+    tsv.set_defaults(run=run_prepare_tsv)
+
+    stats = commands.add_parser(
+        "stats",
+        help="feature normalisation statistics of a training manifest",
+        description="Compute the global mean and standard deviation of the log-mel features of a manifest.",
+    )
+    stats.add_argument("manifest", type=Path, help="training manifest (.jsonl)")
+    stats.add_argument("--out", required=True, type=Path, help="output statistics file (.json)")
+    stats.add_argument("--jobs", type=positive_int, default=2, help="audio decoding workers (default: %(default)s)")
+    stats.set_defaults(run=run_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="asr: %(levelname)s: %(message)s"
+    )
+    try:
+        with logging_redirect_tqdm():
+            args.run(args)
+    except UserError as error:
+        print(f"asr: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("asr: interrupted", file=sys.stderr)
+        return 130
+    return 0
