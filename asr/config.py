@@ -1,0 +1,189 @@
+"""YAML configs of plain values, loaded into the stages' frozen dataclasses.
+
+A config file holds only mappings, lists, strings, numbers, booleans and nulls
+(`yaml.safe_load`): it never constructs objects. Keys mirror the dataclass fields;
+an unknown key, a wrong type or a value a dataclass rejects is a `ConfigError` that
+names the key. Overrides (`key.sub=value`) are parsed as YAML values and applied
+before the check, so they obey the same rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from asr.atomic import atomic_write_text
+from asr.errors import UserError
+
+T = TypeVar("T")
+
+
+class ConfigError(UserError):
+    """A config file, key or value that cannot be used; the message names the key."""
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _convert(kind: Any, value: Any, key: str) -> Any:
+    """`value` as an instance of the annotation `kind`, or a ConfigError naming `key`."""
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        return from_dict(kind, value, key)
+    if origin in (typing.Union, types.UnionType):
+        arms = typing.get_args(kind)
+        if value is None and type(None) in arms:
+            return None
+        for arm in (a for a in arms if a is not type(None)):
+            try:
+                return _convert(arm, value, key)
+            except ConfigError:
+                continue
+        names = " or ".join("null" if a is type(None) else getattr(a, "__name__", str(a)) for a in arms)
+        raise ConfigError(f"{key}: expected {names}, found {_describe(value)}")
+    if origin is typing.Literal:
+        choices = typing.get_args(kind)
+        if value not in choices:
+            raise ConfigError(f"{key}: expected one of {', '.join(map(repr, choices))}, found {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, found {_describe(value)}")
+        arms = typing.get_args(kind)
+        if len(arms) == 2 and arms[1] is Ellipsis:
+            return tuple(_convert(arms[0], item, f"{key}[{i}]") for i, item in enumerate(value))
+        if len(arms) != len(value):
+            raise ConfigError(f"{key}: expected a list of {len(arms)} items, found {len(value)}")
+        return tuple(_convert(arm, item, f"{key}[{i}]") for i, (arm, item) in enumerate(zip(arms, value, strict=True)))
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, found {_describe(value)}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, found {_describe(value)}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, found {_describe(value)}")
+        if math.isnan(value):
+            raise ConfigError(f"{key}: expected a number, found NaN")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, found {_describe(value)}")
+        return value
+    raise TypeError(f"{key}: the config loader does not handle fields of type {kind!r}")
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Build the dataclass `cls` (recursively) from plain values, checking keys and types.
+
+    Missing keys take the dataclass defaults. `where` prefixes key names in errors.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping of keys to values, found {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    values = {}
+    for key, value in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{_join(where, close[0])}'?" if close else f"; known keys: {', '.join(names)}"
+            raise ConfigError(f"unknown key '{_join(where, str(key))}'{hint}")
+        values[key] = _convert(hints[key], value, _join(where, key))
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where or 'config'}: {error}") from None
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of `data` with each `key.sub=value` override set; values are parsed as YAML."""
+    result = _plain_copy(data)
+    for override in overrides:
+        path, sep, text = override.partition("=")
+        if not sep or not path.strip():
+            raise ConfigError(f"override '{override}': expected key.sub=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"override '{override}': the value is not valid YAML") from None
+        keys = path.strip().split(".")
+        node = result
+        for depth, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{override}': '{'.'.join(keys[: depth + 1])}' is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def _plain_copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {key: _plain_copy(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_plain_copy(value) for value in data]
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping of plain values; errors name the file (and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({error.problem})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top, found {type(data).__name__}")
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Read `path` (YAML; None for all defaults), apply `overrides`, build `cls`."""
+    data = read_yaml(path) if path is not None else {}
+    try:
+        return from_dict(cls, apply_overrides(data, overrides))
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}" if path is not None else str(error)) from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain values of a dataclass config (tuples become lists), as YAML writes them."""
+    return _plain_copy(dataclasses.asdict(config))
+
+
+def dump_config(config: Any) -> str:
+    """YAML text of a dataclass config that `load_config` reads back to an equal config."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    """Write `dump_config(config)` to `path` atomically."""
+    atomic_write_text(path, dump_config(config))

@@ -1,0 +1,109 @@
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from asr.config import ConfigError, apply_overrides, dump_config, from_dict, load_config, save_config
+from asr.data import FilterConfig
+from asr.features import FeatureConfig, SpecAugmentConfig
+
+
+@dataclass(frozen=True)
+class Inner:
+    units: int = 8
+    rate: float = 0.1
+    kind: Literal["dot", "additive"] = "dot"
+    reduce: tuple[int, ...] = (1, 2)
+
+    def __post_init__(self) -> None:
+        if self.units < 1:
+            raise ValueError(f"units must be positive, got {self.units}")
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str = "x"
+    inner: Inner = field(default_factory=Inner)
+    limit: float | None = None
+    flag: bool = False
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+
+
+def test_nested_values_build_the_dataclasses() -> None:
+    config = from_dict(Outer, {"name": "y", "inner": {"units": 4, "rate": 1, "reduce": [3]}, "limit": 2.5})
+    assert config == Outer(name="y", inner=Inner(units=4, rate=1.0, reduce=(3,)), limit=2.5)
+    assert isinstance(config.inner.rate, float)
+
+
+def test_missing_keys_take_the_defaults() -> None:
+    assert from_dict(Outer, {}) == Outer()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"inner": {"unit": 3}}, "unknown key 'inner.unit'; did you mean 'inner.units'?"),
+        ({"zzz": 1}, "unknown key 'zzz'; known keys: name, inner"),
+        ({"inner": {"units": "many"}}, "inner.units: expected a whole number, found str 'many'"),
+        ({"inner": {"units": 2.5}}, "inner.units: expected a whole number"),
+        ({"inner": {"units": True}}, "inner.units: expected a whole number"),
+        ({"flag": 1}, "flag: expected true or false"),
+        ({"limit": "soon"}, "limit: expected float or null"),
+        ({"inner": {"kind": "cosine"}}, "inner.kind: expected one of 'dot', 'additive', found 'cosine'"),
+        ({"inner": {"reduce": 2}}, "inner.reduce: expected a list"),
+        ({"inner": {"reduce": [1, "a"]}}, r"inner.reduce\[1\]: expected a whole number"),
+        ({"inner": 3}, "inner: expected a mapping"),
+        ({"inner": {"units": 0}}, "inner: units must be positive, got 0"),
+        ({"features": {"hop_ms": 50}}, "features: need 0 < hop_ms <= window_ms"),
+    ],
+)
+def test_bad_keys_and_values_name_the_key(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_dict(Outer, data)
+
+
+def test_overrides_set_nested_keys_with_yaml_values() -> None:
+    data = apply_overrides(
+        {"inner": {"units": 4}}, ["inner.units=16", "inner.reduce=[1, 2, 3]", "limit=null", "flag=true"]
+    )
+    assert from_dict(Outer, data) == Outer(inner=Inner(units=16, reduce=(1, 2, 3)), flag=True)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("inner.units", "expected key.sub=value"), ("name.first=a", "'name' is a value, not a section")],
+)
+def test_bad_overrides_are_named(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides({"name": "x"}, [override])
+
+
+def test_saved_config_loads_back_equal(tmp_path: Path) -> None:
+    config = Outer(inner=Inner(kind="additive", reduce=(2, 2)), limit=1.5, filters=FilterConfig(max_duration=math.inf))
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(Outer, tmp_path / "config.yaml") == config
+    assert "inner:" in dump_config(config)
+
+
+def test_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("name: x\ninner: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: invalid YAML"):
+        load_config(Outer, tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="none.yaml: no such file"):
+        load_config(Outer, tmp_path / "none.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="list.yaml: expected a mapping"):
+        load_config(Outer, tmp_path / "list.yaml")
+    (tmp_path / "typo.yaml").write_text("inner:\n  unitz: 3\n")
+    with pytest.raises(ConfigError, match="typo.yaml: unknown key 'inner.unitz'"):
+        load_config(Outer, tmp_path / "typo.yaml")
+
+
+def test_yaml_cannot_construct_objects(tmp_path: Path) -> None:
+    (tmp_path / "evil.yaml").write_text("name: !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(ConfigError, match="evil.yaml"):
+        load_config(Outer, tmp_path / "evil.yaml")
