@@ -55,10 +55,8 @@ class CorpusScore:
 
     def summary(self) -> str:
         """One line, e.g. `WER 5.21% (S 40, D 9, I 3 / 998 words), CER 2.10%, 100 utterances`."""
-        return (
-            f"WER {self.wer:.2f}% (S {self.substitutions}, D {self.deletions}, I {self.insertions} / {self.words} words), "
-            f"CER {self.cer:.2f}%, {self.utterances} utterances"
-        )
+        errors = f"S {self.substitutions}, D {self.deletions}, I {self.insertions} / {self.words} words"
+        return f"WER {self.wer:.2f}% ({errors}), CER {self.cer:.2f}%, {self.utterances} utterances"
 
 
 def _counts(chunks: Sequence[jiwer.AlignmentChunk]) -> tuple[int, int, int]:
