@@ -1,0 +1,170 @@
+"""Training checkpoints, checkpoint averaging and self-contained model directories.
+
+Training checkpoints (`EXP_DIR/checkpoints/step-*.pt`) are the toolkit's own files and
+hold everything needed to continue: model, optimizer, scheduler, sampler position, RNG
+states. They are read with `torch.load(weights_only=True)`, which refuses arbitrary
+objects.
+
+A model directory is what people share: `config.yaml` (format version, model,
+features, decoding defaults), `model.safetensors`, `tokens.txt` and `cmvn.json`. It
+loads without pickle, so a model from a stranger cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import safetensors
+import safetensors.torch
+import torch
+import yaml
+
+from asr.atomic import atomic_open, atomic_write_text
+from asr.errors import UserError
+from asr.features import NormStats
+from asr.text import Vocabulary
+
+FORMAT_VERSION = 1
+"""Version of the model directory layout; bumped when a change breaks old readers."""
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+TOKENS_FILE = "tokens.txt"
+STATS_FILE = "cmvn.json"
+
+_STEP = re.compile(r"step-(\d+)\.pt")
+
+
+class CheckpointError(UserError):
+    """A checkpoint or model directory that cannot be read."""
+
+
+def checkpoint_path(directory: str | Path, step: int) -> Path:
+    """Where the checkpoint of training step `step` lives."""
+    return Path(directory) / f"step-{step:09d}.pt"
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Training checkpoints in `directory`, oldest step first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_training_state(state: Mapping[str, Any], directory: str | Path, step: int, keep: int) -> Path:
+    """Write `state` as the checkpoint of `step` atomically, then keep only the newest `keep`."""
+    path = checkpoint_path(directory, step)
+    with atomic_open(path, "wb") as handle:
+        torch.save(dict(state), handle)
+    for old in list_checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by `save_training_state` onto the CPU, refusing pickled objects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as error:  # torch raises many kinds for a damaged file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
+
+
+def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of floating-point tensors (in float64); other tensors from the last state.
+
+    All states must have the same keys and shapes.
+    """
+    if not states:
+        raise ValueError("nothing to average")
+    keys = list(states[-1].keys())
+    for i, state in enumerate(states):
+        if list(state.keys()) != keys:
+            raise ValueError(f"state {i} has different parameters from the last one")
+    averaged = {}
+    for key in keys:
+        last = states[-1][key]
+        if last.is_floating_point():
+            total = torch.stack([state[key].to(torch.float64) for state in states]).mean(dim=0)
+            averaged[key] = total.to(last.dtype)
+        else:
+            averaged[key] = last.clone()
+    return averaged
+
+
+def export_model_dir(
+    directory: str | Path,
+    config: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    vocab: Vocabulary,
+    stats: NormStats,
+) -> Path:
+    """Write a model directory; it appears complete or not at all.
+
+    `config` is a mapping of plain values (the model, features and decoding sections);
+    `format_version` is added. An existing directory at `directory` is replaced.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        record = {"format_version": FORMAT_VERSION, **config}
+        atomic_write_text(staging / CONFIG_FILE, yaml.safe_dump(record, sort_keys=False))
+        tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
+        safetensors.torch.save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        vocab.save(staging / TOKENS_FILE)
+        stats.save(staging / STATS_FILE)
+        os.chmod(staging, 0o755)
+        if directory.exists():
+            retired = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(retired, ignore_errors=True)
+            directory.rename(retired)
+            staging.rename(directory)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Vocabulary, NormStats]:
+    """Read a model directory without pickle: (config mapping, weights, vocabulary, statistics).
+
+    Errors name the directory and what is wrong with it.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "is a file, not a model directory" if directory.exists() else "no such model directory"
+        raise CheckpointError(f"{directory}: {what}")
+    missing = [
+        name for name in (CONFIG_FILE, WEIGHTS_FILE, TOKENS_FILE, STATS_FILE) if not (directory / name).is_file()
+    ]
+    if missing:
+        raise CheckpointError(f"{directory}: not a model directory (missing {', '.join(missing)})")
+    try:
+        config = yaml.safe_load((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: invalid YAML") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{directory / CONFIG_FILE}: expected a mapping of keys to values")
+    version = config.pop("format_version", None)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{directory}: model format version {version!r}; this toolkit reads version {FORMAT_VERSION}"
+        )
+    try:
+        weights = safetensors.torch.load_file(str(directory / WEIGHTS_FILE))
+    except (safetensors.SafetensorError, OSError) as error:
+        raise CheckpointError(f"{directory / WEIGHTS_FILE}: not readable safetensors ({error})") from None
+    return config, weights, Vocabulary.load(directory / TOKENS_FILE), NormStats.load(directory / STATS_FILE)

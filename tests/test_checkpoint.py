@@ -1,0 +1,109 @@
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from asr.checkpoint import (
+    CheckpointError,
+    average_state_dicts,
+    export_model_dir,
+    list_checkpoints,
+    load_training_state,
+    read_model_dir,
+    save_training_state,
+)
+from asr.features import NormStats
+from asr.text import Vocabulary
+
+STATS = NormStats(mean=(0.0, 1.0), std=(1.0, 2.0), frames=5)
+
+
+def test_training_state_round_trips_and_only_the_newest_are_kept(tmp_path: Path) -> None:
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    for step in (10, 20, 30):
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "rng": torch.get_rng_state(),
+        }
+        save_training_state(state, tmp_path, step, keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-000000020.pt", "step-000000030.pt"]
+    loaded = load_training_state(list_checkpoints(tmp_path)[-1])
+    assert loaded["step"] == 30
+    torch.testing.assert_close(loaded["model"]["weight"], model.state_dict()["weight"])
+    fresh = torch.optim.AdamW(model.parameters())
+    fresh.load_state_dict(loaded["optimizer"])
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary files left
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_a_checkpoint_holding_arbitrary_objects_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "step-000000001.pt"
+    torch.save({"x": Exploit()}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_training_state(path)
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:20])
+    with pytest.raises(CheckpointError, match="cut.pt: not a readable checkpoint"):
+        load_training_state(tmp_path / "cut.pt")
+
+
+def test_averaging_means_floats_and_keeps_integers_from_the_last() -> None:
+    states = [
+        {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)},
+        {"w": torch.tensor([3.0, 6.0]), "n": torch.tensor(7)},
+    ]
+    averaged = average_state_dicts(states)
+    torch.testing.assert_close(averaged["w"], torch.tensor([2.0, 4.0]))
+    assert averaged["n"] == 7
+    with pytest.raises(ValueError, match="different parameters"):
+        average_state_dicts([{"a": torch.zeros(1)}, {"b": torch.zeros(1)}])
+
+
+def test_model_directory_round_trips_without_pickle(tmp_path: Path) -> None:
+    weights = {"encoder.weight": torch.randn(4, 3), "decoder.bias": torch.randn(2)}
+    config = {"model": {"units": 4}, "decoding": {"beam": 4}}
+    export_model_dir(tmp_path / "model", config, weights, Vocabulary.default(), STATS)
+    read_config, read_weights, vocab, stats = read_model_dir(tmp_path / "model")
+    assert read_config == config and vocab == Vocabulary.default() and stats == STATS
+    assert read_weights.keys() == weights.keys()
+    torch.testing.assert_close(read_weights["encoder.weight"], weights["encoder.weight"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folder left
+
+
+def test_exporting_again_replaces_the_directory(tmp_path: Path) -> None:
+    for value in (1.0, 2.0):
+        export_model_dir(tmp_path / "model", {}, {"w": torch.full((2,), value)}, Vocabulary.default(), STATS)
+    assert read_model_dir(tmp_path / "model")[1]["w"][0] == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_bad_model_directories_are_named(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nothing: no such model directory"):
+        read_model_dir(tmp_path / "nothing")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.yaml").write_text("format_version: 1\n")
+    with pytest.raises(
+        CheckpointError, match="not a model directory \\(missing model.safetensors, tokens.txt, cmvn.json\\)"
+    ):
+        read_model_dir(tmp_path / "half")
+    export_model_dir(tmp_path / "old", {}, {"w": torch.zeros(1)}, Vocabulary.default(), STATS)
+    (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump({"format_version": 99}))
+    with pytest.raises(CheckpointError, match="format version 99"):
+        read_model_dir(tmp_path / "old")
+
+
+def test_a_pickle_posing_as_weights_is_refused(tmp_path: Path) -> None:
+    export_model_dir(tmp_path / "model", {}, {"w": torch.zeros(1)}, Vocabulary.default(), STATS)
+    (tmp_path / "model" / "model.safetensors").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError, match="not readable safetensors"):
+        read_model_dir(tmp_path / "model")
