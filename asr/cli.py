@@ -18,9 +18,10 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from asr import __version__
-from asr.data import manifest_stats, prepare_librispeech, prepare_tsv, read_manifest
+from asr.data import manifest_stats, read_manifest
 from asr.errors import UserError
 from asr.features import FeatureConfig
+from asr.prepare import prepare_librispeech, prepare_tsv
 
 T = TypeVar("T")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,10 @@ def fsdd() -> Path:
     if not (FSDD / "transcripts.tsv").is_file():
         pytest.skip(f"the shared FSDD recordings are not at {FSDD}")
     return FSDD
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    """A writable copy of the fixture: tmp/LibriSpeech/<subset>/..."""
+    shutil.copytree(LIBRISPEECH, tmp_path / "LibriSpeech")
+    return tmp_path
