@@ -162,16 +162,27 @@ class Example:
 
 
 class SpeechDataset(Dataset[Example]):
-    """Loads audio and encodes transcripts; optional speed perturbation picks a factor per item."""
+    """Loads audio and encodes transcripts.
+
+    With several `speed_factors`, each item is played at one of them, picked from
+    (seed, epoch, index) alone: the same epoch gives the same choices in any worker,
+    so a resumed run sees the same data as an uninterrupted one.
+    """
 
     def __init__(
-        self, utterances: Sequence[Utterance], vocab: Vocabulary, speed_factors: Sequence[float] = (1.0,)
+        self, utterances: Sequence[Utterance], vocab: Vocabulary, speed_factors: Sequence[float] = (1.0,), seed: int = 0
     ) -> None:
         if not speed_factors or min(speed_factors) <= 0:
             raise ValueError(f"speed_factors must be positive numbers, got {speed_factors}")
         self.utterances = list(utterances)
         self.vocab = vocab
         self.speed_factors = tuple(speed_factors)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch `epoch`'s speed factors (call before creating the DataLoader iterator)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -180,8 +191,8 @@ class SpeechDataset(Dataset[Example]):
         utterance = self.utterances[index]
         waveform, _ = load_audio(utterance.audio)
         if len(self.speed_factors) > 1:
-            factor = self.speed_factors[int(torch.randint(len(self.speed_factors), ()))]
-            waveform = speed_perturb(waveform, factor)
+            rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
+            waveform = speed_perturb(waveform, rng.choice(self.speed_factors))
         targets = torch.tensor(self.vocab.encode(utterance.text), dtype=torch.long)
         return Example(utterance.id, waveform, targets)
 

@@ -93,16 +93,22 @@ def test_collated_batch_features_equal_one_by_one(corpus: Path, tmp_path: Path) 
         assert (batch.targets[i, length:] == vocab.pad_id).all()
 
 
-def test_speed_perturbation_in_the_dataset_changes_lengths(corpus: Path, tmp_path: Path) -> None:
-    prepare_librispeech(corpus, ["test-clean"], tmp_path)
-    utterances = read_manifest(tmp_path / "test-clean.jsonl")
-    plain = SpeechDataset(utterances, Vocabulary.default())[0].waveform.shape[0]
-    torch.manual_seed(0)
-    dataset = SpeechDataset(utterances, Vocabulary.default(), (0.9, 1.1))
-    perturbed = {dataset[0].waveform.shape[0] for _ in range(12)}
-    expected = [plain / 0.9, plain / 1.1]
-    assert all(min(abs(n - e) for e in expected) <= 1 for n in perturbed)
-    assert len(perturbed) == 2
+def test_dataset_speed_factors_depend_on_seed_epoch_and_index_only(corpus: Path, tmp_path: Path) -> None:
+    prepare_librispeech(corpus, ["dev-clean"], tmp_path)
+    utterances = read_manifest(tmp_path / "dev-clean.jsonl")
+    plain = [SpeechDataset(utterances, Vocabulary.default())[i].waveform.shape[0] for i in range(4)]
+    dataset = SpeechDataset(utterances, Vocabulary.default(), (0.9, 1.1), seed=7)
+
+    def lengths(epoch: int) -> list[int]:
+        dataset.set_epoch(epoch)
+        return [dataset[i].waveform.shape[0] for i in range(4)]
+
+    seen = [lengths(epoch) for epoch in range(4)]
+    assert lengths(2) == seen[2]
+    for epoch_lengths in seen:
+        for n, base in zip(epoch_lengths, plain, strict=True):
+            assert min(abs(n - base / 0.9), abs(n - base / 1.1)) <= 1
+    assert len({n for epoch_lengths in seen for n in epoch_lengths}) > 4  # both factors occur
 
 
 lengths_strategy = st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=120)
