@@ -281,3 +281,25 @@ def speed_perturb(waveform: torch.Tensor, factor: float) -> torch.Tensor:
     if factor <= 0:
         raise ValueError(f"speed factor must be positive, got {factor}")
     return resample(waveform, round(SAMPLE_RATE * factor), SAMPLE_RATE)
+
+
+class Frontend(nn.Module):
+    """Waveforms to model input: log-mel, global normalisation, and SpecAugment in training mode.
+
+    (B, N) waveforms at 16 kHz, (B,) sample counts -> (B, T, n_mels), (B,) frame counts.
+    """
+
+    def __init__(self, config: FeatureConfig, stats: NormStats, augment: SpecAugmentConfig | None = None) -> None:
+        super().__init__()
+        if len(stats.mean) != config.n_mels:
+            raise ValueError(f"statistics have {len(stats.mean)} dimensions, the features {config.n_mels}")
+        self.logmel = LogMel(config)
+        self.norm = GlobalNorm(stats)
+        self.augment = SpecAugment(augment) if augment is not None else None
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features, frame_lengths = self.logmel(waveforms, lengths)
+        features = self.norm(features, frame_lengths)
+        if self.augment is not None:
+            features = self.augment(features, frame_lengths)
+        return features, frame_lengths

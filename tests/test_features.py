@@ -8,6 +8,7 @@ import torch
 
 from asr.features import (
     FeatureConfig,
+    Frontend,
     GlobalNorm,
     LogMel,
     NormStats,
@@ -183,3 +184,18 @@ def test_speed_perturbation_changes_the_length_by_the_factor(speech, factor) -> 
     out = speed_perturb(speech, factor)
     assert abs(out.shape[0] - speech.shape[0] / factor) <= 1
     assert torch.equal(speed_perturb(speech, 1.0), speech)
+
+
+def test_frontend_normalises_and_augments_only_in_training(speech) -> None:
+    features = logmel(speech)
+    accumulator = StatsAccumulator()
+    accumulator.update(features)
+    frontend = Frontend(CONFIG, accumulator.result(), SpecAugmentConfig(time_masks=2, freq_masks=2))
+    lengths = torch.tensor([speech.shape[0]])
+    frontend.eval()
+    normalized, frames = frontend(speech[None], lengths)
+    torch.testing.assert_close(normalized[0].mean(0), torch.zeros(80), atol=1e-4, rtol=0)
+    frontend.train()
+    torch.manual_seed(0)
+    augmented, _ = frontend(speech[None], lengths)
+    assert frames[0] == features.shape[0] and not torch.equal(augmented, normalized)
