@@ -1,0 +1,195 @@
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from asr.audio import load_audio
+from asr.decoding import SearchConfig, greedy_search
+from asr.features import FeatureConfig, LogMel
+from asr.model import (
+    ATTENTIONS,
+    LAS,
+    AttentionConfig,
+    LASConfig,
+    Listener,
+    ListenerConfig,
+    SpellerConfig,
+    lengths_to_mask,
+    masked_softmax,
+)
+from asr.text import Vocabulary
+
+VOCAB = Vocabulary.default()
+
+
+def tiny(kind: str = "location", frontend: str = "none", ctc_weight: float = 0.3, smoothing: float = 0.1) -> LASConfig:
+    return LASConfig(
+        listener=ListenerConfig(frontend=frontend, frontend_dim=32, layers=2, units=48, reduce=(1,), dropout=0.0),
+        attention=AttentionConfig(kind=kind, dim=48, heads=2),
+        speller=SpellerConfig(embedding_dim=24, units=64, dropout=0.0),
+        vocab_size=len(VOCAB),
+        ctc_weight=ctc_weight,
+        label_smoothing=smoothing,
+    )
+
+
+def random_batch(lengths: list[int], target_lengths: list[int]) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(len(lengths), max(lengths), 80, generator=generator)
+    targets = torch.randint(4, len(VOCAB), (len(lengths), max(target_lengths)), generator=generator)
+    for i, n in enumerate(target_lengths):
+        targets[i, n:] = VOCAB.pad_id
+    return features, torch.tensor(lengths), targets, torch.tensor(target_lengths)
+
+
+@pytest.mark.parametrize("frontend", ["none", "linear", "conv2d"])
+def test_listener_lengths_are_exact_and_padding_does_not_leak(frontend: str) -> None:
+    torch.manual_seed(0)
+    config = ListenerConfig(frontend=frontend, frontend_dim=16, layers=3, units=8, reduce=(0, 2), dropout=0.0)
+    listener = Listener(config).eval()
+    features, lengths, _, _ = random_batch([83, 64, 31], [1, 1, 1])
+    out, out_lengths = listener(features, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        if frontend == "conv2d":
+            n = ((n - 3) // 2 + 1 - 3) // 2 + 1
+        expected = -(-(-(-n // 2)) // 2)  # two pyramid layers, each ceil(n / 2)
+        assert out_lengths[i] == expected
+        alone, _ = listener(features[i : i + 1, : lengths[i]], lengths[i : i + 1])
+        torch.testing.assert_close(out[i, :expected], alone[0, :expected], atol=1e-5, rtol=1e-4)
+        assert (out[i, expected:] == 0).all()
+    assert config.subsampling == (16 if frontend == "conv2d" else 4)
+
+
+@pytest.mark.parametrize("kind", sorted(ATTENTIONS))
+def test_attention_weights_sum_to_one_over_real_frames_only(kind: str) -> None:
+    torch.manual_seed(0)
+    attention = ATTENTIONS[kind](12, 20, AttentionConfig(kind=kind, dim=8, heads=2))
+    memory = torch.randn(3, 9, 20)
+    mask = lengths_to_mask(torch.tensor([9, 5, 1]), 9)
+    previous = mask.float() / mask.sum(-1, keepdim=True)
+    context, weights = attention(torch.randn(3, 12), attention.prepare(memory), memory, mask, previous)
+    assert context.shape == (3, 20) and weights.shape == (3, 9)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3))
+    assert (weights[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("kind", sorted(ATTENTIONS))
+def test_loss_of_a_padded_batch_equals_the_utterances_alone(kind: str) -> None:
+    torch.manual_seed(0)
+    model = LAS(tiny(kind)).eval()
+    features, lengths, targets, target_lengths = random_batch([70, 51, 33], [9, 4, 6])
+    with torch.no_grad():
+        batch = model(features, lengths, targets, target_lengths)
+        attention_sum = ctc_sum = 0.0
+        for i in range(3):
+            n, m = int(lengths[i]), int(target_lengths[i])
+            alone = model(
+                features[i : i + 1, :n], lengths[i : i + 1], targets[i : i + 1, :m], target_lengths[i : i + 1]
+            )
+            attention_sum += float(alone.attention) * (m + 1)
+            ctc_sum += float(alone.ctc) * m
+    assert batch.tokens == int(target_lengths.sum()) + 3
+    assert float(batch.attention) == pytest.approx(attention_sum / batch.tokens, rel=1e-5)
+    assert float(batch.ctc) == pytest.approx(ctc_sum / int(target_lengths.sum()), rel=1e-5)
+
+
+def test_losses_match_torch_functions_on_a_hand_made_case() -> None:
+    """The attention loss is label-smoothed cross-entropy over targets + <eos>; the CTC loss is
+    torch's ctc_loss on the listener output; the total mixes them with ctc_weight."""
+    torch.manual_seed(0)
+    features, lengths, targets, target_lengths = random_batch([40], [5])
+    plain = LAS(tiny(ctc_weight=0.0, smoothing=0.0)).eval()
+    smoothed = LAS(tiny(ctc_weight=0.0, smoothing=0.2)).eval()
+    smoothed.load_state_dict(plain.state_dict())
+    joint = LAS(tiny(ctc_weight=0.4, smoothing=0.0)).eval()
+    joint.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        memory = plain.speller.memory(*plain.encode(features, lengths))
+        logits, _ = plain.teacher_forced_logits(memory, targets, target_lengths)
+        outputs = torch.cat([targets, torch.tensor([[VOCAB.eos_id]])], dim=1)
+        expected = F.cross_entropy(logits[0], outputs[0])
+        expected_smoothed = F.cross_entropy(logits[0], outputs[0], label_smoothing=0.2)
+        assert float(plain(features, lengths, targets, target_lengths).total) == pytest.approx(
+            float(expected), rel=1e-5
+        )
+        assert float(smoothed(features, lengths, targets, target_lengths).attention) == pytest.approx(
+            float(expected_smoothed), rel=1e-5
+        )
+        assert abs(float(expected_smoothed) - float(expected)) > 1e-4  # smoothing changes the loss
+        encoded, encoded_lengths = joint.encode(features, lengths)
+        log_probs = joint.ctc_log_probs(encoded)
+        ctc = F.ctc_loss(log_probs.transpose(0, 1), targets, encoded_lengths, target_lengths, blank=VOCAB.blank_id)
+        losses = joint(features, lengths, targets, target_lengths)
+        assert float(losses.ctc) == pytest.approx(float(ctc), rel=1e-5)  # torch's "mean" divides by target length
+        assert float(losses.total) == pytest.approx(0.4 * float(ctc) + 0.6 * float(expected), rel=1e-5)
+
+
+def test_scheduled_sampling_feeds_back_predictions() -> None:
+    torch.manual_seed(0)
+    model = LAS(tiny()).eval()
+    features, lengths, targets, target_lengths = random_batch([50], [8])
+    with torch.no_grad():
+        forced = model(features, lengths, targets, target_lengths, sampling_prob=0.0)
+        sampled = model(features, lengths, targets, target_lengths, sampling_prob=1.0)
+    assert float(forced.attention) != pytest.approx(float(sampled.attention))
+
+
+def test_masked_softmax_ignores_masked_scores() -> None:
+    scores = torch.tensor([[1.0, 2.0, 100.0]])
+    weights = masked_softmax(scores, torch.tensor([[True, True, False]]))
+    torch.testing.assert_close(weights, torch.softmax(torch.tensor([[1.0, 2.0, -float("inf")]]), -1))
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (lambda: ListenerConfig(layers=2, reduce=(2,)), "listener.reduce"),
+        (lambda: AttentionConfig(kind="multihead", dim=10, heads=3), "multiple of attention.heads"),
+        (lambda: AttentionConfig(location_kernel=4), "odd"),
+        (lambda: LASConfig(ctc_weight=1.5), "ctc_weight"),
+        (lambda: LASConfig(vocab_size=3), "below vocab_size"),
+    ],
+)
+def test_bad_model_settings_are_rejected(config, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config()
+
+
+def digits(fsdd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """Five real recordings of different digits by one speaker, normalised per batch."""
+    words = ["zero", "one", "two", "three", "four"]
+    waveforms = [load_audio(fsdd / "recordings" / f"{d}_jackson_0.wav")[0] for d in range(5)]
+    padded = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
+    features, lengths = LogMel(FeatureConfig())(padded, torch.tensor([w.shape[0] for w in waveforms]))
+    mask = lengths_to_mask(lengths, features.shape[1])
+    frames = features[mask]
+    features = (
+        (features - frames.mean(0)) / frames.std(0).clamp(min=1e-3) * mask[..., None]
+    )  # bins above 4 kHz are empty
+    encoded = [torch.tensor(VOCAB.encode(w)) for w in words]
+    targets = torch.nn.utils.rnn.pad_sequence(encoded, batch_first=True, padding_value=VOCAB.pad_id)
+    return features, lengths, targets, torch.tensor([len(e) for e in encoded]), [w.upper() for w in words]
+
+
+@pytest.mark.parametrize("kind", sorted(ATTENTIONS))
+def test_every_attention_overfits_real_digits_to_zero_errors(fsdd: Path, kind: str) -> None:
+    torch.manual_seed(0)
+    features, lengths, targets, target_lengths, words = digits(fsdd)
+    model = LAS(tiny(kind))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    search = SearchConfig(beam=1, max_length_ratio=1.0)
+    started = time.monotonic()
+    for step in range(1, 201):
+        model.train()
+        optimizer.zero_grad()
+        model(features, lengths, targets, target_lengths).total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        if step % 10 == 0:
+            model.eval()
+            if [h.text for h in greedy_search(model, features, lengths, VOCAB, search)] == words:
+                break
+    else:
+        pytest.fail(f"{kind} attention did not reach zero errors in 200 steps ({time.monotonic() - started:.0f} s)")
