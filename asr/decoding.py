@@ -1,0 +1,344 @@
+"""Greedy and beam search over a LAS model, batched over utterances (x beams).
+
+Both searches share one signature, `search(model, features, lengths, vocab, config,
+lm=None) -> list[Hypothesis]` (the best hypothesis of each utterance), and are pure
+functions of their inputs. Beam search expands all utterances x beams at once with
+tensor operations; only finished hypotheses are collected in Python lists. Optional
+joint CTC prefix scoring (Watanabe et al. 2017) and shallow fusion with an external
+character LM shape the scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from asr.model import LAS, Memory, SpellerState
+from asr.text import Vocabulary
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Decoding settings; every entry point takes them (the beam size, above all).
+
+    Lengths are in output characters as a ratio of listener frames. EOS is allowed
+    only when log p(eos) >= `eos_threshold` x the best log-probability of the step
+    (log-probabilities are negative, so 1.5 allows an EOS up to 1.5 times less likely
+    in log terms). Final scores are divided by length ** `length_normalization`; the
+    coverage penalty adds `coverage_penalty` x the number of listener frames whose
+    total attention exceeds 0.5.
+    """
+
+    beam: int = 10
+    max_length_ratio: float = 1.5
+    min_length_ratio: float = 0.0
+    length_normalization: float = 1.0
+    eos_threshold: float = 1.5
+    coverage_penalty: float = 0.0
+    ctc_weight: float = 0.0
+    ctc_candidates: int = 20
+    """CTC prefix scores are computed for this many best attention candidates per hypothesis."""
+    lm_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.beam < 1:
+            raise ValueError(f"beam must be at least 1, got {self.beam}")
+        if self.max_length_ratio <= 0 or not 0 <= self.min_length_ratio <= self.max_length_ratio:
+            raise ValueError("need 0 <= min_length_ratio <= max_length_ratio and max_length_ratio > 0")
+        if not 0 <= self.ctc_weight <= 1 or self.lm_weight < 0 or self.eos_threshold < 1:
+            raise ValueError("need 0 <= ctc_weight <= 1, lm_weight >= 0 and eos_threshold >= 1")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A decoded utterance: its text, token ids (no sos/eos), total log-probability score
+    (after length normalisation and penalties), and attention weights (len(tokens) + 1, T')
+    over the listener frames, the last row for <eos>."""
+
+    text: str
+    tokens: tuple[int, ...]
+    score: float
+    attention: torch.Tensor
+
+
+class LanguageModel(Protocol):
+    """What shallow fusion needs from an external character LM over the same vocabulary."""
+
+    def initial_state(self, batch: int, device: torch.device) -> Any: ...
+
+    def score(self, state: Any, tokens: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """(state, previous tokens (N,)) -> log-probabilities (N, vocab) of the next token, new state."""
+        ...
+
+    def reorder(self, state: Any, index: torch.Tensor) -> Any: ...
+
+
+def _max_lengths(encoded_lengths: torch.Tensor, config: SearchConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) listener frames -> fewest and most characters (EOS not counted) of each hypothesis."""
+    longest = (encoded_lengths.float() * config.max_length_ratio).floor().long().clamp(min=1)
+    shortest = (encoded_lengths.float() * config.min_length_ratio).floor().long()
+    return shortest, longest
+
+
+def _forbidden(vocab: Vocabulary, size: int, device: torch.device) -> torch.Tensor:
+    """(vocab,) bool: tokens a hypothesis may never produce (blank, pad, sos)."""
+    forbidden = torch.zeros(size, dtype=torch.bool, device=device)
+    forbidden[[vocab.blank_id, vocab.pad_id, vocab.sos_id]] = True
+    return forbidden
+
+
+def _eos_blocked(logp: torch.Tensor, step: int, shortest: torch.Tensor, config: SearchConfig, eos: int) -> torch.Tensor:
+    """(N, V) log-probs -> (N,) True where EOS is not allowed at this step."""
+    others = logp.clone()
+    others[:, eos] = float("-inf")
+    best_other = others.max(dim=-1).values
+    return (logp[:, eos] < config.eos_threshold * best_other) | (step < shortest)
+
+
+@torch.no_grad()
+def greedy_search(
+    model: LAS,
+    features: torch.Tensor,
+    lengths: torch.Tensor,
+    vocab: Vocabulary,
+    config: SearchConfig,
+    lm: LanguageModel | None = None,
+) -> list[Hypothesis]:
+    """The most likely character at each step, for a batch (B, T, D), (B,); one hypothesis each.
+
+    The EOS threshold does not apply (greedy takes EOS whenever it is the best token).
+    """
+    encoded, encoded_lengths = model.encode(features, lengths)
+    memory = model.speller.memory(encoded, encoded_lengths)
+    b = encoded.shape[0]
+    shortest, longest = _max_lengths(encoded_lengths, config)
+    forbidden = _forbidden(vocab, model.config.vocab_size, encoded.device)
+    state = model.speller.initial_state(memory)
+    lm_state = lm.initial_state(b, encoded.device) if lm is not None and config.lm_weight > 0 else None
+    tokens = torch.full((b,), vocab.sos_id, dtype=torch.long, device=encoded.device)
+    finished = torch.zeros(b, dtype=torch.bool, device=encoded.device)
+    scores = torch.zeros(b, device=encoded.device)
+    steps, weights = [], []
+    for step in range(int(longest.max()) + 1):  # step = characters so far; the last step can only end
+        logits, state = model.speller.step(state, tokens, memory)
+        logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, float("-inf"))
+        if lm_state is not None:
+            lm_logp, lm_state = lm.score(lm_state, tokens)
+            logp = logp + config.lm_weight * lm_logp
+        logp[:, vocab.eos_id] = logp[:, vocab.eos_id].masked_fill(step < shortest, float("-inf"))
+        best, tokens = logp.max(dim=-1)
+        at_limit = step >= longest
+        tokens = torch.where(at_limit, torch.full_like(tokens, vocab.eos_id), tokens)
+        scores += torch.where(finished | at_limit, torch.zeros_like(best), best)
+        steps.append(tokens)
+        weights.append(state.weights)
+        finished |= tokens == vocab.eos_id
+        if bool(finished.all()):
+            break
+    ids = torch.stack(steps, 1).tolist()  # (B, L)
+    attention = torch.stack(weights, 1).float().cpu()  # (B, L, T')
+    hypotheses = []
+    for i in range(b):
+        out = ids[i][: ids[i].index(vocab.eos_id)] if vocab.eos_id in ids[i] else ids[i]
+        score = float(scores[i]) / max(len(out) + 1, 1) ** config.length_normalization
+        frames = int(encoded_lengths[i])
+        hypotheses.append(Hypothesis(vocab.decode(out), tuple(out), score, attention[i, : len(out) + 1, :frames]))
+    return hypotheses
+
+
+class CTCPrefixScorer:
+    """Vectorised CTC prefix scores for N hypotheses at once (Watanabe et al. 2017, Algorithm 2).
+
+    Keeps, for every hypothesis h, the log-probabilities r_n(t), r_b(t) that the first t
+    frames emit h ending in a non-blank or a blank. `score(candidates)` gives the prefix
+    score log p(h + c, ...) of extending each h by each candidate c; eos gets the score
+    of the complete sequence.
+    """
+
+    def __init__(self, log_probs: torch.Tensor, lengths: torch.Tensor, blank: int, eos: int) -> None:
+        """`log_probs` (N, T, V) CTC log-probabilities, `lengths` (N,) valid frames."""
+        n, t, _ = log_probs.shape
+        self.blank, self.eos = blank, eos
+        self.lengths = lengths
+        frames = torch.arange(t, device=log_probs.device)
+        valid = frames[None, :] < lengths[:, None]  # (N, T)
+        # beyond an utterance's end only blanks are emitted, so scores stay constant there
+        self.x = log_probs.masked_fill(~valid[..., None], float("-inf"))
+        self.x[..., blank] = log_probs[..., blank].masked_fill(~valid, 0.0)
+        self.x = self.x.transpose(0, 1)  # (N, T, V) -> (T, N, V): time-major for the recursion
+        self.r_n = torch.full((t, n), float("-inf"), device=log_probs.device)
+        self.r_b = torch.cumsum(self.x[:, :, blank], dim=0)  # the empty prefix: blanks only
+        self.prefix = torch.zeros(n, device=log_probs.device)
+        self.last = torch.full((n,), -1, dtype=torch.long, device=log_probs.device)
+
+    def score(self, candidates: torch.Tensor, length: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """(N, C) candidate ids for hypotheses of `length` tokens -> prefix scores (N, C) and the
+        new (r_n, r_b) of shape (T, N, C). Frames before `length` cannot end h + c, so the
+        recursion starts there."""
+        t, n, _ = self.x.shape
+        x = torch.gather(self.x, 2, candidates[None].expand(t, n, -1))  # (T, N, C) emission of each candidate
+        total = torch.logaddexp(self.r_n, self.r_b)  # (T, N)
+        # phi: probability of the prefix before c, where a repeated last token needs a blank between
+        repeat = (candidates == self.last[:, None])[None]  # (1, N, C)
+        phi = torch.where(repeat, self.r_b[..., None], total[..., None])  # (T, N, C)
+        r_n = torch.full_like(x, float("-inf"))
+        r_b = torch.full_like(x, float("-inf"))
+        empty = (self.last < 0)[:, None]  # (N, 1): h is empty, so c may start at frame 0
+        r_n[0] = torch.where(empty, x[0], torch.full_like(x[0], float("-inf")))
+        for frame in range(max(1, length), t):
+            r_n[frame] = torch.logaddexp(r_n[frame - 1], phi[frame - 1]) + x[frame]
+            r_b[frame] = torch.logaddexp(r_b[frame - 1], r_n[frame - 1]) + self.x[frame, :, self.blank, None]
+        # prefix score: sum over the frame where c is first emitted
+        start = torch.where(empty, x[0], torch.full_like(x[0], float("-inf")))
+        psi = torch.logsumexp(torch.cat([start[None], phi[:-1] + x[1:]], dim=0), dim=0)  # (N, C)
+        end = (self.lengths - 1).clamp(min=0)
+        final = total[end, torch.arange(n, device=end.device)]  # (N,) the complete h at the last frame
+        psi = torch.where(candidates == self.eos, final[:, None], psi)
+        return psi, (r_n, r_b)
+
+    def advance(
+        self,
+        parents: torch.Tensor,
+        choice: torch.Tensor,
+        tokens: torch.Tensor,
+        cache: tuple[torch.Tensor, torch.Tensor],
+        scores: torch.Tensor,
+    ) -> None:
+        """Continue with hypotheses `parents` (N,) extended by their candidate column `choice` (N,),
+        whose token is `tokens` (N,); `cache` and `scores` come from the last `score` call."""
+        r_n, r_b = cache
+        self.r_n = r_n[:, parents, choice]
+        self.r_b = r_b[:, parents, choice]
+        self.prefix = scores[parents, choice]
+        self.last = tokens
+
+
+@torch.no_grad()
+def beam_search(
+    model: LAS,
+    features: torch.Tensor,
+    lengths: torch.Tensor,
+    vocab: Vocabulary,
+    config: SearchConfig,
+    lm: LanguageModel | None = None,
+) -> list[Hypothesis]:
+    """Beam search over a batch (B, T, D), (B,); returns the best hypothesis of each utterance.
+
+    All B x K hypotheses advance together. At each step the K x V extensions of an
+    utterance are ranked; those ending in EOS that rank within the top K join that
+    utterance's finished list, the best K others continue. An utterance stops when it
+    has K finished hypotheses or reaches its maximum length; the batch stops when all do.
+    """
+    k = config.beam
+    encoded, encoded_lengths = model.encode(features, lengths)
+    b, device = encoded.shape[0], encoded.device
+    v = model.config.vocab_size
+    shortest, longest = _max_lengths(encoded_lengths, config)
+    flat = torch.arange(b, device=device).repeat_interleave(k)  # (B*K,) utterance of each hypothesis
+    memory: Memory = model.speller.memory(encoded, encoded_lengths).select(flat)
+    state: SpellerState = model.speller.initial_state(memory)
+    use_ctc = config.ctc_weight > 0
+    ctc = (
+        CTCPrefixScorer(
+            model.ctc_log_probs(encoded).index_select(0, flat), encoded_lengths[flat], vocab.blank_id, vocab.eos_id
+        )
+        if use_ctc
+        else None
+    )
+    lm_state = lm.initial_state(b * k, device) if lm is not None and config.lm_weight > 0 else None
+    forbidden = _forbidden(vocab, v, device)
+    tokens = torch.full((b * k,), vocab.sos_id, dtype=torch.long, device=device)
+    scores = torch.full((b, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # one live hypothesis per utterance at the start
+    coverage = torch.zeros(b * k, encoded.shape[1], device=device)
+    done = torch.zeros(b, dtype=torch.bool, device=device)
+    finished: list[list[tuple[float, int, int]]] = [[] for _ in range(b)]  # (score, step, flat index)
+    history_tokens, history_parents, history_weights = [], [], []
+    offsets = (torch.arange(b, device=device) * k)[:, None]  # (B, 1)
+    for step in range(int(longest.max()) + 1):  # step = characters so far
+        logits, state = model.speller.step(state, tokens, memory)
+        att_logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, float("-inf"))  # (B*K, V)
+        logp = att_logp
+        blocked = _eos_blocked(att_logp, step, shortest[flat], config, vocab.eos_id)
+        if ctc is not None:
+            # CTC rescoring of the best candidates only; the rest cannot be chosen
+            candidates = att_logp.topk(min(config.ctc_candidates, v), dim=-1).indices  # (B*K, C)
+            candidates[:, -1] = vocab.eos_id  # EOS is always scored
+            ctc_scores, ctc_cache = ctc.score(candidates, step)
+            joint = (1 - config.ctc_weight) * att_logp.gather(1, candidates) + config.ctc_weight * (
+                ctc_scores - ctc.prefix[:, None]
+            )
+            logp = torch.full_like(att_logp, float("-inf")).scatter(1, candidates, joint)
+        if lm_state is not None:
+            lm_logp, lm_state = lm.score(lm_state, tokens)
+            logp = logp + config.lm_weight * lm_logp.float()
+        logp[:, vocab.eos_id] = logp[:, vocab.eos_id].masked_fill(blocked, float("-inf"))
+        total = (scores.view(-1, 1) + logp).view(b, k * v)  # (B*K, V) -> (B, K*V)
+        total = total.masked_fill(done[:, None], float("-inf"))
+        kth = total.topk(k, dim=-1).values[:, -1:]  # (B, 1) the K-th best extension
+        eos_scores = total.view(b, k, v)[:, :, vocab.eos_id]  # (B, K)
+        ending = (eos_scores >= kth) & torch.isfinite(eos_scores)
+        at_limit = (step >= longest)[:, None] & torch.isfinite(scores) & ~done[:, None]
+        coverage = coverage + state.weights.float()
+        for utterance, beam in (ending | at_limit).nonzero().tolist():
+            index = utterance * k + beam
+            value = float(eos_scores[utterance, beam]) if ending[utterance, beam] else float(scores[utterance, beam])
+            finished[utterance].append((value, step, index))
+        history_weights.append(state.weights)
+        counts = torch.tensor([len(f) for f in finished], device=device)
+        done = done | (counts >= k) | (step >= longest)
+        if bool(done.all()):
+            break
+        total.view(b, k, v)[:, :, vocab.eos_id] = float("-inf")
+        best, index = total.topk(k, dim=-1)  # (B, K)
+        parents = (torch.div(index, v, rounding_mode="floor") + offsets).view(-1)  # (B*K,) flat parent index
+        tokens = (index % v).view(-1)
+        scores = best
+        state = state.select(parents)
+        coverage = coverage.index_select(0, parents)
+        if ctc is not None:
+            choice = candidates.index_select(0, parents).eq(tokens[:, None]).float().argmax(-1)  # column of each token
+            ctc.advance(parents, choice, tokens, ctc_cache, ctc_scores)
+        if lm_state is not None:
+            lm_state = lm.reorder(lm_state, parents)
+        history_tokens.append(tokens)
+        history_parents.append(parents)
+    return [
+        _best(
+            finished[i], history_tokens, history_parents, history_weights, coverage, encoded_lengths[i], vocab, config
+        )
+        for i in range(b)
+    ]
+
+
+def _best(
+    finished: list[tuple[float, int, int]],
+    tokens: list[torch.Tensor],
+    parents: list[torch.Tensor],
+    weights: list[torch.Tensor],
+    coverage: torch.Tensor,
+    frames: torch.Tensor,
+    vocab: Vocabulary,
+    config: SearchConfig,
+) -> Hypothesis:
+    """Trace every finished hypothesis back through the history; return the best after normalisation."""
+    best: Hypothesis | None = None
+    for score, step, index in finished:
+        ids, rows, cursor = [], [weights[step][index]], index
+        for s in range(step - 1, -1, -1):  # tokens[s] was fed at step s + 1, chosen by parent at step s
+            ids.append(int(tokens[s][cursor]))
+            cursor = int(parents[s][cursor])
+            rows.append(weights[s][cursor])
+        ids.reverse()
+        rows.reverse()
+        attention = torch.stack(rows).float().cpu()[:, : int(frames)]
+        covered = float((attention.sum(0) > 0.5).sum())
+        normalised = score / (len(ids) + 1) ** config.length_normalization + config.coverage_penalty * covered
+        if best is None or normalised > best.score:
+            best = Hypothesis(vocab.decode(ids), tuple(ids), normalised, attention)
+    if best is None:
+        return Hypothesis("", (), -math.inf, torch.zeros(0, int(frames)))
+    return best

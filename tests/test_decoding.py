@@ -1,0 +1,136 @@
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from asr.decoding import CTCPrefixScorer, Hypothesis, SearchConfig, beam_search, greedy_search
+from asr.model import LAS
+from tests.test_model import VOCAB, digits, random_batch, tiny
+
+
+@pytest.fixture(scope="module")
+def trained(fsdd: Path) -> tuple[LAS, torch.Tensor, torch.Tensor, list[str]]:
+    """A tiny model overfitted on five real digits (about 100 steps), with its batch."""
+    torch.manual_seed(0)
+    features, lengths, targets, target_lengths, words = digits(fsdd)
+    model = LAS(tiny("location"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(100):
+        optimizer.zero_grad()
+        model(features, lengths, targets, target_lengths).total.backward()
+        optimizer.step()
+    return model.eval(), features, lengths, words
+
+
+def texts(hypotheses: list[Hypothesis]) -> list[str]:
+    return [h.text for h in hypotheses]
+
+
+def test_greedy_and_beam_decode_the_trained_digits(trained) -> None:
+    model, features, lengths, words = trained
+    assert texts(greedy_search(model, features, lengths, VOCAB, SearchConfig(beam=1))) == words
+    assert texts(beam_search(model, features, lengths, VOCAB, SearchConfig(beam=4))) == words
+    assert texts(beam_search(model, features, lengths, VOCAB, SearchConfig(beam=4, ctc_weight=0.3))) == words
+
+
+@pytest.mark.parametrize("search", [greedy_search, beam_search])
+def test_an_utterance_decodes_the_same_alone_and_in_a_padded_batch(trained, search) -> None:
+    model, features, lengths, _ = trained
+    config = SearchConfig(beam=3, ctc_weight=0.3)
+    batch = search(model, features, lengths, VOCAB, config)
+    for i, hypothesis in enumerate(batch):
+        (alone,) = search(model, features[i : i + 1, : lengths[i]], lengths[i : i + 1], VOCAB, config)
+        assert alone.tokens == hypothesis.tokens
+        assert alone.score == pytest.approx(hypothesis.score, abs=1e-4)
+        torch.testing.assert_close(alone.attention, hypothesis.attention, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("trained_model", [True, False])
+def test_beam_of_one_equals_greedy(trained, trained_model: bool) -> None:
+    model, features, lengths, _ = trained
+    if not trained_model:  # an untrained model never says EOS: both must stop at the length limit
+        torch.manual_seed(1)
+        model = LAS(tiny("additive")).eval()
+    config = SearchConfig(beam=1, max_length_ratio=0.6)
+    greedy = greedy_search(model, features, lengths, VOCAB, config)
+    beam = beam_search(model, features, lengths, VOCAB, config)
+    assert [h.tokens for h in beam] == [h.tokens for h in greedy]
+    assert [h.score for h in beam] == pytest.approx([h.score for h in greedy], abs=1e-5)
+
+
+def test_batched_beam_search_equals_per_utterance_on_an_untrained_model() -> None:
+    torch.manual_seed(2)
+    model = LAS(tiny("multihead")).eval()
+    features, lengths, _, _ = random_batch([64, 41, 29], [1, 1, 1])
+    config = SearchConfig(beam=5, max_length_ratio=0.5, ctc_weight=0.4)
+    batch = beam_search(model, features, lengths, VOCAB, config)
+    for i in range(3):
+        (alone,) = beam_search(model, features[i : i + 1, : lengths[i]], lengths[i : i + 1], VOCAB, config)
+        assert alone.tokens == batch[i].tokens
+
+
+def test_hypotheses_carry_attention_over_listener_frames(trained) -> None:
+    model, features, lengths, words = trained
+    encoded_lengths = model.encode(features, lengths)[1]
+    for hypothesis, frames in zip(beam_search(model, features, lengths, VOCAB, SearchConfig(beam=2)), encoded_lengths):
+        assert hypothesis.attention.shape == (len(hypothesis.tokens) + 1, int(frames))
+        torch.testing.assert_close(hypothesis.attention.sum(-1), torch.ones(len(hypothesis.tokens) + 1))
+
+
+def test_length_limits_hold(trained) -> None:
+    model, features, lengths, _ = trained
+    frames = model.encode(features, lengths)[1]
+    fixed = SearchConfig(beam=3, min_length_ratio=0.5, max_length_ratio=0.5)
+    for hypothesis, n in zip(beam_search(model, features, lengths, VOCAB, fixed), frames.tolist()):
+        assert len(hypothesis.tokens) == n // 2  # EOS suppressed until the maximum length
+
+
+class ForbiddingLM:
+    """A character LM that gives one letter probability zero and is uniform otherwise."""
+
+    def __init__(self, letter: str) -> None:
+        self.banned = VOCAB.encode(letter)[0]
+
+    def initial_state(self, batch: int, device: torch.device) -> torch.Tensor:
+        return torch.zeros(batch, device=device)
+
+    def score(self, state: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = torch.full((tokens.shape[0], len(VOCAB)), -torch.log(torch.tensor(float(len(VOCAB) - 1))))
+        logp[:, self.banned] = float("-inf")
+        return logp, state + 1
+
+    def reorder(self, state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return state.index_select(0, index)
+
+
+@pytest.mark.parametrize("search", [greedy_search, beam_search])
+def test_shallow_fusion_with_a_language_model_changes_the_result(trained, search) -> None:
+    model, features, lengths, words = trained
+    config = SearchConfig(beam=3, lm_weight=0.5)
+    fused = texts(search(model, features, lengths, VOCAB, config, lm=ForbiddingLM("O")))
+    assert all("O" not in text for text in fused)
+    assert fused != words and "O" in "".join(words)
+
+
+def test_ctc_prefix_score_of_a_whole_sequence_is_its_ctc_probability() -> None:
+    torch.manual_seed(0)
+    log_probs = torch.log_softmax(torch.randn(1, 12, len(VOCAB)), dim=-1)
+    sequence = VOCAB.encode("ABBA")  # a repeated letter needs a blank between
+    scorer = CTCPrefixScorer(log_probs, torch.tensor([12]), VOCAB.blank_id, VOCAB.eos_id)
+    for length, token in enumerate(sequence):
+        candidates = torch.tensor([[token, VOCAB.eos_id]])
+        scores, cache = scorer.score(candidates, length)
+        scorer.advance(torch.tensor([0]), torch.tensor([0]), torch.tensor([token]), cache, scores)
+    scores, _ = scorer.score(torch.tensor([[VOCAB.eos_id]]), len(sequence))
+    expected = -F.ctc_loss(
+        log_probs.transpose(0, 1), torch.tensor([sequence]), torch.tensor([12]), torch.tensor([4]), reduction="sum"
+    )
+    assert float(scores[0, 0]) == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_bad_search_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="beam"):
+        SearchConfig(beam=0)
+    with pytest.raises(ValueError, match="min_length_ratio"):
+        SearchConfig(min_length_ratio=2.0, max_length_ratio=1.0)
