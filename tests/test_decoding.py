@@ -73,7 +73,9 @@ def test_batched_beam_search_equals_per_utterance_on_an_untrained_model() -> Non
 def test_hypotheses_carry_attention_over_listener_frames(trained) -> None:
     model, features, lengths, words = trained
     encoded_lengths = model.encode(features, lengths)[1]
-    for hypothesis, frames in zip(beam_search(model, features, lengths, VOCAB, SearchConfig(beam=2)), encoded_lengths):
+    for hypothesis, frames in zip(
+        beam_search(model, features, lengths, VOCAB, SearchConfig(beam=2)), encoded_lengths, strict=True
+    ):
         assert hypothesis.attention.shape == (len(hypothesis.tokens) + 1, int(frames))
         torch.testing.assert_close(hypothesis.attention.sum(-1), torch.ones(len(hypothesis.tokens) + 1))
 
@@ -82,7 +84,7 @@ def test_length_limits_hold(trained) -> None:
     model, features, lengths, _ = trained
     frames = model.encode(features, lengths)[1]
     fixed = SearchConfig(beam=3, min_length_ratio=0.5, max_length_ratio=0.5)
-    for hypothesis, n in zip(beam_search(model, features, lengths, VOCAB, fixed), frames.tolist()):
+    for hypothesis, n in zip(beam_search(model, features, lengths, VOCAB, fixed), frames.tolist(), strict=True):
         assert len(hypothesis.tokens) == n // 2  # EOS suppressed until the maximum length
 
 
