@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ import torch
 import yaml
 
 from asr.atomic import atomic_open, atomic_write_text
+from asr.config import ConfigError, from_dict
 from asr.errors import UserError
-from asr.features import NormStats
+from asr.features import FeatureConfig, Frontend, NormStats
+from asr.model import LAS, LASConfig
 from asr.text import Vocabulary
 
 FORMAT_VERSION = 1
@@ -168,3 +171,38 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, tor
     except (safetensors.SafetensorError, OSError) as error:
         raise CheckpointError(f"{directory / WEIGHTS_FILE}: not readable safetensors ({error})") from None
     return config, weights, Vocabulary.load(directory / TOKENS_FILE), NormStats.load(directory / STATS_FILE)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model directory ready to decode: the model and front end in eval mode on one device,
+    the vocabulary, and the decoding defaults as plain values."""
+
+    model: LAS
+    frontend: Frontend
+    vocab: Vocabulary
+    features: FeatureConfig
+    decoding: dict[str, Any]
+    device: torch.device
+
+
+def load_model_dir(directory: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+    """Build the model of a model directory (no pickle) on `device`, in eval mode."""
+    config, weights, vocab, stats = read_model_dir(directory)
+    try:
+        model_config = from_dict(LASConfig, config.get("model", {}), "model")
+        features = from_dict(FeatureConfig, config.get("features", {}), "features")
+    except ConfigError as error:
+        raise CheckpointError(f"{Path(directory) / CONFIG_FILE}: {error}") from None
+    if model_config.vocab_size != len(vocab):
+        raise CheckpointError(f"{directory}: the model has {model_config.vocab_size} outputs, tokens.txt {len(vocab)}")
+    model = LAS(model_config)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{directory}: the weights do not fit the model in config.yaml ({first})") from None
+    frontend = Frontend(features, stats)
+    device = torch.device(device)
+    decoding = config.get("decoding", {})
+    return LoadedModel(model.to(device).eval(), frontend.to(device).eval(), vocab, features, decoding, device)

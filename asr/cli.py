@@ -63,6 +63,36 @@ def run_stats(args: argparse.Namespace) -> None:
     print(f"{args.out}: mean/std of {stats.frames} frames from {len(utterances)} utterances")
 
 
+def run_train(args: argparse.Namespace) -> None:
+    from asr.config import load_config
+    from asr.training import TrainConfig, train
+
+    config = load_config(TrainConfig, args.config, args.set)
+    model_dir = train(config, args.out, device=args.device, track=progress)
+    print(f"{model_dir}: model directory")
+
+
+def run_average(args: argparse.Namespace) -> None:
+    from asr.config import load_config
+    from asr.training import TrainConfig, export_average
+
+    config = load_config(TrainConfig, args.exp_dir / "config.yaml")
+    out = args.out or args.exp_dir / "model"
+    count = export_average(args.exp_dir, config, args.best, out)
+    print(f"{out}: average of {count} checkpoints")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from asr.checkpoint import load_model_dir
+    from asr.distributed import World, choose_device
+    from asr.evaluation import evaluate, search_config
+
+    loaded = load_model_dir(args.model, choose_device(args.device, World()))
+    search = search_config(loaded, beam=args.beam, ctc_weight=args.ctc_weight)
+    corpus = evaluate(loaded, args.manifest, args.out, search, args.batch_size, args.jobs, track=progress)
+    print(f"{args.manifest}: {corpus.summary()}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",
@@ -110,6 +140,51 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--out", required=True, type=Path, help="output statistics file (.json)")
     stats.add_argument("--jobs", type=positive_int, default=2, help="audio decoding workers (default: %(default)s)")
     stats.set_defaults(run=run_stats)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model (re-running resumes)",
+        description="Train a LAS model from a YAML config; re-running the same command on EXP_DIR resumes. "
+        "Under torchrun (torchrun --nproc_per_node=N -m asr train ...) each process drives one GPU.",
+    )
+    train.add_argument("--config", required=True, type=Path, help="YAML config of plain values")
+    train.add_argument("--out", required=True, type=Path, help="experiment folder (EXP_DIR)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. optim.schedule.lr=5e-4",
+    )
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    train.set_defaults(run=run_train)
+
+    average = commands.add_parser(
+        "average",
+        help="average the best checkpoints into a model directory",
+        description="Average the best N kept weights of EXP_DIR (by dev WER) and export a model directory.",
+    )
+    average.add_argument("exp_dir", type=Path, help="experiment folder of asr train")
+    average.add_argument("--best", type=positive_int, default=5, help="how many to average (default: %(default)s)")
+    average.add_argument("--out", type=Path, help="model directory to write (default: EXP_DIR/model)")
+    average.set_defaults(run=run_average)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="decode a manifest and report WER/CER",
+        description="Decode a manifest in batches and write hyps.jsonl, summary.json and report.txt to OUT.",
+    )
+    evaluate.add_argument("--model", required=True, type=Path, help="model directory")
+    evaluate.add_argument("--manifest", required=True, type=Path, help="manifest to evaluate (.jsonl)")
+    evaluate.add_argument("--out", required=True, type=Path, help="output folder")
+    evaluate.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
+    evaluate.add_argument("--ctc-weight", type=float, help="joint CTC weight at decoding (default: the model's)")
+    evaluate.add_argument(
+        "--batch-size", type=positive_int, default=16, help="utterances per batch (default: %(default)s)"
+    )
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    evaluate.add_argument("--jobs", type=int, default=2, help="audio decoding workers (default: %(default)s)")
+    evaluate.set_defaults(run=run_evaluate)
     return parser
 
 

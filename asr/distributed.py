@@ -1,0 +1,83 @@
+"""Processes launched by `torchrun`: rank, world size, the device each one drives.
+
+A plain `asr train` is a world of one; `torchrun --nproc_per_node=N -m asr train ...`
+sets RANK, WORLD_SIZE and LOCAL_RANK, and each process joins the group (NCCL on
+GPUs, gloo on CPUs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from asr.errors import UserError
+
+
+class DeviceError(UserError):
+    """A device was asked for that this machine does not have."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files, logs and progress bars."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def choose_device(requested: str, world: World) -> torch.device:
+    """`requested` is "auto", "cpu", "cuda" or "cuda:N"; under torchrun each rank takes its local GPU."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device '{requested}' was asked for, but this machine has no CUDA GPU")
+        if requested == "cuda":
+            return torch.device("cuda", world.local_rank)
+    try:
+        return torch.device(requested)
+    except RuntimeError:
+        raise DeviceError(f"unknown device '{requested}'; use auto, cpu, cuda or cuda:N") from None
+
+
+def init_world(device: torch.device) -> World:
+    """Join the process group if launched by torchrun; otherwise a world of one."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World()
+    world = World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return world
+
+
+def all_agree(flag: bool, world: World, device: torch.device) -> bool:
+    """True only if `flag` is true on every rank (so all ranks take the same branch)."""
+    if not world.distributed:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item() > 0)
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def leave(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,81 @@
+"""`asr evaluate`: decode a manifest with a model directory and score it.
+
+Writes `hyps.jsonl` (id, ref, hyp, per-utterance errors), `summary.json` (corpus WER
+and CER in percent, the error counts, the real-time factor) and `report.txt` (the
+worst utterances, aligned).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from asr.atomic import atomic_open, atomic_write_text
+from asr.checkpoint import LoadedModel
+from asr.config import from_dict
+from asr.data import SpeechDataset, Track, collate, no_progress, read_manifest
+from asr.decoding import SearchConfig, beam_search, greedy_search
+from asr.scoring import CorpusScore, score, worst_report
+
+
+def search_config(loaded: LoadedModel, **overrides: Any) -> SearchConfig:
+    """The model's decoding defaults with the given (non-None) overrides applied."""
+    config = from_dict(SearchConfig, loaded.decoding, "decoding")
+    return dataclasses.replace(config, **{key: value for key, value in overrides.items() if value is not None})
+
+
+@torch.no_grad()
+def evaluate(
+    loaded: LoadedModel,
+    manifest: str | Path,
+    out_dir: str | Path,
+    search: SearchConfig,
+    batch_size: int = 16,
+    workers: int = 2,
+    track: Track = no_progress,
+) -> CorpusScore:
+    """Decode every utterance of `manifest` in batches (longest first), score, write the results.
+
+    The real-time factor is decoding time (front end, listener and search; not audio
+    loading) over audio duration.
+    """
+    utterances = sorted(read_manifest(manifest), key=lambda u: -u.duration)
+    dataset = SpeechDataset(utterances, loaded.vocab)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=functools.partial(collate, pad_id=loaded.vocab.pad_id),
+    )
+    decode = greedy_search if search.beam == 1 else beam_search
+    hyps: dict[str, str] = {}
+    decoding_seconds = 0.0
+    for batch in track(loader, len(loader), "decoding"):
+        started = time.perf_counter()
+        waveforms = batch.waveforms.to(loaded.device)
+        features, lengths = loaded.frontend(waveforms, batch.waveform_lengths.to(loaded.device))
+        hypotheses = decode(loaded.model, features, lengths, loaded.vocab, search)
+        if loaded.device.type == "cuda":
+            torch.cuda.synchronize(loaded.device)
+        decoding_seconds += time.perf_counter() - started
+        hyps.update({utterance_id: h.text for utterance_id, h in zip(batch.ids, hypotheses, strict=True)})
+    ordered = sorted(utterances, key=lambda u: u.id)
+    corpus, per_utterance = score([u.id for u in ordered], [u.text for u in ordered], [hyps[u.id] for u in ordered])
+    out = Path(out_dir)
+    with atomic_open(out / "hyps.jsonl") as handle:
+        for u in per_utterance:
+            record = {"id": u.id, "ref": u.ref, "hyp": u.hyp, "words": u.words, "errors": u.errors}
+            record.update(substitutions=u.substitutions, deletions=u.deletions, insertions=u.insertions)
+            handle.write(json.dumps(record) + "\n")
+    audio_seconds = sum(u.duration for u in utterances)
+    summary = corpus.to_dict() | {"rtf": decoding_seconds / audio_seconds, "beam": search.beam}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "report.txt", corpus.summary() + "\n\n" + worst_report(per_utterance))
+    return corpus

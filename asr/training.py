@@ -1,0 +1,504 @@
+"""Training: the config, the loop, validation, checkpoints and the final model directory.
+
+The loop is a plain `for batch in loader` that you can read top to bottom. Every
+step's randomness (dropout, SpecAugment, scheduled sampling) is seeded from
+(seed, step), data order from (seed, epoch), so a run resumed from a checkpoint
+reaches the same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+
+from asr.atomic import atomic_write_text
+from asr.checkpoint import (
+    average_state_dicts,
+    export_model_dir,
+    list_checkpoints,
+    load_training_state,
+    save_training_state,
+)
+from asr.config import dump_config, to_dict
+from asr.data import (
+    BucketBatchSampler,
+    FilterConfig,
+    SpeechDataset,
+    Track,
+    collate,
+    filter_utterances,
+    no_progress,
+    read_manifest,
+)
+from asr.decoding import SearchConfig, greedy_search
+from asr.distributed import World, all_agree, barrier, choose_device, init_world, leave
+from asr.errors import UserError
+from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats, SpecAugmentConfig
+from asr.model import LAS, LASConfig
+from asr.plotting import attention_figure, save_figure
+from asr.schedule import LRSchedule, ScheduleConfig
+from asr.scoring import score
+from asr.text import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Manifests, statistics and batching. Paths are relative to the working directory."""
+
+    train: str = ""
+    dev: str = ""
+    stats: str = ""
+    """Normalisation statistics from `asr stats` over the training manifest."""
+    max_frames: int = 20000
+    """Padded feature frames per batch (per GPU)."""
+    max_batch_size: int | None = None
+    num_workers: int = 2
+    speed_perturb: bool = False
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    dev_utterances: int | None = None
+    """Validate on the first N dev utterances only (None: all)."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW (or Adam) with gradient clipping; the learning rate follows `schedule`."""
+
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `asr train` needs; written resolved to EXP_DIR/config.yaml."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    spec_augment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
+    model: LASConfig = field(default_factory=LASConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    decoding: SearchConfig = field(default_factory=SearchConfig)
+    """Decoding defaults exported with the model."""
+    epochs: int = 20
+    max_steps: int | None = None
+    """Stop after this many optimizer steps, whatever the epoch."""
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """"auto": bf16 autocast on a GPU, fp32 on a CPU."""
+    compile: bool = False
+    log_every: int = 50
+    validate_every: int | None = None
+    """Also validate every N steps (validation always runs at each epoch's end)."""
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    average_best: int = 5
+    """The exported model averages the weights of the best N validations by dev WER."""
+    plot_utterances: int = 3
+    sampling_prob: float = 0.0
+    """Scheduled sampling: the largest probability of feeding the speller its own prediction."""
+    sampling_start: int = 0
+    sampling_ramp: int = 1
+    """The probability rises linearly from 0 at step `sampling_start` over `sampling_ramp` steps."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "log_every", "checkpoint_every", "keep_checkpoints", "average_best"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+class TrainingError(UserError):
+    """Training cannot start: no data, unreadable inputs, a config that does not match the run."""
+
+
+@dataclass
+class Progress:
+    """Where training stands: saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    skipped_steps: int = 0
+    validations: list[dict[str, float]] = field(default_factory=list)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": list(random.getstate()[1]),
+        "numpy": np.random.get_state()[1].tolist(),
+    }
+
+
+def _seed_step(seed: int, step: int) -> None:
+    """Make this step's randomness a function of (seed, step) alone."""
+    value = (seed * 1_000_003 + step) % (2**63)
+    torch.manual_seed(value)
+    random.seed(value)
+    np.random.seed(value % (2**32))
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _frames(duration: float, features: FeatureConfig, slowest: float) -> int:
+    return features.frames_for_duration(duration / slowest)
+
+
+class Trainer:
+    """One training run in EXP_DIR; `run()` trains (or resumes) and exports the model."""
+
+    def __init__(self, config: TrainConfig, exp_dir: Path, device: str = "auto", track: Track = no_progress) -> None:
+        self.config = config
+        self.exp_dir = Path(exp_dir)
+        self.device = choose_device(device, World())
+        self.world = init_world(self.device)
+        self.device = choose_device(device, self.world)
+        self.track = track
+        self.vocab = Vocabulary.default()
+        self.progress = Progress()
+        self._load_data()
+        model_config = dataclasses.replace(config.model, vocab_size=len(self.vocab))
+        torch.manual_seed(config.seed)
+        self.model = LAS(model_config).to(self.device)
+        self.frontend = Frontend(config.features, self.stats, config.spec_augment).to(self.device)
+        self.step_model = self._wrap(self.model)
+        optimizer_class = torch.optim.AdamW if config.optim.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer_class(
+            self.model.parameters(),
+            lr=config.optim.schedule.lr,
+            betas=config.optim.betas,
+            weight_decay=config.optim.weight_decay,
+        )
+        total = config.max_steps or config.epochs * len(self.sampler)
+        self.schedule = LRSchedule(config.optim.schedule, total)
+        self.writer: SummaryWriter | None = None
+
+    # ----------------------------------------------------------------- set-up
+    def _load_data(self) -> None:
+        data = self.config.data
+        for key in ("train", "dev", "stats"):
+            if not getattr(data, key):
+                raise TrainingError(f"data.{key} is not set; give it in the config or with --set data.{key}=PATH")
+        self.stats = NormStats.load(data.stats)
+        train = filter_utterances(read_manifest(data.train), data.filters)
+        if not train:
+            raise TrainingError(f"{data.train}: no utterance is left after the filters in data.filters")
+        self.dev = read_manifest(data.dev)[: data.dev_utterances]
+        speeds = SPEED_FACTORS if data.speed_perturb else (1.0,)
+        self.dataset = SpeechDataset(train, self.vocab, speeds, seed=self.config.seed)
+        lengths = [_frames(u.duration, self.config.features, min(speeds)) for u in train]
+        try:
+            self.sampler = BucketBatchSampler(
+                lengths,
+                data.max_frames,
+                seed=self.config.seed,
+                max_batch_size=data.max_batch_size,
+                num_replicas=self.world.size,
+                rank=self.world.rank,
+            )
+        except ValueError as error:
+            raise TrainingError(f"data.max_frames: {error}") from None
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        wrapped = model
+        if self.world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapped = DistributedDataParallel(model, device_ids=ids)
+        if self.config.compile:
+            wrapped = torch.compile(wrapped)
+        return wrapped
+
+    # --------------------------------------------------------------- resuming
+    @property
+    def checkpoints(self) -> Path:
+        return self.exp_dir / "checkpoints"
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "progress": dataclasses.asdict(self.progress),
+            "rng": _rng_state(),
+            "config": dump_config(self.config),
+        }
+
+    def _resume(self) -> None:
+        found = list_checkpoints(self.checkpoints)
+        if not found:
+            return
+        state = load_training_state(found[-1])
+        if state["config"] != dump_config(self.config):
+            raise TrainingError(
+                f"{self.exp_dir}: holds a run with a different config; use a new EXP_DIR or the same config"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.progress = Progress(**state["progress"])
+        log.info("resumed from %s (step %d, epoch %d)", found[-1], self.progress.step, self.progress.epoch)
+
+    def _save(self) -> None:
+        if self.world.is_main:
+            save_training_state(self._state(), self.checkpoints, self.progress.step, self.config.keep_checkpoints)
+        barrier(self.world)
+
+    # ------------------------------------------------------------------ steps
+    def _batches(self) -> Iterator[Any]:
+        self.sampler.set_epoch(self.progress.epoch, self.progress.batch_in_epoch)
+        self.dataset.set_epoch(self.progress.epoch)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=self.sampler,
+            num_workers=self.config.data.num_workers,
+            collate_fn=functools.partial(collate, pad_id=self.vocab.pad_id),
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.config.seed + self.progress.epoch),
+        )
+        yield from loader
+
+    def _sampling_prob(self) -> float:
+        c = self.config
+        ramp = min(1.0, max(0, self.progress.step - c.sampling_start) / max(1, c.sampling_ramp))
+        return c.sampling_prob * ramp
+
+    def _train_step(self, batch: Any) -> dict[str, float] | None:
+        """One optimizer step; returns its losses, or None if the step was skipped."""
+        config = self.config
+        _seed_step(config.seed, self.progress.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.schedule.lr(self.progress.step)
+        batch = batch.to(self.device)
+        self.model.train()
+        self.frontend.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        try:
+            with _autocast(config.precision, self.device):
+                features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
+                losses = self.step_model(features, lengths, batch.targets, batch.target_lengths, self._sampling_prob())
+            losses.total.backward()
+        except torch.OutOfMemoryError:
+            if self.world.distributed:
+                raise
+            log.warning("out of GPU memory on a batch of %d utterances; skipped it", len(batch.ids))
+            self.optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            return None
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.optim.grad_clip)
+        finite = bool(torch.isfinite(losses.total).item() and torch.isfinite(norm).item())
+        if not all_agree(finite, self.world, self.device):
+            log.warning("step %d: non-finite loss or gradient; skipped", self.progress.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.step()
+        return {
+            "loss": losses.total.item(),
+            "attention_loss": losses.attention.item(),
+            "ctc_loss": losses.ctc.item(),
+            "grad_norm": norm.item(),
+        }
+
+    # ------------------------------------------------------------- validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Dev loss and greedy WER/CER; writes attention plots. Runs on the main process."""
+        self.model.eval()
+        self.frontend.eval()
+        vocab = self.vocab
+        examples = SpeechDataset(self.dev, vocab)
+        loader = DataLoader(
+            examples,
+            batch_size=8,
+            num_workers=self.config.data.num_workers,
+            collate_fn=functools.partial(collate, pad_id=vocab.pad_id),
+        )
+        totals = {"loss": 0.0, "attention_loss": 0.0, "ctc_loss": 0.0}
+        tokens = 0
+        ids, refs, hyps, plots = [], [], [], []
+        text = {u.id: u.text for u in self.dev}
+        for batch in loader:
+            batch = batch.to(self.device)
+            with _autocast(self.config.precision, self.device):
+                features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
+                losses = self.model(features, lengths, batch.targets, batch.target_lengths)
+                hypotheses = greedy_search(self.model, features, lengths, vocab, self.config.decoding)
+            count = int(batch.target_lengths.sum()) + len(batch.ids)  # characters + <eos>
+            totals["loss"] += float(losses.total) * count
+            totals["attention_loss"] += float(losses.attention) * count
+            totals["ctc_loss"] += float(losses.ctc) * count
+            tokens += count
+            for i, hypothesis in enumerate(hypotheses):
+                ids.append(batch.ids[i])
+                refs.append(text[batch.ids[i]])
+                hyps.append(hypothesis.text)
+                if len(plots) < self.config.plot_utterances:
+                    plots.append((batch.ids[i], hypothesis, features[i, : lengths[i]].float().cpu().numpy()))
+        corpus, _ = score(ids, refs, hyps)
+        metrics = {key: value / tokens for key, value in totals.items()}
+        metrics.update(wer=corpus.wer, cer=corpus.cer)
+        self._plot(plots)
+        return metrics
+
+    def _plot(self, plots: list[tuple[str, Any, np.ndarray]]) -> None:
+        folder = self.exp_dir / "plots"
+        for utterance_id, hypothesis, features in plots:
+            characters = list(hypothesis.text) + ["<eos>"]
+            attention = hypothesis.attention.float().cpu().numpy()[: len(characters)]
+            frame_seconds = self.config.features.hop_ms / 1000
+            title = f"{utterance_id} step {self.progress.step}: {hypothesis.text}"
+            figure = attention_figure(attention, characters[: attention.shape[0]], features, frame_seconds, title)
+            if self.writer is not None:
+                self.writer.add_figure(f"attention/{utterance_id}", figure, self.progress.step, close=False)
+            save_figure(figure, folder / f"{utterance_id}.png")
+
+    def _after_validation(self, metrics: dict[str, float]) -> None:
+        """Log, feed the schedule, keep the weights if they are among the best."""
+        self.schedule.observe(metrics["wer"])
+        self.progress.validations.append({"step": self.progress.step, **metrics})
+        if not self.world.is_main:
+            return
+        log.info(
+            "step %d: dev loss %.3f, WER %.2f%%, CER %.2f%%",
+            self.progress.step,
+            metrics["loss"],
+            metrics["wer"],
+            metrics["cer"],
+        )
+        if self.writer is not None:
+            for key, value in metrics.items():
+                self.writer.add_scalar(f"dev/{key}", value, self.progress.step)
+        self._keep_if_best(metrics["wer"])
+        atomic_write_text(self.exp_dir / "validations.json", json.dumps(self.progress.validations, indent=1) + "\n")
+
+    def _keep_if_best(self, wer: float) -> None:
+        """Keep these weights in EXP_DIR/best if they rank among the best `average_best` by dev WER."""
+        ranked = sorted(self.progress.validations, key=lambda v: (v["wer"], -v["step"]))
+        best_steps = {int(v["step"]) for v in ranked[: self.config.average_best]}
+        folder = self.exp_dir / "best"
+        if self.progress.step in best_steps:
+            save_training_state({"model": self.model.state_dict(), "wer": wer}, folder, self.progress.step, keep=10**9)
+        for path in list_checkpoints(folder):
+            if int(path.stem.split("-")[1]) not in best_steps:
+                path.unlink()
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> Path:
+        """Train until `epochs` or `max_steps`, then export `EXP_DIR/model`; returns its path."""
+        config = self.config
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        self._resume()
+        if self.world.is_main:
+            atomic_write_text(self.exp_dir / "config.yaml", dump_config(config))
+            self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
+        try:
+            self._loop()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        model_dir = self.exp_dir / "model"
+        if self.world.is_main:
+            self.export(model_dir)
+        barrier(self.world)
+        leave(self.world)
+        return model_dir
+
+    def _done(self) -> bool:
+        c = self.config
+        return self.progress.epoch >= c.epochs or (c.max_steps is not None and self.progress.step >= c.max_steps)
+
+    def _loop(self) -> None:
+        config = self.config
+        while not self._done():
+            started, utterances = time.monotonic(), 0
+            batches: Iterable[Any] = self._batches()
+            if self.world.is_main:
+                batches = self.track(batches, len(self.sampler), f"epoch {self.progress.epoch + 1}")
+            for batch in batches:
+                losses = self._train_step(batch)
+                self.progress.batch_in_epoch += 1
+                if losses is None:
+                    self.progress.skipped_steps += 1
+                self.progress.step += 1
+                utterances += len(batch.ids)
+                if losses is not None and self.writer is not None and self.progress.step % config.log_every == 0:
+                    for key, value in losses.items():
+                        self.writer.add_scalar(f"train/{key}", value, self.progress.step)
+                    self.writer.add_scalar("train/lr", self.schedule.lr(self.progress.step - 1), self.progress.step)
+                    rate = utterances / max(time.monotonic() - started, 1e-9)
+                    self.writer.add_scalar("train/utterances_per_second", rate, self.progress.step)
+                    if hasattr(batches, "set_postfix"):
+                        batches.set_postfix(loss=f"{losses['loss']:.3f}", utt_s=f"{rate:.1f}")
+                if config.validate_every and self.progress.step % config.validate_every == 0:
+                    self._validate_and_save()
+                elif self.progress.step % config.checkpoint_every == 0:
+                    self._save()
+                if config.max_steps is not None and self.progress.step >= config.max_steps:
+                    break
+            else:
+                self.progress.epoch += 1
+                self.progress.batch_in_epoch = 0
+            self._validate_and_save()
+
+    def _validate_and_save(self) -> None:
+        metrics = self.validate() if self.world.is_main else {"wer": 0.0}
+        if self.world.is_main:
+            self._after_validation(metrics)
+        self._save()
+
+    def export(self, model_dir: Path) -> None:
+        export_average(self.exp_dir, self.config, self.config.average_best, model_dir)
+
+
+def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_dir: str | Path) -> int:
+    """Average the `count` best kept weights of `exp_dir` by dev WER into a model directory.
+
+    Returns how many were averaged. Falls back to the latest checkpoint if no
+    validation kept any.
+    """
+    exp_dir = Path(exp_dir)
+    kept = [load_training_state(p) for p in list_checkpoints(exp_dir / "best")]
+    kept.sort(key=lambda state: state["wer"])
+    states = [state["model"] for state in kept[:count]]
+    if not states:
+        latest = list_checkpoints(exp_dir / "checkpoints")
+        if not latest:
+            raise TrainingError(f"{exp_dir}: no checkpoint to export; has training run here?")
+        states = [load_training_state(latest[-1])["model"]]
+    vocab = Vocabulary.default()
+    record = {
+        "model": to_dict(dataclasses.replace(config.model, vocab_size=len(vocab))),
+        "features": to_dict(config.features),
+        "decoding": to_dict(config.decoding),
+    }
+    export_model_dir(model_dir, record, average_state_dicts(states), vocab, NormStats.load(config.data.stats))
+    log.info("exported %s (average of %d checkpoints)", model_dir, len(states))
+    return len(states)
+
+
+def train(config: TrainConfig, exp_dir: str | Path, device: str = "auto", track: Track = no_progress) -> Path:
+    """Train (or resume) in `exp_dir`; returns the exported model directory."""
+    return Trainer(config, Path(exp_dir), device, track).run()

@@ -1,0 +1,172 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from asr.checkpoint import list_checkpoints, load_model_dir, load_training_state
+from asr.cli import main
+from asr.config import load_config
+from asr.data import Batch, manifest_stats, read_manifest
+from asr.features import FeatureConfig
+from asr.prepare import prepare_librispeech
+from asr.training import TrainConfig, Trainer
+
+TINY_MODEL = {
+    "listener": {"layers": 2, "units": 32, "reduce": [1], "dropout": 0.1},
+    "attention": {"kind": "location", "dim": 32},
+    "speller": {"units": 32, "embedding_dim": 16, "dropout": 0.1},
+}
+
+
+@pytest.fixture()
+def experiment(corpus: Path, tmp_path: Path) -> Path:
+    """Manifests, statistics and a tiny config for the fixture corpus, in tmp_path."""
+    prepare_librispeech(corpus, ["dev-clean", "test-clean"], tmp_path)
+    manifest_stats(read_manifest(tmp_path / "dev-clean.jsonl"), FeatureConfig(), jobs=0).save(tmp_path / "cmvn.json")
+    config = {
+        "data": {
+            "train": str(tmp_path / "dev-clean.jsonl"),
+            "dev": str(tmp_path / "test-clean.jsonl"),
+            "stats": str(tmp_path / "cmvn.json"),
+            "max_frames": 500,
+            "num_workers": 0,
+        },
+        "model": TINY_MODEL,
+        "optim": {"schedule": {"lr": 0.002, "warmup_steps": 2}},
+        "decoding": {"beam": 2},
+        "epochs": 2,
+        "checkpoint_every": 2,
+        "log_every": 1,
+        "average_best": 2,
+    }
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def test_train_writes_config_checkpoints_plots_and_a_loadable_model(experiment: Path, capsys) -> None:
+    exp = experiment / "exp"
+    assert main(["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp), "--set", "epochs=1"]) == 0
+    assert load_config(TrainConfig, exp / "config.yaml").epochs == 1  # the resolved config, override included
+    assert list_checkpoints(exp / "checkpoints") and (exp / "validations.json").is_file()
+    assert list((exp / "plots").glob("*.png")) and list((exp / "tensorboard").iterdir())
+    loaded = load_model_dir(exp / "model")
+    assert loaded.decoding["beam"] == 2 and len(loaded.vocab) == loaded.model.config.vocab_size
+    out = experiment / "eval"
+    assert main(["evaluate", "--model", str(exp / "model"), "--manifest", str(experiment / "test-clean.jsonl"),
+                 "--out", str(out), "--beam", "1", "--jobs", "0"]) == 0  # fmt: skip
+    summary = yaml.safe_load((out / "summary.json").read_text())
+    assert summary["utterances"] == 2 and summary["words"] == 8 and summary["rtf"] > 0
+    assert len((out / "hyps.jsonl").read_text().splitlines()) == 2
+
+
+def run_train(config: Path, exp: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "asr", "train", "--config", str(config), "--out", str(exp), "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def final_weights(exp: Path) -> dict[str, torch.Tensor]:
+    return load_training_state(list_checkpoints(exp / "checkpoints")[-1])["model"]
+
+
+def test_a_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(experiment: Path) -> None:
+    config = yaml.safe_load((experiment / "tiny.yaml").read_text())
+    config.update(epochs=100, max_steps=16, checkpoint_every=2, plot_utterances=0)
+    config["data"]["speed_perturb"] = True
+    (experiment / "long.yaml").write_text(yaml.safe_dump(config))
+    whole = run_train(experiment / "long.yaml", experiment / "whole")
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+
+    killed = run_train(experiment / "long.yaml", experiment / "killed")
+    deadline = time.monotonic() + 120
+    while not list_checkpoints(experiment / "killed" / "checkpoints") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (experiment / "killed" / "model").exists(), "training finished before it could be killed"
+    resumed = run_train(experiment / "long.yaml", experiment / "killed")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+
+    expected, got = final_weights(experiment / "whole"), final_weights(experiment / "killed")
+    assert expected.keys() == got.keys()
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_resuming_with_a_different_config_is_refused(experiment: Path, capsys) -> None:
+    exp = experiment / "exp"
+    assert main(["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp), "--set", "epochs=1"]) == 0
+    assert main(["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp), "--set", "seed=5"]) == 1
+    assert "holds a run with a different config" in capsys.readouterr().err
+
+
+def test_a_non_finite_step_is_skipped_and_not_applied(experiment: Path) -> None:
+    config = load_config(TrainConfig, experiment / "tiny.yaml")
+    trainer = Trainer(config, experiment / "exp", device="cpu")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    waveforms = torch.randn(2, 16000)
+    waveforms[0, 100] = float("nan")
+    batch = Batch(
+        ("a", "b"), waveforms, torch.tensor([16000, 12000]), torch.tensor([[5, 6], [7, 1]]), torch.tensor([2, 1])
+    )
+    assert trainer._train_step(batch) is None
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, before[key])
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("data.filters.max_duration=0.1", "no utterance is left after the filters"),
+        ("data.train=''", "data.train is not set"),
+        ("data.max_frames=50", "data.max_frames"),
+        ("optim.schedule.lr=-1", "lr > 0"),
+        ("model.attention.kind=cosine", "model.attention.kind: expected one of"),
+    ],
+)
+def test_bad_training_input_is_one_line_before_training_starts(experiment: Path, capsys, override, problem) -> None:
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "x"), "--set", override]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def distributed_worker(rank: int, world: int, port: int, config_path: str, exp: str) -> None:
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
+    config = load_config(TrainConfig, config_path, ["max_steps=2", "epochs=1"])
+    trainer = Trainer(config, Path(exp), device="cpu")
+    trainer._loop()
+    torch.save(trainer.model.state_dict(), Path(exp) / f"rank{rank}.pt")
+
+
+def test_two_processes_keep_identical_weights(experiment: Path) -> None:
+    exp = experiment / "ddp"
+    exp.mkdir()
+    torch.multiprocessing.spawn(
+        distributed_worker, args=(2, free_port(), str(experiment / "tiny.yaml"), str(exp)), nprocs=2
+    )
+    first, second = (torch.load(exp / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    initial = Trainer(
+        load_config(TrainConfig, experiment / "tiny.yaml"), experiment / "other", device="cpu"
+    ).model.state_dict()
+    for key in first:
+        assert torch.equal(first[key], second[key])
+    assert any(not torch.equal(first[key], initial[key]) for key in first)  # they did train
