@@ -357,8 +357,9 @@ class Speller(nn.Module):
     def step(self, state: SpellerState, tokens: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, SpellerState]:
         x = torch.cat([self.embedding(tokens), state.context], dim=-1)  # input feeding: [y_{i-1}; c_{i-1}]
         hidden, cell = [], []
-        for layer, lstm in enumerate(self.cells):
-            h, c = lstm(x, (state.hidden[:, layer], state.cell[:, layer]))
+        # unbind, not [:, layer]: a slice's backward fills a whole zero tensor per step
+        for lstm, h, c in zip(self.cells, state.hidden.unbind(1), state.cell.unbind(1), strict=True):
+            h, c = lstm(x, (h, c))
             hidden.append(h)
             cell.append(c)
             x = self.dropout(h)
