@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# LibriSpeech recipe: numbered stages, each re-runnable (done markers) and skippable.
+#
+#   recipes/librispeech/run.sh [--stage N] [--stop-stage N] [--data DIR] [--config FILE] [--exp DIR] [--ngpu N] ...
+#
+#   1 download the chosen subsets from openslr.org (resumable; skips what is there)
+#   2 prepare manifests          3 normalisation statistics (vocabulary: the fixed character set)
+#   4 train (resumes)            5 average the best checkpoints into EXP/model
+#   6 evaluate the test sets and write EXP/RESULTS.md
+#
+# Other corpora in the LibriSpeech layout (the synthetic one) and other recipes (FSDD)
+# reuse stages 2-6 with --data, --train, --dev, --test and --manifests.
+set -euo pipefail
+
+stage=1
+stop_stage=6
+data=data/librispeech          # holds LibriSpeech/<subset>/ (downloads go here)
+train="train-clean-100"        # comma-separated training subsets
+dev="dev-clean"
+test="dev-clean,dev-other,test-clean,test-other"
+config=recipes/librispeech/conf/train_clean_100.yaml
+exp=exp/librispeech_100
+manifests=""                   # default: EXP/manifests
+ngpu=1
+device=auto
+beam=10
+ctc_weight=0.3
+batch_size=32
+asr=${ASR:-.venv/bin/asr}
+train_args=()
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --stage) stage=$2; shift 2 ;;
+        --stop-stage) stop_stage=$2; shift 2 ;;
+        --data) data=$2; shift 2 ;;
+        --train) train=$2; shift 2 ;;
+        --dev) dev=$2; shift 2 ;;
+        --test) test=$2; shift 2 ;;
+        --config) config=$2; shift 2 ;;
+        --exp) exp=$2; shift 2 ;;
+        --manifests) manifests=$2; shift 2 ;;
+        --ngpu) ngpu=$2; shift 2 ;;
+        --device) device=$2; shift 2 ;;
+        --beam) beam=$2; shift 2 ;;
+        --ctc-weight) ctc_weight=$2; shift 2 ;;
+        --batch-size) batch_size=$2; shift 2 ;;
+        --set) train_args+=(--set "$2"); shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+manifests=${manifests:-$exp/manifests}
+mkdir -p "$exp/.done"
+
+# run_stage N NAME: true if stage N is selected and not done yet
+run_stage() {
+    [ "$1" -ge "$stage" ] && [ "$1" -le "$stop_stage" ] || return 1
+    if [ -f "$exp/.done/$1" ]; then echo "== stage $1 ($2): done already"; return 1; fi
+    echo "== stage $1: $2"
+}
+finish() { touch "$exp/.done/$1"; }
+
+if run_stage 1 "download"; then
+    mkdir -p "$data"
+    for subset in $(echo "$train,$dev,$test" | tr ',' '\n' | sort -u); do
+        if [ -f "$data/LibriSpeech/$subset/.complete" ]; then continue; fi
+        wget --continue --progress=dot:giga -P "$data" "https://www.openslr.org/resources/12/$subset.tar.gz"
+        tar -xzf "$data/$subset.tar.gz" -C "$data"
+        touch "$data/LibriSpeech/$subset/.complete"
+    done
+    finish 1
+fi
+
+if run_stage 2 "prepare manifests"; then
+    all=$(echo "$train,$dev,$test" | tr ',' '\n' | sort -u | paste -sd,)
+    "$asr" prepare librispeech "$data" --subsets "$all" --out "$manifests"
+    for subset in $(echo "$train" | tr ',' ' '); do cat "$manifests/$subset.jsonl"; done > "$manifests/train.jsonl.tmp"
+    mv "$manifests/train.jsonl.tmp" "$manifests/train.jsonl"
+    finish 2
+fi
+
+if run_stage 3 "normalisation statistics"; then
+    "$asr" stats "$manifests/train.jsonl" --out "$manifests/cmvn.json"
+    finish 3
+fi
+
+if run_stage 4 "train"; then
+    args=(train --config "$config" --out "$exp" --device "$device"
+          --set "data.train=$manifests/train.jsonl" --set "data.dev=$manifests/$dev.jsonl"
+          --set "data.stats=$manifests/cmvn.json" "${train_args[@]}")
+    if [ "$ngpu" -gt 1 ]; then
+        "$(dirname "$asr")/torchrun" --standalone --nproc_per_node="$ngpu" -m asr "${args[@]}"
+    else
+        "$asr" "${args[@]}"
+    fi
+    finish 4
+fi
+
+if run_stage 5 "average the best checkpoints"; then
+    "$asr" average "$exp" --out "$exp/model"
+    finish 5
+fi
+
+if run_stage 6 "evaluate"; then
+    {
+        echo "# Results: $exp"
+        echo
+        echo "Model: \`$exp/model\`; beam $beam, CTC weight $ctc_weight; $(date -u +%Y-%m-%d)."
+        echo
+        echo "| test set | utterances | words | WER % | CER % | sub | del | ins | RTF |"
+        echo "|---|---|---|---|---|---|---|---|---|"
+    } > "$exp/RESULTS.md.tmp"
+    for subset in $(echo "$test" | tr ',' ' '); do
+        "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$exp/eval/$subset" \
+            --beam "$beam" --ctc-weight "$ctc_weight" --batch-size "$batch_size" --device "$device"
+        "$(dirname "$asr")/python" - "$subset" "$exp/eval/$subset/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[2]))
+print(f"| {sys.argv[1]} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | {s['cer']:.2f} | "
+      f"{s['substitutions']} | {s['deletions']} | {s['insertions']} | {s['rtf']:.4f} |")
+PY
+    done
+    mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
+    cat "$exp/RESULTS.md"
+    finish 6
+fi
