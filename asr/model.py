@@ -1,6 +1,6 @@
 """Listen, Attend and Spell (Chan et al. 2016) with joint CTC (Kim et al. 2017).
 
-Listener: optional front end, then BiLSTM layers over packed sequences; a pyramid
+Listener: optional front end, then BiLSTM layers that padding never reaches; a pyramid
 layer concatenates adjacent frame pairs before its BiLSTM, halving the frame rate.
 Speller: character embedding -> LSTM fed the previous context -> attention over the
 listener output -> output layer on [state; context]. A CTC head reads the listener
@@ -16,7 +16,6 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
@@ -74,6 +73,36 @@ class Conv2dSubsampling(nn.Module):
         return self.project(y), lengths.clamp(min=0)
 
 
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of (B, T, D) within its own length; padding stays at the end."""
+    t = x.shape[1]
+    steps = torch.arange(t, device=x.device)[None, :]  # (1, T)
+    index = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # (B, T)
+    return x.gather(1, index[..., None].expand_as(x))
+
+
+class BiLSTM(nn.Module):
+    """A bidirectional LSTM layer in which padding never reaches a real frame's state.
+
+    (B, T, D) zero-padded, (B,) -> (B, T, 2 * units) with padded frames zero. The
+    forward direction reads the padded batch as it is (padding comes after the real
+    frames); the backward direction reads each sequence reversed within its length,
+    so it too starts on real frames. This is what packed sequences guarantee, with the
+    fused padded kernels (packed LSTM backward on a CPU measured 23x slower).
+    """
+
+    def __init__(self, input_dim: int, units: int) -> None:
+        super().__init__()
+        self.forward_lstm = nn.LSTM(input_dim, units, batch_first=True)
+        self.backward_lstm = nn.LSTM(input_dim, units, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        forward, _ = self.forward_lstm(x)
+        backward, _ = self.backward_lstm(reverse_padded(x, lengths))
+        out = torch.cat([forward, reverse_padded(backward, lengths)], dim=-1)
+        return out * lengths_to_mask(lengths, x.shape[1])[..., None].to(out.dtype)
+
+
 class Listener(nn.Module):
     """(B, T, input_dim), (B,) -> (B, T / subsampling, 2 * units), (B,); padded frames are zero."""
 
@@ -94,7 +123,7 @@ class Listener(nn.Module):
             in_size = size if i == 0 else 2 * config.units
             if i in config.reduce:
                 in_size *= 2  # pairs of frames are concatenated
-            self.lstms.append(nn.LSTM(in_size, config.units, batch_first=True, bidirectional=True))
+            self.lstms.append(BiLSTM(in_size, config.units))
         self.dropout = nn.Dropout(config.dropout)
 
     @property
@@ -116,9 +145,7 @@ class Listener(nn.Module):
                 lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
             if i > 0:
                 x = self.dropout(x)
-            packed = pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-            out, _ = lstm(packed)
-            x, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+            x = lstm(x, lengths)
         return x, lengths
 
 

@@ -13,6 +13,7 @@ from asr.model import (
     ATTENTIONS,
     LAS,
     AttentionConfig,
+    BiLSTM,
     LASConfig,
     Listener,
     ListenerConfig,
@@ -194,3 +195,19 @@ def test_every_attention_overfits_real_digits_to_zero_errors(fsdd: Path, kind: s
                 break
     else:
         pytest.fail(f"{kind} attention did not reach zero errors in 200 steps ({time.monotonic() - started:.0f} s)")
+
+
+def test_bilstm_equals_a_packed_bidirectional_lstm_with_the_same_weights() -> None:
+    torch.manual_seed(0)
+    layer = BiLSTM(6, 5)
+    packed_lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(packed_lstm, f"{name}_l0").copy_(getattr(layer.forward_lstm, f"{name}_l0"))
+            getattr(packed_lstm, f"{name}_l0_reverse").copy_(getattr(layer.backward_lstm, f"{name}_l0"))
+    x = torch.randn(3, 11, 6)
+    lengths = torch.tensor([11, 7, 2])
+    x = x * lengths_to_mask(lengths, 11)[..., None]
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(packed_lstm(packed)[0], batch_first=True, total_length=11)
+    torch.testing.assert_close(layer(x, lengths), expected, atol=1e-6, rtol=1e-5)
