@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-DEMO_DIR ?= data/demo
 
 .PHONY: help install test demo clean
 
@@ -25,11 +24,13 @@ install: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
 
+# The FSDD recordings: ../shared/data/fsdd where this checkout has it, else downloaded.
+FSDD ?= $(firstword $(wildcard ../shared/data/fsdd) data/fsdd)
+
 demo: $(INSTALLED)
-	@echo "== stage 1: prepare manifests from the bundled LibriSpeech-layout fixture"
-	$(BIN)/asr prepare librispeech tests/fixtures --subsets dev-clean,test-clean --out $(DEMO_DIR)
-	@echo "== stage 2: feature normalisation statistics"
-	$(BIN)/asr stats $(DEMO_DIR)/dev-clean.jsonl --out $(DEMO_DIR)/cmvn.json
+	@echo "== demo: train a LAS on real spoken digits (FSDD) and evaluate it on the official test split"
+	ASR=$(BIN)/asr bash recipes/fsdd/run.sh --data $(FSDD) --exp exp/demo-fsdd
+	@cat exp/demo-fsdd/RESULTS.md
 
 clean:
-	rm -rf $(VENV) data/demo
+	rm -rf $(VENV) exp/demo-fsdd
