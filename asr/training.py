@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
 from asr.atomic import atomic_write_text
+from asr.audio import AudioError, audio_info
 from asr.checkpoint import (
     average_state_dicts,
     export_model_dir,
@@ -40,6 +42,7 @@ from asr.data import (
     FilterConfig,
     SpeechDataset,
     Track,
+    Utterance,
     collate,
     filter_utterances,
     no_progress,
@@ -164,6 +167,22 @@ def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContex
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def _check_audio(utterances: list[Utterance]) -> None:
+    """Read every audio header now, so a missing or broken file stops training before it starts."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for utterance, error in zip(utterances, pool.map(_header_error, [u.audio for u in utterances]), strict=True):
+            if error is not None:
+                raise TrainingError(f"utterance {utterance.id}: {error}")
+
+
+def _header_error(path: Path) -> AudioError | None:
+    try:
+        audio_info(path)
+    except AudioError as error:
+        return error
+    return None
+
+
 def _frames(duration: float, features: FeatureConfig, slowest: float) -> int:
     return features.frames_for_duration(duration / slowest)
 
@@ -208,6 +227,7 @@ class Trainer:
         if not train:
             raise TrainingError(f"{data.train}: no utterance is left after the filters in data.filters")
         self.dev = read_manifest(data.dev)[: data.dev_utterances]
+        _check_audio(train + self.dev)
         speeds = SPEED_FACTORS if data.speed_perturb else (1.0,)
         self.dataset = SpeechDataset(train, self.vocab, speeds, seed=self.config.seed)
         lengths = [_frames(u.duration, self.config.features, min(speeds)) for u in train]

@@ -124,6 +124,17 @@ def test_a_non_finite_step_is_skipped_and_not_applied(experiment: Path) -> None:
         assert torch.equal(value, before[key])
 
 
+def test_a_missing_audio_file_stops_training_before_it_starts(experiment: Path, capsys) -> None:
+    manifest = experiment / "dev-clean.jsonl"
+    lines = manifest.read_text().splitlines()
+    lines[2] = lines[2].replace("1002-2002-0000.flac", "gone.flac")
+    manifest.write_text("\n".join(lines) + "\n")
+    assert main(["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "utterance 1002-2002-0000:" in err and "gone.flac: no such file" in err and err.count("\n") == 1
+    assert not (experiment / "x" / "checkpoints").exists()
+
+
 @pytest.mark.parametrize(
     ("override", "problem"),
     [
