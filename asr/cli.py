@@ -93,6 +93,100 @@ def run_evaluate(args: argparse.Namespace) -> None:
     print(f"{args.manifest}: {corpus.summary()}")
 
 
+def comma_names(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated names."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def comma_numbers(text: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated numbers."""
+    try:
+        return tuple(float(part) for part in comma_names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def run_synthesize(args: argparse.Namespace) -> None:
+    from asr.synthesis.corpus import CheckConfig, CorpusConfig, CorpusError, check_corpus, synthesize_corpus
+    from asr.synthesis.engines import available_engines
+
+    if not args.check_only:
+        engines = tuple(available_engines()) if args.engines == ("available",) else args.engines
+        config = CorpusConfig(
+            train_utterances=args.train_utterances,
+            dev_utterances=args.dev_utterances,
+            test_utterances=args.test_utterances,
+            chapter_utterances=args.chapter_utterances,
+            engines=engines,
+            texts=args.texts,
+            rates=args.rates,
+            pitches=args.pitches,
+            held_out_voice_fraction=args.held_out_voice_fraction,
+            noise_prob=args.noise_prob,
+            snr_db=args.snr,
+            seed=args.seed,
+        )
+        report = synthesize_corpus(args.out, config, jobs=args.jobs, track=progress)
+        print(f"{report.root}: synthesised {report.synthesized} utterances now")
+        for subset in report.subsets:
+            print(subset.summary())
+    problems = check_corpus(args.out, CheckConfig(), jobs=args.jobs)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        raise CorpusError(f"{args.out}: the check found {len(problems)} broken files (listed above)")
+
+
+def add_synthesize(commands: argparse._SubParsersAction) -> None:
+    from asr.synthesis.corpus import CorpusConfig
+    from asr.synthesis.engines import ENGINES
+    from asr.synthesis.sentences import SOURCES
+
+    defaults = CorpusConfig()
+    parser = commands.add_parser(
+        "synthesize",
+        help="build a speech corpus in the LibriSpeech layout with TTS voices",
+        description="Synthesise OUT/{train,dev,test}/<speaker>/<chapter>/ with espeak-ng, flite and festival "
+        "voices reading free English texts (disjoint in voices and sentences), then check every file. "
+        "Re-running with the same settings resumes.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="corpus root folder")
+    parser.add_argument("--train-utterances", type=int, default=defaults.train_utterances)
+    parser.add_argument("--dev-utterances", type=int, default=defaults.dev_utterances)
+    parser.add_argument("--test-utterances", type=int, default=defaults.test_utterances)
+    parser.add_argument(
+        "--chapter-utterances",
+        type=positive_int,
+        default=defaults.chapter_utterances,
+        help="utterances per chapter (one engine process per chapter for festival)",
+    )
+    parser.add_argument(
+        "--engines",
+        type=comma_names,
+        default=ENGINES,
+        help=f"comma-separated, from {','.join(ENGINES)}; or 'available' for the installed ones",
+    )
+    parser.add_argument("--texts", type=comma_names, default=defaults.texts, help=f"from {','.join(SOURCES)}")
+    parser.add_argument(
+        "--rates", type=comma_numbers, default=defaults.rates, help="speed factors (default 0.85,1,1.15)"
+    )
+    parser.add_argument("--pitches", type=comma_numbers, default=defaults.pitches, help="semitones (default -2,0,2)")
+    parser.add_argument(
+        "--held-out-voice-fraction",
+        type=float,
+        default=defaults.held_out_voice_fraction,
+        help="share of the talkers that dev, and test, each get (default %(default)s)",
+    )
+    parser.add_argument(
+        "--noise-prob", type=float, default=defaults.noise_prob, help="probability of adding coloured noise"
+    )
+    parser.add_argument("--snr", type=comma_numbers, default=defaults.snr_db, help="SNR range in dB (default 5,30)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--jobs", type=positive_int, default=default_jobs(), help="parallel chapters")
+    parser.add_argument("--check-only", action="store_true", help="only check the files already under --out")
+    parser.set_defaults(run=run_synthesize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",
@@ -185,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     evaluate.add_argument("--jobs", type=int, default=2, help="audio decoding workers (default: %(default)s)")
     evaluate.set_defaults(run=run_evaluate)
+
+    add_synthesize(commands)
     return parser
 
 

@@ -18,7 +18,7 @@ def run_asr(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_sub_command_with_a_line_each() -> None:
     result = run_asr("--help")
     assert result.returncode == 0
-    for command in ("prepare", "stats"):
+    for command in ("prepare", "stats", "train", "average", "evaluate", "synthesize"):
         assert any(line.split()[:1] == [command] and len(line.split()) > 1 for line in result.stdout.splitlines())
 
 
@@ -102,3 +102,9 @@ def test_prepare_librispeech_with_a_copied_tree(tmp_path: Path, capsys) -> None:
         == 0
     )
     assert len((tmp_path / "test-clean.jsonl").read_text().splitlines()) == 2
+
+
+def test_synthesize_reports_a_bad_engine_in_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["synthesize", "--out", str(tmp_path / "corpus"), "--engines", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("asr: error: ") and "engines must be some of" in err and err.count("\n") == 1

@@ -327,7 +327,7 @@ def write_speakers(root: Path, chapters: Sequence[Chapter], jobs: int = 1) -> tu
         for u in chapter.utterances:
             per_speaker[(chapter.subset, chapter.speaker)] += seconds[chapter.folder(root) / f"{u.id}.flac"]
     lines = [
-        "; Speakers of a synthetic corpus made by scripts/synthesize_corpus.py: each is a text-to-speech",
+        "; Speakers of a synthetic corpus made by asr synthesize: each is a text-to-speech",
         "; voice at a speaking rate and a pitch shift in semitones (NAME: engine voice rate pitch).",
         ";ID  |SEX| SUBSET           |MINUTES| NAME",
     ]
