@@ -53,14 +53,15 @@ def choose_device(requested: str, world: World) -> torch.device:
         raise DeviceError(f"unknown device '{requested}'; use auto, cpu, cuda or cuda:N") from None
 
 
-def init_world(device: torch.device) -> World:
-    """Join the process group if launched by torchrun; otherwise a world of one."""
+def init_world(requested_device: str) -> World:
+    """Join the process group if launched by torchrun (NCCL for GPUs, else gloo); otherwise a world of one."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
     world = World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        on_gpu = requested_device != "cpu" and torch.cuda.is_available()
+        dist.init_process_group(backend="nccl" if on_gpu else "gloo")
     return world
 
 

@@ -49,7 +49,7 @@ from asr.data import (
     read_manifest,
 )
 from asr.decoding import SearchConfig, greedy_search
-from asr.distributed import World, all_agree, barrier, choose_device, init_world, leave
+from asr.distributed import all_agree, barrier, choose_device, init_world, leave
 from asr.errors import UserError
 from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats, SpecAugmentConfig
 from asr.model import LAS, LASConfig
@@ -193,8 +193,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, exp_dir: Path, device: str = "auto", track: Track = no_progress) -> None:
         self.config = config
         self.exp_dir = Path(exp_dir)
-        self.device = choose_device(device, World())
-        self.world = init_world(self.device)
+        self.world = init_world(device)
         self.device = choose_device(device, self.world)
         self.track = track
         self.vocab = Vocabulary.default()
