@@ -240,12 +240,11 @@ def beam_search(
     flat = torch.arange(b, device=device).repeat_interleave(k)  # (B*K,) utterance of each hypothesis
     memory: Memory = model.speller.memory(encoded, encoded_lengths).select(flat)
     state: SpellerState = model.speller.initial_state(memory)
-    use_ctc = config.ctc_weight > 0
     ctc = (
         CTCPrefixScorer(
             model.ctc_log_probs(encoded).index_select(0, flat), encoded_lengths[flat], vocab.blank_id, vocab.eos_id
         )
-        if use_ctc
+        if config.ctc_weight > 0
         else None
     )
     lm_state = lm.initial_state(b * k, device) if lm is not None and config.lm_weight > 0 else None
@@ -253,7 +252,6 @@ def beam_search(
     tokens = torch.full((b * k,), vocab.sos_id, dtype=torch.long, device=device)
     scores = torch.full((b, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # one live hypothesis per utterance at the start
-    coverage = torch.zeros(b * k, encoded.shape[1], device=device)
     done = torch.zeros(b, dtype=torch.bool, device=device)
     finished: list[list[tuple[float, int, int]]] = [[] for _ in range(b)]  # (score, step, flat index)
     history_tokens, history_parents, history_weights = [], [], []
@@ -282,7 +280,6 @@ def beam_search(
         eos_scores = total.view(b, k, v)[:, :, vocab.eos_id]  # (B, K)
         ending = (eos_scores >= kth) & torch.isfinite(eos_scores)
         at_limit = (step >= longest)[:, None] & torch.isfinite(scores) & ~done[:, None]
-        coverage = coverage + state.weights.float()
         for utterance, beam in (ending | at_limit).nonzero().tolist():
             index = utterance * k + beam
             value = float(eos_scores[utterance, beam]) if ending[utterance, beam] else float(scores[utterance, beam])
@@ -298,7 +295,6 @@ def beam_search(
         tokens = (index % v).view(-1)
         scores = best
         state = state.select(parents)
-        coverage = coverage.index_select(0, parents)
         if ctc is not None:
             choice = candidates.index_select(0, parents).eq(tokens[:, None]).float().argmax(-1)  # column of each token
             ctc.advance(parents, choice, tokens, ctc_cache, ctc_scores)
@@ -306,39 +302,39 @@ def beam_search(
             lm_state = lm.reorder(lm_state, parents)
         history_tokens.append(tokens)
         history_parents.append(parents)
-    return [
-        _best(
-            finished[i], history_tokens, history_parents, history_weights, coverage, encoded_lengths[i], vocab, config
-        )
-        for i in range(b)
-    ]
+    # the history moves to the host once; tracing hypotheses back is then plain list indexing
+    history = (
+        torch.stack(history_tokens).tolist() if history_tokens else [],
+        torch.stack(history_parents).tolist() if history_parents else [],
+        torch.stack(history_weights).float().cpu(),  # (steps, B*K, T')
+    )
+    return [_best(finished[i], *history, int(encoded_lengths[i]), vocab, config) for i in range(b)]
 
 
 def _best(
     finished: list[tuple[float, int, int]],
-    tokens: list[torch.Tensor],
-    parents: list[torch.Tensor],
-    weights: list[torch.Tensor],
-    coverage: torch.Tensor,
-    frames: torch.Tensor,
+    tokens: list[list[int]],
+    parents: list[list[int]],
+    weights: torch.Tensor,
+    frames: int,
     vocab: Vocabulary,
     config: SearchConfig,
 ) -> Hypothesis:
     """Trace every finished hypothesis back through the history; return the best after normalisation."""
     best: Hypothesis | None = None
     for score, step, index in finished:
-        ids, rows, cursor = [], [weights[step][index]], index
+        ids, cursors, cursor = [], [index], index
         for s in range(step - 1, -1, -1):  # tokens[s] was fed at step s + 1, chosen by parent at step s
-            ids.append(int(tokens[s][cursor]))
-            cursor = int(parents[s][cursor])
-            rows.append(weights[s][cursor])
+            ids.append(tokens[s][cursor])
+            cursor = parents[s][cursor]
+            cursors.append(cursor)
         ids.reverse()
-        rows.reverse()
-        attention = torch.stack(rows).float().cpu()[:, : int(frames)]
+        cursors.reverse()
+        attention = weights[torch.arange(step + 1), torch.tensor(cursors), :frames]  # (len + 1, T')
         covered = float((attention.sum(0) > 0.5).sum())
         normalised = score / (len(ids) + 1) ** config.length_normalization + config.coverage_penalty * covered
         if best is None or normalised > best.score:
             best = Hypothesis(vocab.decode(ids), tuple(ids), normalised, attention)
     if best is None:
-        return Hypothesis("", (), -math.inf, torch.zeros(0, int(frames)))
+        return Hypothesis("", (), -math.inf, torch.zeros(0, frames))
     return best

@@ -136,3 +136,15 @@ def test_bad_search_settings_are_rejected() -> None:
         SearchConfig(beam=0)
     with pytest.raises(ValueError, match="min_length_ratio"):
         SearchConfig(min_length_ratio=2.0, max_length_ratio=1.0)
+
+
+def test_coverage_penalty_rewards_frames_the_attention_covered(trained) -> None:
+    model, features, lengths, words = trained
+    plain = beam_search(model, features, lengths, VOCAB, SearchConfig(beam=3))
+    covered = beam_search(model, features, lengths, VOCAB, SearchConfig(beam=3, coverage_penalty=0.5))
+    for a, b in zip(plain, covered, strict=True):
+        frames = float((b.attention.sum(0) > 0.5).sum())
+        if a.tokens == b.tokens:
+            assert b.score == pytest.approx(a.score + 0.5 * frames, abs=1e-4)
+        else:
+            assert b.score >= a.score + 0.5 * frames - 1e-4  # a better-covering hypothesis won
