@@ -108,6 +108,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """"auto": bf16 autocast on a GPU, fp32 on a CPU."""
     compile: bool = False
+    """torch.compile the listener and the attention (the first steps then take a minute to compile)."""
     log_every: int = 50
     validate_every: int | None = None
     """Also validate every N steps (validation always runs at each epoch's end)."""
@@ -242,14 +243,16 @@ class Trainer:
         except ValueError as error:
             raise TrainingError(f"data.max_frames: {error}") from None
 
-    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        wrapped = model
-        if self.world.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            wrapped = DistributedDataParallel(model, device_ids=ids)
+    def _wrap(self, model: LAS) -> torch.nn.Module:
         if self.config.compile:
-            wrapped = torch.compile(wrapped)
-        return wrapped
+            # in place (parameter names unchanged); the speller's step loop stays in Python, its
+            # attention, called at every step, and the listener are compiled, with dynamic shapes
+            model.listener.compile(dynamic=True)
+            model.speller.attention.compile(dynamic=True)
+        if not self.world.distributed:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
 
     # --------------------------------------------------------------- resuming
     @property
