@@ -68,6 +68,7 @@ def run_train(args: argparse.Namespace) -> None:
     from asr.training import TrainConfig, train
 
     config = load_config(TrainConfig, args.config, args.set)
+    logging.getLogger("asr.training").setLevel(logging.INFO)  # validation results, resume, export
     model_dir = train(config, args.out, device=args.device, track=progress)
     print(f"{model_dir}: model directory")
 
