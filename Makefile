@@ -30,7 +30,6 @@ FSDD ?= $(firstword $(wildcard ../shared/data/fsdd) data/fsdd)
 demo: $(INSTALLED)
 	@echo "== demo: train a LAS on real spoken digits (FSDD) and evaluate it on the official test split"
 	ASR=$(BIN)/asr bash recipes/fsdd/run.sh --data $(FSDD) --exp exp/demo-fsdd
-	@cat exp/demo-fsdd/RESULTS.md
 
 clean:
 	rm -rf $(VENV) exp/demo-fsdd

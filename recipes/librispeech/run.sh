@@ -122,6 +122,8 @@ print(f"| {sys.argv[1]} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | {s
 PY
     done
     mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
-    cat "$exp/RESULTS.md"
     finish 6
+fi
+if [ "$stop_stage" -ge 6 ] && [ -f "$exp/RESULTS.md" ]; then
+    cat "$exp/RESULTS.md"
 fi
