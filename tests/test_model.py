@@ -78,6 +78,22 @@ def test_attention_weights_sum_to_one_over_real_frames_only(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(ATTENTIONS))
+def test_hypotheses_sharing_an_utterance_attend_as_if_its_memory_were_copied(kind: str) -> None:
+    """Beam search passes K queries per utterance against one copy of its memory."""
+    torch.manual_seed(0)
+    attention = ATTENTIONS[kind](12, 20, AttentionConfig(kind=kind, dim=8, heads=2))
+    memory = torch.randn(2, 9, 20)
+    mask = lengths_to_mask(torch.tensor([9, 4]), 9)
+    copies = torch.arange(2).repeat_interleave(3)  # K = 3 hypotheses per utterance
+    query = torch.randn(6, 12)
+    previous = torch.softmax(torch.randn(6, 9).masked_fill(~mask[copies], float("-inf")), dim=-1)
+    shared = attention(query, attention.prepare(memory), memory, mask, previous)
+    copied = attention(query, attention.prepare(memory[copies]), memory[copies], mask[copies], previous)
+    for a, b in zip(shared, copied, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("kind", sorted(ATTENTIONS))
 def test_loss_of_a_padded_batch_equals_the_utterances_alone(kind: str) -> None:
     torch.manual_seed(0)
     model = LAS(tiny(kind)).eval()
@@ -136,6 +152,21 @@ def test_scheduled_sampling_feeds_back_predictions() -> None:
         forced = model(features, lengths, targets, target_lengths, sampling_prob=0.0)
         sampled = model(features, lengths, targets, target_lengths, sampling_prob=1.0)
     assert float(forced.attention) != pytest.approx(float(sampled.attention))
+
+
+def test_teacher_forcing_runs_each_utterance_to_its_own_eos_only() -> None:
+    """Outputs past an utterance's <eos> are zero (it left the batch); the rest equal it run alone."""
+    torch.manual_seed(0)
+    model = LAS(tiny("location")).eval()
+    features, lengths, targets, target_lengths = random_batch([40, 61, 52], [3, 7, 5])
+    with torch.no_grad():
+        memory = model.speller.memory(*model.encode(features, lengths))
+        logits, weights = model.teacher_forced_logits(memory, targets, target_lengths)
+        for i, m in enumerate(target_lengths.tolist()):
+            assert (logits[i, m + 1 :] == 0).all() and (weights[i, m + 1 :] == 0).all()
+            alone = model.speller.memory(*model.encode(features[i : i + 1, : lengths[i]], lengths[i : i + 1]))
+            alone_logits, _ = model.teacher_forced_logits(alone, targets[i : i + 1, :m], target_lengths[i : i + 1])
+            torch.testing.assert_close(logits[i, : m + 1], alone_logits[0], atol=1e-5, rtol=1e-4)
 
 
 def test_masked_softmax_ignores_masked_scores() -> None:

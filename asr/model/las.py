@@ -1,0 +1,146 @@
+"""The LAS module: listener + speller + CTC head, and its training losses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from asr.model.attention import AttentionConfig
+from asr.model.listener import Listener, ListenerConfig
+from asr.model.speller import Memory, Speller, SpellerConfig
+
+
+@dataclass(frozen=True)
+class LASConfig:
+    """The whole model. Special token ids follow `asr.text.Vocabulary`."""
+
+    listener: ListenerConfig = field(default_factory=ListenerConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    speller: SpellerConfig = field(default_factory=SpellerConfig)
+    vocab_size: int = 32
+    ctc_weight: float = 0.3
+    label_smoothing: float = 0.1
+    blank_id: int = 0
+    pad_id: int = 1
+    sos_id: int = 2
+    eos_id: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ctc_weight <= 1:
+            raise ValueError(f"ctc_weight must lie in [0, 1], got {self.ctc_weight}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must lie in [0, 1), got {self.label_smoothing}")
+        if max(self.blank_id, self.pad_id, self.sos_id, self.eos_id) >= self.vocab_size:
+            raise ValueError(f"special token ids must be below vocab_size={self.vocab_size}")
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Per-token losses of a batch: `total` = w * ctc + (1 - w) * attention; `tokens` counts targets + eos."""
+
+    total: torch.Tensor
+    attention: torch.Tensor
+    ctc: torch.Tensor
+    tokens: int
+
+
+class LAS(nn.Module):
+    """Listener + speller + CTC head. `forward` computes the training losses."""
+
+    def __init__(self, config: LASConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.listener = Listener(config.listener)
+        memory_dim = self.listener.output_dim
+        self.speller = Speller(config.speller, config.attention, memory_dim, config.vocab_size)
+        self.ctc_head = nn.Linear(memory_dim, config.vocab_size) if config.ctc_weight > 0 else None
+
+    def encode(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, D), (B,) -> listener output (B, T', V), (B,)."""
+        return self.listener(features, lengths)
+
+    def ctc_log_probs(self, encoded: torch.Tensor) -> torch.Tensor:
+        """(B, T', V) -> CTC log-probabilities (B, T', vocab) in float32."""
+        if self.ctc_head is None:
+            raise ValueError("this model has no CTC head (ctc_weight was 0 in training)")
+        return torch.log_softmax(self.ctc_head(encoded).float(), dim=-1)
+
+    def teacher_forced_logits(
+        self, memory: Memory, targets: torch.Tensor, target_lengths: torch.Tensor, sampling_prob: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, L+1, vocab) and attention (B, L+1, T') for inputs <sos> + targets.
+
+        Step i runs only for the utterances whose output i exists (i <= target length):
+        the batch is ordered longest target first, so they are a prefix of it, and
+        utterances leave as they end. Logits and weights past an utterance's <eos> are zero.
+        With `sampling_prob` > 0, each input after the first is, with that probability,
+        the model's own previous prediction instead of the reference (scheduled sampling).
+        """
+        b = targets.shape[0]
+        target_lengths = target_lengths.to(targets.device)
+        order = torch.argsort(target_lengths, descending=True, stable=True)  # (B,) longest target first
+        sos = targets.new_full((b, 1), self.config.sos_id)
+        inputs = torch.cat([sos, targets], dim=1).index_select(0, order)  # (B, L+1) in that order
+        memory = memory.select(order)
+        state = self.speller.initial_state(memory)
+        running = torch.searchsorted(  # (L+1,) utterances whose step i exists: target length >= i
+            -target_lengths[order], -torch.arange(inputs.shape[1], device=targets.device), right=True
+        ).tolist()
+        logits, weights = [], []
+        for i, n in enumerate(running):
+            if n < state.hidden.shape[0]:  # slice only when an utterance leaves: a slice's backward zero-fills
+                state, memory = state.head(n), memory.head(n)
+            tokens = inputs[:n, i]
+            if i > 0 and sampling_prob > 0:
+                own = logits[-1][:n].argmax(-1)
+                tokens = torch.where(torch.rand(n, device=tokens.device) < sampling_prob, own, tokens)
+            step_logits, state = self.speller.step(state, tokens, memory)
+            logits.append(F.pad(step_logits, (0, 0, 0, b - n)))  # (n, vocab) -> (B, vocab)
+            weights.append(F.pad(state.weights, (0, 0, 0, b - n)))
+        restore = torch.argsort(order)  # (B,) back to the batch's own order
+        return torch.stack(logits, 1).index_select(0, restore), torch.stack(weights, 1).index_select(0, restore)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        lengths: torch.Tensor,
+        targets: torch.Tensor,
+        target_lengths: torch.Tensor,
+        sampling_prob: float = 0.0,
+    ) -> Losses:
+        """Losses of a batch. Targets (B, L) are padded with pad_id and hold no sos/eos."""
+        config = self.config
+        encoded, encoded_lengths = self.encode(features, lengths)
+        memory = self.speller.memory(encoded, encoded_lengths)
+        logits, _ = self.teacher_forced_logits(memory, targets, target_lengths, sampling_prob)
+        # outputs: targets followed by <eos> at each utterance's own length, pad elsewhere
+        outputs = F.pad(targets, (0, 1), value=config.pad_id)
+        outputs[torch.arange(targets.shape[0], device=targets.device), target_lengths.to(targets.device)] = (
+            config.eos_id
+        )
+        tokens = int(target_lengths.sum()) + targets.shape[0]
+        attention = F.cross_entropy(
+            logits.float().flatten(0, 1),
+            outputs.flatten(),
+            ignore_index=config.pad_id,
+            label_smoothing=config.label_smoothing,
+            reduction="sum",
+        ) / max(tokens, 1)
+        if self.ctc_head is None:
+            ctc = attention.new_zeros(())
+        else:
+            log_probs = self.ctc_log_probs(encoded).transpose(0, 1)  # (B, T', V) -> (T', B, V) for ctc_loss
+            ctc = F.ctc_loss(
+                log_probs,
+                targets,
+                encoded_lengths,
+                target_lengths,
+                blank=config.blank_id,
+                reduction="sum",
+                zero_infinity=True,
+            ) / max(int(target_lengths.sum()), 1)
+        total = config.ctc_weight * ctc + (1 - config.ctc_weight) * attention
+        return Losses(total=total, attention=attention, ctc=ctc, tokens=tokens)

@@ -1,0 +1,143 @@
+"""The listener: an optional front end, then BiLSTM layers, some of them pyramidal.
+
+A pyramid layer concatenates adjacent frame pairs before its BiLSTM (the LAS pBLSTM),
+halving the frame rate; lengths are updated exactly and padding never reaches a real
+frame's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """(B,) lengths -> (B, max_length) bool, True on real frames."""
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """Front end and BiLSTM stack; `reduce` lists the (0-based) layers that halve the frame rate."""
+
+    input_dim: int = 80
+    frontend: Literal["none", "linear", "conv2d"] = "none"
+    frontend_dim: int = 256
+    """Output size of the linear front end; channels of the conv2d front end (which also subsamples 4x)."""
+    layers: int = 3
+    units: int = 256
+    """Units per direction."""
+    reduce: tuple[int, ...] = (1, 2)
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.layers < 1 or self.units < 1 or self.input_dim < 1:
+            raise ValueError("listener layers, units and input_dim must be positive")
+        if any(not 0 <= i < self.layers for i in self.reduce) or len(set(self.reduce)) != len(self.reduce):
+            raise ValueError(f"listener.reduce must list distinct layers in 0..{self.layers - 1}, got {self.reduce}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"listener.dropout must lie in [0, 1), got {self.dropout}")
+
+    @property
+    def subsampling(self) -> int:
+        """Total frame-rate reduction from features to listener output."""
+        return 2 ** len(self.reduce) * (4 if self.frontend == "conv2d" else 1)
+
+
+class Conv2dSubsampling(nn.Module):
+    """Two 3x3 stride-2 convolutions (a VGG-like block): (B, T, D), (B,) -> (B, T', C), (B,), T' ~ T/4."""
+
+    def __init__(self, input_dim: int, channels: int) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(), nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU()
+        )
+        freq = ((input_dim - 3) // 2 + 1 - 3) // 2 + 1  # feature bins after two valid stride-2 convolutions
+        self.project = nn.Linear(channels * freq, channels)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.convs(x[:, None])  # (B, T, D) -> (B, 1, T, D) -> (B, C, T', D')
+        y = y.transpose(1, 2).flatten(2)  # -> (B, T', C * D')
+        for _ in range(2):
+            lengths = torch.div(lengths - 3, 2, rounding_mode="floor") + 1
+        return self.project(y), lengths.clamp(min=0)
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of (B, T, D) within its own length; padding stays at the end."""
+    t = x.shape[1]
+    steps = torch.arange(t, device=x.device)[None, :]  # (1, T)
+    index = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)  # (B, T)
+    return x.gather(1, index[..., None].expand_as(x))
+
+
+class BiLSTM(nn.Module):
+    """A bidirectional LSTM layer in which padding never reaches a real frame's state.
+
+    (B, T, D) zero-padded, (B,) -> (B, T, 2 * units) with padded frames zero. The
+    forward direction reads the padded batch as it is (padding comes after the real
+    frames); the backward direction reads each sequence reversed within its length,
+    so it too starts on real frames. This is what packed sequences guarantee, with the
+    fused padded kernels (packed LSTM backward on a CPU measured 23x slower).
+    """
+
+    def __init__(self, input_dim: int, units: int) -> None:
+        super().__init__()
+        self.forward_lstm = nn.LSTM(input_dim, units, batch_first=True)
+        self.backward_lstm = nn.LSTM(input_dim, units, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        forward, _ = self.forward_lstm(x)
+        backward, _ = self.backward_lstm(reverse_padded(x, lengths))
+        out = torch.cat([forward, reverse_padded(backward, lengths)], dim=-1)
+        return out * lengths_to_mask(lengths, x.shape[1])[..., None].to(out.dtype)
+
+
+class Listener(nn.Module):
+    """(B, T, input_dim), (B,) -> (B, T / subsampling, 2 * units), (B,); padded frames are zero."""
+
+    def __init__(self, config: ListenerConfig) -> None:
+        super().__init__()
+        self.config = config
+        if config.frontend == "linear":
+            self.frontend: nn.Module | None = nn.Linear(config.input_dim, config.frontend_dim)
+            size = config.frontend_dim
+        elif config.frontend == "conv2d":
+            self.frontend = Conv2dSubsampling(config.input_dim, config.frontend_dim)
+            size = config.frontend_dim
+        else:
+            self.frontend = None
+            size = config.input_dim
+        self.lstms = nn.ModuleList()
+        for i in range(config.layers):
+            in_size = size if i == 0 else 2 * config.units
+            if i in config.reduce:
+                in_size *= 2  # pairs of frames are concatenated
+            self.lstms.append(BiLSTM(in_size, config.units))
+        self.dropout = nn.Dropout(config.dropout)
+
+    @property
+    def output_dim(self) -> int:
+        return 2 * self.config.units
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = lengths.to(x.device)
+        if isinstance(self.frontend, Conv2dSubsampling):
+            x, lengths = self.frontend(x, lengths)
+        elif self.frontend is not None:
+            x = torch.relu(self.frontend(x))
+        x = x * lengths_to_mask(lengths, x.shape[1])[..., None].to(x.dtype)  # padding exactly zero
+        for i, lstm in enumerate(self.lstms):
+            if i in self.config.reduce:
+                if x.shape[1] % 2:
+                    x = F.pad(x, (0, 0, 0, 1))  # an odd last frame is paired with a zero frame
+                x = x.reshape(x.shape[0], x.shape[1] // 2, 2 * x.shape[2])  # (B, T, D) -> (B, T/2, 2D)
+                lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+            if i > 0:
+                x = self.dropout(x)
+            x = lstm(x, lengths)
+        return x, lengths
