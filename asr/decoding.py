@@ -3,7 +3,8 @@
 Both searches share one signature, `search(model, features, lengths, vocab, config,
 lm=None) -> list[Hypothesis]` (the best hypothesis of each utterance), and are pure
 functions of their inputs. Beam search expands all utterances x beams at once with
-tensor operations; only finished hypotheses are collected in Python lists. Optional
+tensor operations; only finished hypotheses are collected in Python lists. In both,
+an utterance that has stopped leaves the batch, so it costs nothing afterwards. Optional
 joint CTC prefix scoring (Watanabe et al. 2017) and shallow fusion with an external
 character LM shape the scores.
 """
@@ -98,6 +99,11 @@ def _eos_blocked(logp: torch.Tensor, step: int, shortest: torch.Tensor, config: 
     return (logp[:, eos] < config.eos_threshold * best_other) | (step < shortest)
 
 
+def _scatter_rows(values: torch.Tensor, rows: torch.Tensor, size: int, fill: float = 0) -> torch.Tensor:
+    """(N, ...) values of the hypotheses still searched, at rows `rows` (N,) of all `size` -> (size, ...)."""
+    return values.new_full((size, *values.shape[1:]), fill).index_copy_(0, rows, values)
+
+
 @torch.no_grad()
 def greedy_search(
     model: LAS,
@@ -110,17 +116,18 @@ def greedy_search(
     """The most likely character at each step, for a batch (B, T, D), (B,); one hypothesis each.
 
     The EOS threshold does not apply (greedy takes EOS whenever it is the best token).
+    An utterance leaves the batch once it has ended, so it costs nothing afterwards.
     """
     encoded, encoded_lengths = model.encode(features, lengths)
     memory = model.speller.memory(encoded, encoded_lengths)
-    b = encoded.shape[0]
+    b, device = encoded.shape[0], encoded.device
     shortest, longest = _max_lengths(encoded_lengths, config)
-    forbidden = _forbidden(vocab, model.config.vocab_size, encoded.device)
+    forbidden = _forbidden(vocab, model.config.vocab_size, device)
     state = model.speller.initial_state(memory)
-    lm_state = lm.initial_state(b, encoded.device) if lm is not None and config.lm_weight > 0 else None
-    tokens = torch.full((b,), vocab.sos_id, dtype=torch.long, device=encoded.device)
-    finished = torch.zeros(b, dtype=torch.bool, device=encoded.device)
-    scores = torch.zeros(b, device=encoded.device)
+    lm_state = lm.initial_state(b, device) if lm is not None and config.lm_weight > 0 else None
+    active = torch.arange(b, device=device)  # utterances still decoded
+    tokens = torch.full((b,), vocab.sos_id, dtype=torch.long, device=device)
+    scores = torch.zeros(b, device=device)
     steps, weights = [], []
     for step in range(int(longest.max()) + 1):  # step = characters so far; the last step can only end
         logits, state = model.speller.step(state, tokens, memory)
@@ -128,16 +135,20 @@ def greedy_search(
         if lm_state is not None:
             lm_logp, lm_state = lm.score(lm_state, tokens)
             logp = logp + config.lm_weight * lm_logp
-        logp[:, vocab.eos_id] = logp[:, vocab.eos_id].masked_fill(step < shortest, float("-inf"))
+        logp[:, vocab.eos_id] = logp[:, vocab.eos_id].masked_fill(step < shortest[active], float("-inf"))
         best, tokens = logp.max(dim=-1)
-        at_limit = step >= longest
+        at_limit = step >= longest[active]
         tokens = torch.where(at_limit, torch.full_like(tokens, vocab.eos_id), tokens)
-        scores += torch.where(finished | at_limit, torch.zeros_like(best), best)
-        steps.append(tokens)
-        weights.append(state.weights)
-        finished |= tokens == vocab.eos_id
-        if bool(finished.all()):
+        scores.index_add_(0, active, torch.where(at_limit, torch.zeros_like(best), best))
+        steps.append(_scatter_rows(tokens, active, b, fill=vocab.eos_id))
+        weights.append(_scatter_rows(state.weights, active, b))
+        going = (tokens != vocab.eos_id).nonzero()[:, 0]  # (B',) rows that continue
+        if going.shape[0] == 0:
             break
+        if going.shape[0] < tokens.shape[0]:  # some utterances ended: drop them from the batch
+            state, memory, tokens, active = state.select(going), memory.select(going), tokens[going], active[going]
+            if lm_state is not None:
+                lm_state = lm.reorder(lm_state, going)
     ids = torch.stack(steps, 1).tolist()  # (B, L)
     attention = torch.stack(weights, 1).float().cpu()  # (B, L, T')
     hypotheses = []
@@ -215,6 +226,14 @@ class CTCPrefixScorer:
         self.prefix = scores[parents, choice]
         self.last = tokens
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep the emissions of rows `rows` only (utterances that ended leave the batch).
+
+        The recursion state (r_n, r_b, prefix, last) is already in the new order: `advance`
+        selects it by parent."""
+        self.x = self.x.index_select(1, rows)
+        self.lengths = self.lengths.index_select(0, rows)
+
 
 @torch.no_grad()
 def beam_search(
@@ -230,16 +249,19 @@ def beam_search(
     All B x K hypotheses advance together. At each step the K x V extensions of an
     utterance are ranked; those ending in EOS that rank within the top K join that
     utterance's finished list, the best K others continue. An utterance stops when it
-    has K finished hypotheses or reaches its maximum length; the batch stops when all do.
+    has K finished hypotheses or reaches its maximum length, and then leaves the batch,
+    so it costs nothing afterwards; the search stops when all have stopped.
     """
     k = config.beam
     encoded, encoded_lengths = model.encode(features, lengths)
     b, device = encoded.shape[0], encoded.device
     v = model.config.vocab_size
     shortest, longest = _max_lengths(encoded_lengths, config)
-    flat = torch.arange(b, device=device).repeat_interleave(k)  # (B*K,) utterance of each hypothesis
-    memory: Memory = model.speller.memory(encoded, encoded_lengths).select(flat)
-    state: SpellerState = model.speller.initial_state(memory)
+    active = torch.arange(b, device=device)  # (B',) utterances still searched
+    rows = _rows(active, k)  # (B'*K,) utterance * K + beam: each hypothesis's row in the history
+    flat = rows // k  # (B*K,) utterance of each hypothesis
+    memory: Memory = model.speller.memory(encoded, encoded_lengths)  # (B', ...): its K hypotheses share it
+    state: SpellerState = model.speller.initial_state(memory).select(flat)
     ctc = (
         CTCPrefixScorer(
             model.ctc_log_probs(encoded).index_select(0, flat), encoded_lengths[flat], vocab.blank_id, vocab.eos_id
@@ -252,18 +274,18 @@ def beam_search(
     tokens = torch.full((b * k,), vocab.sos_id, dtype=torch.long, device=device)
     scores = torch.full((b, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # one live hypothesis per utterance at the start
-    done = torch.zeros(b, dtype=torch.bool, device=device)
-    finished: list[list[tuple[float, int, int]]] = [[] for _ in range(b)]  # (score, step, flat index)
+    finished: list[list[tuple[float, int, int]]] = [[] for _ in range(b)]  # (score, step, row)
     history_tokens, history_parents, history_weights = [], [], []
-    offsets = (torch.arange(b, device=device) * k)[:, None]  # (B, 1)
     for step in range(int(longest.max()) + 1):  # step = characters so far
+        searched = active.tolist()
+        n = len(searched)
         logits, state = model.speller.step(state, tokens, memory)
-        att_logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, float("-inf"))  # (B*K, V)
+        att_logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, float("-inf"))  # (B'*K, V)
         logp = att_logp
-        blocked = _eos_blocked(att_logp, step, shortest[flat], config, vocab.eos_id)
+        blocked = _eos_blocked(att_logp, step, shortest[rows // k], config, vocab.eos_id)
         if ctc is not None:
             # CTC rescoring of the best candidates only; the rest cannot be chosen
-            candidates = att_logp.topk(min(config.ctc_candidates, v), dim=-1).indices  # (B*K, C)
+            candidates = att_logp.topk(min(config.ctc_candidates, v), dim=-1).indices  # (B'*K, C)
             candidates[:, -1] = vocab.eos_id  # EOS is always scored
             ctc_scores, ctc_cache = ctc.score(candidates, step)
             joint = (1 - config.ctc_weight) * att_logp.gather(1, candidates) + config.ctc_weight * (
@@ -274,24 +296,23 @@ def beam_search(
             lm_logp, lm_state = lm.score(lm_state, tokens)
             logp = logp + config.lm_weight * lm_logp.float()
         logp[:, vocab.eos_id] = logp[:, vocab.eos_id].masked_fill(blocked, float("-inf"))
-        total = (scores.view(-1, 1) + logp).view(b, k * v)  # (B*K, V) -> (B, K*V)
-        total = total.masked_fill(done[:, None], float("-inf"))
-        kth = total.topk(k, dim=-1).values[:, -1:]  # (B, 1) the K-th best extension
-        eos_scores = total.view(b, k, v)[:, :, vocab.eos_id]  # (B, K)
+        total = (scores.view(-1, 1) + logp).view(n, k * v)  # (B'*K, V) -> (B', K*V)
+        kth = total.topk(k, dim=-1).values[:, -1:]  # (B', 1) the K-th best extension
+        eos_scores = total.view(n, k, v)[:, :, vocab.eos_id]  # (B', K)
         ending = (eos_scores >= kth) & torch.isfinite(eos_scores)
-        at_limit = (step >= longest)[:, None] & torch.isfinite(scores) & ~done[:, None]
-        for utterance, beam in (ending | at_limit).nonzero().tolist():
-            index = utterance * k + beam
-            value = float(eos_scores[utterance, beam]) if ending[utterance, beam] else float(scores[utterance, beam])
-            finished[utterance].append((value, step, index))
-        history_weights.append(state.weights)
-        counts = torch.tensor([len(f) for f in finished], device=device)
-        done = done | (counts >= k) | (step >= longest)
-        if bool(done.all()):
+        at_limit = (step >= longest[active])[:, None] & torch.isfinite(scores)
+        for position, beam in (ending | at_limit).nonzero().tolist():
+            value = float(eos_scores[position, beam]) if ending[position, beam] else float(scores[position, beam])
+            finished[searched[position]].append((value, step, searched[position] * k + beam))
+        history_weights.append(_scatter_rows(state.weights, rows, b * k))
+        counts = torch.tensor([len(finished[u]) for u in searched], device=device)
+        going = (~((counts >= k) | (step >= longest[active]))).nonzero()[:, 0]  # (B'',) utterances that go on
+        if going.shape[0] == 0:
             break
-        total.view(b, k, v)[:, :, vocab.eos_id] = float("-inf")
-        best, index = total.topk(k, dim=-1)  # (B, K)
-        parents = (torch.div(index, v, rounding_mode="floor") + offsets).view(-1)  # (B*K,) flat parent index
+        total = total.index_select(0, going)
+        total.view(-1, k, v)[:, :, vocab.eos_id] = float("-inf")
+        best, index = total.topk(k, dim=-1)  # (B'', K)
+        parents = (torch.div(index, v, rounding_mode="floor") + going[:, None] * k).view(-1)  # (B''*K,) positions
         tokens = (index % v).view(-1)
         scores = best
         state = state.select(parents)
@@ -300,8 +321,14 @@ def beam_search(
             ctc.advance(parents, choice, tokens, ctc_cache, ctc_scores)
         if lm_state is not None:
             lm_state = lm.reorder(lm_state, parents)
-        history_tokens.append(tokens)
-        history_parents.append(parents)
+        if going.shape[0] < n:  # some utterances stopped: they leave the batch
+            memory = memory.select(going)
+            if ctc is not None:
+                ctc.keep(_rows(going, k))  # their hypotheses' positions in this step's batch
+            active = active[going]
+        parent_rows, rows = rows[parents], _rows(active, k)
+        history_parents.append(_scatter_rows(parent_rows, rows, b * k))
+        history_tokens.append(_scatter_rows(tokens, rows, b * k))
     # the history moves to the host once; tracing hypotheses back is then plain list indexing
     history = (
         torch.stack(history_tokens).tolist() if history_tokens else [],
@@ -309,6 +336,11 @@ def beam_search(
         torch.stack(history_weights).float().cpu(),  # (steps, B*K, T')
     )
     return [_best(finished[i], *history, int(encoded_lengths[i]), vocab, config) for i in range(b)]
+
+
+def _rows(utterances: torch.Tensor, k: int) -> torch.Tensor:
+    """(B',) utterance ids -> (B'*K,) their hypotheses' rows (utterance * K + beam) in the history."""
+    return (utterances[:, None] * k + torch.arange(k, device=utterances.device)).view(-1)
 
 
 def _best(

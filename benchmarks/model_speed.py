@@ -1,6 +1,6 @@
 """Speed of the LAS model on a fixed, seeded workload; prints one JSON line per measurement.
 
-    .venv/bin/python benchmarks/model_speed.py [--device cpu|cuda] [--threads 2] [--repeats 5]
+    .venv/bin/python benchmarks/model_speed.py [--device cpu|cuda] [--threads 2] [--repeats 5] [--bf16]
 
 Workload (the model issue's): 16 utterances of 80-dim features, lengths evenly spread
 over 800..1500 frames (184 s of audio at 10 ms a frame), character targets of
@@ -10,7 +10,9 @@ pyramid reductions (4x), location-aware attention of 320, one 320-unit speller L
 Measured: a training step (forward + loss + backward; median of `repeats` after 2
 warm-ups), greedy decoding of the batch and beam-10 decoding of the batch with a fixed
 length (EOS suppressed until half the listener frames). Each with its real-time factor
-(seconds / 184 s of audio). On a GPU, bf16 autocast.
+(seconds / 184 s of audio) and the process CPU seconds it took: on an unshared machine
+these are about threads x seconds, so a lower ratio shows the run was disturbed.
+On a GPU, bf16 autocast (on a CPU too with --bf16).
 """
 
 from __future__ import annotations
@@ -57,19 +59,23 @@ def model_config() -> LASConfig:
     )
 
 
-def timed(run: Callable[[], object], device: torch.device, repeats: int, warmups: int) -> float:
-    """Median wall seconds of `repeats` runs after `warmups`."""
-    times = []
+def timed(run: Callable[[], object], device: torch.device, repeats: int, warmups: int) -> tuple[float, float]:
+    """Median wall seconds and median process CPU seconds of `repeats` runs after `warmups`.
+
+    CPU seconds near threads x wall seconds say the machine was not shared during the run.
+    """
+    walls, cpus = [], []
     for i in range(warmups + repeats):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         run()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if i >= warmups:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu_started)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
@@ -77,6 +83,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on a GPU only)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -84,16 +93,19 @@ def main() -> None:
     model = LAS(model_config()).to(device)
     features, lengths, targets, target_lengths, seconds = workload(device)
     vocab = Vocabulary(SPECIALS + tuple(chr(ord("a") + i) for i in range(32 - len(SPECIALS))))
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     machine = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "threads": args.threads,
+        "bf16": bf16,
         "torch": torch.__version__,
     }
 
-    def report(name: str, value: float, **extra: object) -> None:
-        line = {"measure": name, "seconds": round(value, 4), "rtf": round(value / seconds, 5), **extra, **machine}
-        print(json.dumps(line), flush=True)
+    def report(name: str, times: tuple[float, float], **extra: object) -> None:
+        wall, cpu = times
+        measured = {"seconds": round(wall, 4), "cpu_seconds": round(cpu, 4), "rtf": round(wall / seconds, 5)}
+        print(json.dumps({"measure": name, **measured, **extra, **machine}), flush=True)
 
     def train_step() -> None:
         model.train()
