@@ -27,7 +27,15 @@ from asr.synthesis.corpus import (
     synthesize_corpus,
 )
 from asr.synthesis.engines import EngineMissingError, check_engines
-from asr.synthesis.sentences import MAX_WORDS, MIN_WORDS, Sentence, read_fortunes, sentences_from, spoken_form
+from asr.synthesis.sentences import (
+    MAX_WORDS,
+    MIN_WORDS,
+    Sentence,
+    closed_vocabulary,
+    read_fortunes,
+    sentences_from,
+    spoken_form,
+)
 from asr.text import normalize
 
 
@@ -156,6 +164,30 @@ def test_split_is_disjoint_in_talkers_and_sentences_for_all_engines() -> None:
         ids = [{c.speaker.voice for c in chapters if c.subset == s} for s in (a, b)]
         assert not ids[0] & ids[1]
     assert {c.speaker.voice.engine for c in chapters if c.subset == "train"} == set(engines.ENGINES)
+
+
+def test_a_closed_vocabulary_keeps_only_sentences_of_its_words() -> None:
+    sentences = [
+        Sentence("test", "", t)
+        for t in ("THE CAT SAT", "THE DOG SAT", "THE CAT RAN", "A ZEBRA SAT", "THE CAT SAT DOWN", "THE DOG RAN")
+    ]
+    # counts: THE 5, SAT 4, CAT 3, DOG 2, RAN 2, A 1, DOWN 1, ZEBRA 1; ties go alphabetically
+    assert [s.transcript for s in closed_vocabulary(sentences, 4)] == ["THE CAT SAT", "THE DOG SAT"]
+    assert [s.transcript for s in closed_vocabulary(sentences, 5)] == [
+        "THE CAT SAT",
+        "THE DOG SAT",
+        "THE CAT RAN",
+        "THE DOG RAN",
+    ]
+    kept = closed_vocabulary(fake_sentences(600), 30)
+    words = {word for sentence in kept for word in sentence.transcript.split()}
+    assert kept and len(words) <= 30
+
+
+def test_too_few_sentences_in_a_closed_vocabulary_is_a_clear_error() -> None:
+    config = dataclasses.replace(SMALL, vocabulary=5)
+    with pytest.raises(CorpusError, match="within a vocabulary of 5 words"):
+        plan_corpus(config, closed_vocabulary(fake_sentences(600), 5))
 
 
 def test_split_is_reproducible_from_the_seed() -> None:

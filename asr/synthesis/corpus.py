@@ -33,7 +33,7 @@ from asr.audio import SAMPLE_RATE
 from asr.data import Track, no_progress
 from asr.errors import UserError
 from asr.synthesis.engines import ENGINES, NOISE_COLORS, VOICES, Speaker, Voice, add_noise, check_engines, synthesize
-from asr.synthesis.sentences import SOURCES, Sentence, load_sentences
+from asr.synthesis.sentences import SOURCES, Sentence, closed_vocabulary, load_sentences
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ class CorpusConfig:
     Each held-out subset (dev, test) gets `held_out_voice_fraction` of the talkers of
     each kind (espeak's synthetic voices; the recorded people behind flite and festival),
     at least one of each kind that has three or more.
+
+    `vocabulary` > 0 keeps only the sentences made of that many most frequent words of
+    the texts (a closed vocabulary, as in WSJ's 5k task); 0 keeps every sentence.
     """
 
     train_utterances: int = 3000
@@ -64,6 +67,7 @@ class CorpusConfig:
     chapter_utterances: int = 20
     engines: tuple[str, ...] = ENGINES
     texts: tuple[str, ...] = tuple(SOURCES)
+    vocabulary: int = 0
     rates: tuple[float, ...] = (0.85, 1.0, 1.15)
     pitches: tuple[float, ...] = (-2.0, 0.0, 2.0)
     held_out_voice_fraction: float = 0.1
@@ -85,6 +89,8 @@ class CorpusConfig:
         unknown = [t for t in self.texts if t not in SOURCES]
         if not self.texts or unknown:
             raise CorpusError(f"texts must be some of {', '.join(SOURCES)}; got {', '.join(self.texts) or 'none'}")
+        if self.vocabulary < 0:
+            raise CorpusError(f"vocabulary must be a number of words, or 0 for all; got {self.vocabulary}")
         if not self.rates or min(self.rates) <= 0:
             raise CorpusError(f"rates must be positive speed factors, got {self.rates}")
         if not self.pitches or max(abs(p) for p in self.pitches) > 12:
@@ -161,9 +167,10 @@ def partition_sentences(sentences: Sequence[Sentence], config: CorpusConfig) -> 
     """A seeded shuffle of `sentences` cut into test, dev and train, in that order, of the asked sizes."""
     needed = sum(config.size(subset) for subset in SUBSETS)
     if needed > len(sentences):
+        within = f" within a vocabulary of {config.vocabulary} words" if config.vocabulary else ""
         raise CorpusError(
             f"{needed} utterances asked for, but the texts {', '.join(config.texts)} "
-            f"give only {len(sentences)} usable sentences"
+            f"give only {len(sentences)} usable sentences{within}"
         )
     order = list(range(len(sentences)))
     random.Random(f"{config.seed}:sentences").shuffle(order)
@@ -363,7 +370,10 @@ def synthesize_corpus(
     check_engines(config.engines)
     root.mkdir(parents=True, exist_ok=True)
     _check_settings(root, config)
-    chapters = plan_corpus(config, load_sentences(config.texts))
+    sentences = load_sentences(config.texts)
+    if config.vocabulary:
+        sentences = closed_vocabulary(sentences, config.vocabulary)
+    chapters = plan_corpus(config, sentences)
     synthesized = 0
     with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_one_thread) as pool:
         futures = [pool.submit(synthesize_chapter, root, chapter) for chapter in chapters]
