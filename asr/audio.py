@@ -5,9 +5,11 @@ Everything downstream works on 16 kHz mono float32 waveforms in [-1, 1].
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile
 import torch
 import torchaudio.functional
@@ -112,29 +114,70 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
     )
 
 
-def load_audio(path: str | Path) -> tuple[torch.Tensor, int]:
+def _mono(samples: np.ndarray) -> torch.Tensor:
+    """(N, C) float32 samples -> (N,) channel mean."""
+    return torch.from_numpy(samples).mean(dim=1)
+
+
+def load_audio(path: str | Path, start: float = 0.0, duration: float | None = None) -> tuple[torch.Tensor, int]:
     """Decode `path` to a mono float32 waveform (N,) at `SAMPLE_RATE`.
 
-    Channels are averaged; other sample rates are resampled. Returns the waveform and
-    `SAMPLE_RATE`. Raises `AudioError` naming the file for a missing file, a folder,
-    an empty file, a file that is not audio, zero samples, or truncated/corrupt data.
+    `start` and `duration` (seconds) read only that span, seeking to it: a long file
+    need not be decoded whole. Channels are averaged; other sample rates are resampled.
+    Returns the waveform and `SAMPLE_RATE`. Raises `AudioError` naming the file for a
+    missing file, a folder, an empty file, a file that is not audio, zero samples, or
+    truncated/corrupt data.
     """
     path = Path(path)
     info = audio_info(path)
     _check_wav_data_size(path)
+    first = min(round(start * info.sample_rate), info.frames)
+    count = info.frames - first if duration is None else min(round(duration * info.sample_rate), info.frames - first)
     try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        with soundfile.SoundFile(str(path)) as handle:
+            if first:
+                handle.seek(first)
+            samples = handle.read(count, dtype="float32", always_2d=True)
     except soundfile.LibsndfileError as error:
         raise AudioError(f"{path}: corrupt audio data ({_describe(error)})") from None
     except (RuntimeError, TypeError) as error:
         raise AudioError(f"{path}: corrupt audio data ({error})") from None
-    if samples.shape[0] == 0:
+    if samples.shape[0] == 0 and count > 0:
         raise AudioError(f"{path}: 0 samples could be decoded; is the file truncated?")
-    if samples.shape[0] < info.frames:
-        raise AudioError(
-            f"{path}: truncated: the header promises {info.frames} samples, only {samples.shape[0]} could be read"
-        )
-    waveform = torch.from_numpy(samples).mean(dim=1)  # (N, C) -> (N,)
+    if samples.shape[0] < count:
+        got = first + samples.shape[0]
+        raise AudioError(f"{path}: truncated: the header promises {info.frames} samples, only {got} could be read")
+    waveform = _mono(samples)
     if not torch.isfinite(waveform).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
-    return resample(waveform, rate, SAMPLE_RATE), SAMPLE_RATE
+    return resample(waveform, info.sample_rate, SAMPLE_RATE), SAMPLE_RATE
+
+
+def audio_blocks(path: str | Path, block_seconds: float = 30.0) -> Iterator[tuple[torch.Tensor, int]]:
+    """The whole file as consecutive mono blocks (N,) at its own sample rate, `block_seconds` each.
+
+    Memory stays at one block whatever the file's length. Raises `AudioError` like
+    `load_audio`, also when the file ends before its header says.
+    """
+    path = Path(path)
+    info = audio_info(path)
+    _check_wav_data_size(path)
+    size = max(1, round(block_seconds * info.sample_rate))
+    read = 0
+    try:
+        with soundfile.SoundFile(str(path)) as handle:
+            while read < info.frames:
+                samples = handle.read(min(size, info.frames - read), dtype="float32", always_2d=True)
+                if samples.shape[0] == 0:
+                    break
+                read += samples.shape[0]
+                block = _mono(samples)
+                if not torch.isfinite(block).all():
+                    raise AudioError(f"{path}: contains NaN or infinite samples")
+                yield block, info.sample_rate
+    except soundfile.LibsndfileError as error:
+        raise AudioError(f"{path}: corrupt audio data ({_describe(error)})") from None
+    except (RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: corrupt audio data ({error})") from None
+    if read < info.frames:
+        raise AudioError(f"{path}: truncated: the header promises {info.frames} samples, only {read} could be read")

@@ -5,7 +5,7 @@ import pytest
 import soundfile
 import torch
 
-from asr.audio import SAMPLE_RATE, AudioError, audio_info, load_audio, resample
+from asr.audio import SAMPLE_RATE, AudioError, audio_blocks, audio_info, load_audio, resample
 
 
 def write(path: Path, waveform: torch.Tensor, rate: int, channels: int) -> Path:
@@ -114,3 +114,23 @@ def test_non_finite_samples_are_rejected(tmp_path) -> None:
     soundfile.write(tmp_path / "nan.wav", samples, SAMPLE_RATE, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN"):
         load_audio(tmp_path / "nan.wav")
+
+
+def test_a_span_reads_the_same_samples_as_the_whole_file(tmp_path, speech) -> None:
+    soundfile.write(tmp_path / "speech.flac", speech.numpy(), 16000)
+    whole, _ = load_audio(tmp_path / "speech.flac")
+    span, _ = load_audio(tmp_path / "speech.flac", start=0.5, duration=0.75)
+    torch.testing.assert_close(span, whole[8000:20000])
+    tail, _ = load_audio(tmp_path / "speech.flac", start=1.0, duration=100.0)  # past the end: what there is
+    torch.testing.assert_close(tail, whole[16000:])
+
+
+def test_blocks_join_into_the_whole_file_and_a_truncated_one_fails(tmp_path, speech) -> None:
+    soundfile.write(tmp_path / "speech.wav", torch.stack([speech, speech], 1).numpy(), 16000)
+    blocks = list(audio_blocks(tmp_path / "speech.wav", block_seconds=0.3))
+    assert all(rate == 16000 for _, rate in blocks) and len(blocks) == 7
+    torch.testing.assert_close(torch.cat([b for b, _ in blocks]), speech, atol=1e-4, rtol=0)
+    data = (tmp_path / "speech.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match="cut.wav: truncated"):
+        list(audio_blocks(tmp_path / "cut.wav"))
