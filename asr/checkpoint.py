@@ -184,6 +184,8 @@ class LoadedModel:
     features: FeatureConfig
     decoding: dict[str, Any]
     device: torch.device
+    longest_utterance_seconds: float | None = None
+    """The longest utterance in training, if the model directory records it."""
 
 
 def load_model_dir(directory: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
@@ -205,4 +207,13 @@ def load_model_dir(directory: str | Path, device: torch.device | str = "cpu") ->
     frontend = Frontend(features, stats)
     device = torch.device(device)
     decoding = config.get("decoding", {})
-    return LoadedModel(model.to(device).eval(), frontend.to(device).eval(), vocab, features, decoding, device)
+    longest = (config.get("training") or {}).get("longest_utterance_seconds")
+    return LoadedModel(
+        model.to(device).eval(),
+        frontend.to(device).eval(),
+        vocab,
+        features,
+        decoding,
+        device,
+        float(longest) if isinstance(longest, int | float) else None,
+    )

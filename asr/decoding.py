@@ -55,14 +55,22 @@ class SearchConfig:
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """A decoded utterance: its text, token ids (no sos/eos), total log-probability score
-    (after length normalisation and penalties), and attention weights (len(tokens) + 1, T')
-    over the listener frames, the last row for <eos>."""
+    """A decoded utterance: its text, token ids (no sos/eos), the search's ranking score
+    (log-probability after length normalisation and penalties), the log-probability
+    itself summed over the tokens and <eos> (joint with CTC and the LM where they were
+    used), and attention weights (len(tokens) + 1, T') over the listener frames, the last
+    row for <eos>."""
 
     text: str
     tokens: tuple[int, ...]
     score: float
     attention: torch.Tensor
+    log_prob: float = -math.inf
+
+    @property
+    def avg_log_prob(self) -> float:
+        """Log-probability per output token, <eos> included."""
+        return self.log_prob / (len(self.tokens) + 1)
 
 
 class LanguageModel(Protocol):
@@ -154,9 +162,11 @@ def greedy_search(
     hypotheses = []
     for i in range(b):
         out = ids[i][: ids[i].index(vocab.eos_id)] if vocab.eos_id in ids[i] else ids[i]
-        score = float(scores[i]) / max(len(out) + 1, 1) ** config.length_normalization
+        log_prob = float(scores[i])
+        score = log_prob / (len(out) + 1) ** config.length_normalization
         frames = int(encoded_lengths[i])
-        hypotheses.append(Hypothesis(vocab.decode(out), tuple(out), score, attention[i, : len(out) + 1, :frames]))
+        weights = attention[i, : len(out) + 1, :frames]
+        hypotheses.append(Hypothesis(vocab.decode(out), tuple(out), score, weights, log_prob))
     return hypotheses
 
 
@@ -366,7 +376,7 @@ def _best(
         covered = float((attention.sum(0) > 0.5).sum())
         normalised = score / (len(ids) + 1) ** config.length_normalization + config.coverage_penalty * covered
         if best is None or normalised > best.score:
-            best = Hypothesis(vocab.decode(ids), tuple(ids), normalised, attention)
+            best = Hypothesis(vocab.decode(ids), tuple(ids), normalised, attention, score)
     if best is None:
         return Hypothesis("", (), -math.inf, torch.zeros(0, frames))
     return best

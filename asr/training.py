@@ -516,9 +516,22 @@ def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_d
         "features": to_dict(config.features),
         "decoding": to_dict(config.decoding),
     }
+    longest = _longest_training_utterance(config)
+    if longest is not None:
+        record["training"] = {"longest_utterance_seconds": round(longest, 2)}
     export_model_dir(model_dir, record, average_state_dicts(states), vocab, NormStats.load(config.data.stats))
     log.info("exported %s (average of %d checkpoints)", model_dir, len(states))
     return len(states)
+
+
+def _longest_training_utterance(config: TrainConfig) -> float | None:
+    """Seconds of the longest utterance training used (transcription cuts long audio to it), if the
+    training manifest can still be read."""
+    try:
+        kept = filter_utterances(read_manifest(config.data.train), config.data.filters)
+    except (UserError, OSError):
+        return None
+    return max((u.duration for u in kept), default=None)
 
 
 def train(config: TrainConfig, exp_dir: str | Path, device: str = "auto", track: Track = no_progress) -> Path:

@@ -1,0 +1,129 @@
+"""Cutting long recordings at pauses into pieces the model can decode, with an energy detector.
+
+No model is needed: a frame is silent when its level is nearer the recording's noise
+level than its speech level. Pauses long enough to end a sentence become cut points;
+neighbouring stretches of speech are joined while they fit in `max_seconds`, and a
+stretch longer than that is cut at its quietest moment.
+
+Long files are read twice: once streamed, to compute the levels (8 bytes per 10 ms,
+2.9 MB an hour of audio), then piece by piece, seeking. Memory stays bounded by one
+block of audio and one piece, whatever the file's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """How recordings are cut. Times in seconds, levels in dB (full scale 0 dBFS).
+
+    `max_seconds`: the longest piece (by default the model directory says what it was
+    trained on). A stretch of silence of `min_pause_seconds` or more may separate
+    pieces; speech stretches shorter than `min_speech_seconds` (clicks) are dropped;
+    `margin_seconds` of the surrounding audio is kept on either side of the speech.
+    The silence threshold lies halfway between the noise level (`noise_percentile` of
+    the frame levels, at least `floor_dbfs`) and the speech level (`speech_percentile`);
+    when the two are less than `min_contrast_db` apart (steady noise, music) every frame
+    counts as speech, and pieces are cut at the quietest moments only.
+    """
+
+    max_seconds: float = 20.0
+    min_pause_seconds: float = 0.3
+    min_speech_seconds: float = 0.1
+    margin_seconds: float = 0.2
+    frame_seconds: float = 0.01
+    noise_percentile: float = 10.0
+    speech_percentile: float = 95.0
+    floor_dbfs: float = -60.0
+    min_contrast_db: float = 6.0
+
+    def __post_init__(self) -> None:
+        if self.max_seconds < 1.0:
+            raise ValueError(f"max_seconds must be at least 1 s, got {self.max_seconds}")
+        if self.frame_seconds <= 0 or min(self.min_pause_seconds, self.min_speech_seconds, self.margin_seconds) < 0:
+            raise ValueError("frame_seconds must be positive; pause, speech and margin lengths not negative")
+        if not 0 <= self.noise_percentile < self.speech_percentile <= 100:
+            raise ValueError("need 0 <= noise_percentile < speech_percentile <= 100")
+
+
+def frame_levels(blocks: Iterable[tuple[torch.Tensor, int]], frame_seconds: float = 0.01) -> np.ndarray:
+    """Level in dBFS of each `frame_seconds` frame of a recording given as consecutive blocks.
+
+    `blocks`: mono (N,) waveforms, all at the same sample rate (`audio.audio_blocks`);
+    frames run across block boundaries. -> (F,) float64, the last partial frame included.
+    """
+    powers: list[np.ndarray] = []
+    leftover = np.zeros(0, dtype=np.float64)
+    size = 0
+    for block, rate in blocks:
+        size = max(1, round(frame_seconds * rate))
+        samples = np.concatenate([leftover, block.numpy().astype(np.float64)])
+        whole = len(samples) // size * size
+        powers.append(np.mean(samples[:whole].reshape(-1, size) ** 2, axis=1))  # (frames,)
+        leftover = samples[whole:]
+    if len(leftover):
+        powers.append(np.array([np.mean(leftover**2)]))
+    power = np.concatenate(powers) if powers else np.zeros(0)
+    return 10 * np.log10(np.maximum(power, 1e-12))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) frame ranges, end exclusive, where `mask` (F,) is True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def _split_long(start: int, end: int, levels: np.ndarray, longest: int) -> list[tuple[int, int]]:
+    """Cut frames [start, end) into pieces of at most `longest` frames at the quietest frame
+    of the second half of each window."""
+    pieces = []
+    while end - start > longest:
+        low = start + longest // 2
+        window = levels[low : start + longest]
+        cut = low + int(len(window) - 1 - np.argmin(window[::-1]))  # the latest of the quietest frames
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, end))
+    return pieces
+
+
+def find_segments(levels: np.ndarray, config: SegmenterConfig) -> list[tuple[float, float]]:
+    """Pieces to decode, as (start, end) seconds, from the frame levels (F,) of `frame_levels`.
+
+    Pieces are in time order, do not overlap and last at most `config.max_seconds`.
+    A recording with no speech gives none.
+    """
+    if len(levels) == 0:
+        return []
+    frame = config.frame_seconds
+    noise = max(float(np.percentile(levels, config.noise_percentile)), config.floor_dbfs)
+    loud = float(np.percentile(levels, config.speech_percentile))
+    if loud <= config.floor_dbfs:
+        return []  # digital silence or close to it
+    speech = levels > (noise + loud) / 2 if loud - noise >= config.min_contrast_db else np.ones(len(levels), bool)
+    pause = round(config.min_pause_seconds / frame)
+    for start, end in _runs(~speech):  # a short silence inside speech is part of it
+        if end - start < pause and start > 0 and end < len(levels):
+            speech[start:end] = True
+    shortest = round(config.min_speech_seconds / frame)
+    regions = [(s, e) for s, e in _runs(speech) if e - s >= shortest]
+    margin = round(config.margin_seconds / frame)
+    longest = max(1, int(config.max_seconds / frame))
+    padded = []
+    for i, (start, end) in enumerate(regions):
+        before = regions[i - 1][1] if i > 0 else 0  # margins stop halfway to the neighbours
+        after = regions[i + 1][0] if i + 1 < len(regions) else len(levels)
+        padded.append((max(start - margin, (before + start + 1) // 2), min(end + margin, (end + after) // 2)))
+    pieces: list[tuple[int, int]] = []
+    for start, end in padded:
+        if pieces and end - pieces[-1][0] <= longest:  # join the previous piece while both fit
+            pieces[-1] = (pieces[-1][0], end)
+        else:
+            pieces.extend(_split_long(start, end, levels, longest))
+    return [(start * frame, min(end * frame, len(levels) * frame)) for start, end in pieces]

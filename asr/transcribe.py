@@ -1,0 +1,323 @@
+"""Transcribing recordings with a model directory: the Python API behind `asr transcribe`.
+
+    import asr
+    model = asr.load_model("exp/demo/model")      # device="auto": a GPU if there is one
+    result = model.transcribe("speech.flac")      # or a waveform: model.transcribe(array, sample_rate=8000)
+    print(result.text)
+    for segment in result.segments:
+        print(f"{segment.start:.2f}-{segment.end:.2f} {segment.text}")
+
+A recording no longer than the longest utterance the model was trained on is decoded
+whole; a longer one is cut at pauses (`asr.segmentation`) and its pieces are decoded
+in batches, sorted by length together with those of other recordings. Memory stays
+bounded: a long file is read piece by piece, and at most `pool_pieces` pieces wait.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asr.audio import SAMPLE_RATE, AudioError, audio_blocks, audio_info, load_audio, resample
+from asr.checkpoint import LoadedModel, load_model_dir
+from asr.config import from_dict
+from asr.decoding import Hypothesis, SearchConfig, beam_search, greedy_search
+from asr.distributed import World, choose_device
+from asr.segmentation import SegmenterConfig, find_segments, frame_levels
+
+AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
+"""A file path, or a waveform: (N,) samples, or (N, C) / (C, N) with the channels on the shorter axis."""
+
+MIN_PIECE_SECONDS = 0.1
+"""Shorter pieces (or recordings) are not decoded: they give an empty segment."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word and its estimated time span in seconds from the start of the recording."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A decoded piece: its time span (seconds), text, the search's log-probability per output
+    character, and its words when word timestamps were asked for."""
+
+    start: float
+    end: float
+    text: str
+    avg_log_prob: float
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One recording's result: `source` names it (the path, or "<waveform N>"); `duration` in seconds."""
+
+    source: str
+    duration: float
+    segments: tuple[Segment, ...]
+
+    @property
+    def text(self) -> str:
+        """The segments' texts joined by spaces."""
+        return " ".join(segment.text for segment in self.segments if segment.text)
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A decoded piece for plotting: its span (seconds), the hypothesis with its attention
+    (characters + 1, T'), and the features (T, D) the listener heard."""
+
+    start: float
+    end: float
+    hypothesis: Hypothesis
+    features: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    """How to decode: the search, how many pieces a batch holds, how long audio is cut,
+    how many pieces may wait to be sorted by length (bounds memory), word timestamps."""
+
+    search: SearchConfig = field(default_factory=SearchConfig)
+    batch_size: int = 16
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    pool_pieces: int = 64
+    word_timestamps: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.pool_pieces < 1:
+            raise ValueError("batch_size and pool_pieces must be at least 1")
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """A recording ready to be cut: its pieces' spans (seconds) and a reader of any span."""
+
+    name: str
+    duration: float
+    spans: list[tuple[float, float]]
+    read: Callable[[float, float], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class _Piece:
+    recording: int
+    index: int
+    start: float
+    end: float
+    waveform: torch.Tensor
+
+
+def _waveform(audio: np.ndarray | torch.Tensor, sample_rate: int, name: str) -> torch.Tensor:
+    """A caller's array -> mono float32 (N,) at SAMPLE_RATE, or AudioError naming it."""
+    waveform = torch.as_tensor(np.asarray(audio) if not isinstance(audio, torch.Tensor) else audio)
+    if waveform.dim() == 2:
+        waveform = waveform.float().mean(dim=int(torch.tensor(waveform.shape).argmin()))  # average the channels
+    if waveform.dim() != 1:
+        raise AudioError(f"{name}: expected (N,) samples or (N, C) / (C, N), got shape {tuple(waveform.shape)}")
+    if waveform.numel() == 0:
+        raise AudioError(f"{name}: 0 samples")
+    if sample_rate < 1:
+        raise AudioError(f"{name}: sample rate must be a positive number of Hz, got {sample_rate}")
+    waveform = waveform.float()
+    if not torch.isfinite(waveform).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    return resample(waveform, sample_rate, SAMPLE_RATE)
+
+
+class Recognizer:
+    """A loaded model directory that transcribes files and waveforms (see the module's example)."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.defaults = from_dict(SearchConfig, loaded.decoding, "decoding")
+        longest = loaded.longest_utterance_seconds
+        self.max_seconds = max(SegmenterConfig.max_seconds if longest is None else math.ceil(longest), 1.0)
+        listener = loaded.model.config.listener
+        self.frame_seconds = loaded.features.hop_ms / 1000 * listener.subsampling  # one listener frame
+
+    def config(
+        self,
+        beam: int | None = None,
+        ctc_weight: float | None = None,
+        batch_size: int = 16,
+        max_seconds: float | None = None,
+        word_timestamps: bool = False,
+    ) -> TranscribeConfig:
+        """The model's decoding defaults with these overrides (None keeps the model's)."""
+        overrides = {key: value for key, value in {"beam": beam, "ctc_weight": ctc_weight}.items() if value is not None}
+        return TranscribeConfig(
+            search=dataclasses.replace(self.defaults, **overrides),
+            batch_size=batch_size,
+            segmenter=SegmenterConfig(max_seconds=max_seconds or self.max_seconds),
+            word_timestamps=word_timestamps,
+        )
+
+    def transcribe(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE, **options: Any) -> Transcript:
+        """Transcribe one file or waveform (`sample_rate` in Hz applies to waveforms).
+
+        `options` are those of `config()`. Raises `AudioError` for an unusable recording.
+        """
+        return self.transcribe_batch([audio], sample_rate, **options)[0]
+
+    def transcribe_batch(
+        self, audios: Sequence[AudioInput], sample_rate: int = SAMPLE_RATE, **options: Any
+    ) -> list[Transcript]:
+        """Transcribe several files or waveforms together, in their order; raises the first `AudioError`."""
+        results: list[Transcript] = []
+        for _, result in self.transcribe_all(audios, self.config(**options), sample_rate):
+            if isinstance(result, AudioError):
+                raise result
+            results.append(result)
+        return results
+
+    def transcribe_all(
+        self,
+        audios: Sequence[AudioInput],
+        config: TranscribeConfig,
+        sample_rate: int = SAMPLE_RATE,
+        progress: Callable[[float], None] | None = None,
+    ) -> Iterator[tuple[int, Transcript | AudioError]]:
+        """(index, transcript or the error that stopped it) for each recording, in input order.
+
+        A bad recording does not stop the others. `progress(seconds)` is called as audio
+        is done; it adds up to the total duration of the recordings that succeed.
+        Segments whose text is empty (silence, pieces too short to decode) are left out.
+        """
+        segments: dict[int, list[Segment | None]] = {}
+        recordings: dict[int, _Recording] = {}
+        failed: dict[int, AudioError] = {}
+        pool: list[_Piece] = []
+        done_seconds: dict[int, float] = {}
+        emitted = 0
+
+        def finish() -> Iterator[tuple[int, Transcript | AudioError]]:
+            nonlocal emitted
+            while emitted in failed or (emitted in segments and None not in segments[emitted]):
+                if emitted in failed:
+                    yield emitted, failed.pop(emitted)
+                    segments.pop(emitted, None)
+                    done_seconds.pop(emitted, None)
+                else:
+                    recording = recordings.pop(emitted)
+                    found = tuple(s for s in segments.pop(emitted) if s is not None and s.text)
+                    if progress is not None:
+                        progress(recording.duration - done_seconds.pop(emitted, 0.0))
+                    yield emitted, Transcript(recording.name, recording.duration, found)
+                emitted += 1
+
+        def decode_pool() -> None:
+            pool.sort(key=lambda piece: -piece.waveform.shape[0])
+            for start in range(0, len(pool), config.batch_size):
+                batch = pool[start : start + config.batch_size]
+                _, _, hypotheses = self._decode(batch, config.search)
+                for piece, hypothesis in zip(batch, hypotheses, strict=True):
+                    if piece.recording in segments:  # not failed meanwhile
+                        segments[piece.recording][piece.index] = self._segment(piece, hypothesis, config)
+                        done_seconds[piece.recording] = done_seconds.get(piece.recording, 0.0) + piece.end - piece.start
+                        if progress is not None:
+                            progress(piece.end - piece.start)
+            pool.clear()
+
+        for index, audio in enumerate(audios):
+            try:
+                recording = self._prepare(audio, index, sample_rate, config.segmenter)
+                recordings[index] = recording
+                segments[index] = [None] * len(recording.spans)
+                for number, (start, end) in enumerate(recording.spans):
+                    waveform = recording.read(start, end)
+                    if end - start < MIN_PIECE_SECONDS:  # too short to decode: no text
+                        segments[index][number] = Segment(start, end, "", -math.inf)
+                        continue
+                    pool.append(_Piece(index, number, start, end, waveform))
+                    if len(pool) >= config.pool_pieces:
+                        decode_pool()
+                        yield from finish()
+            except AudioError as error:
+                failed[index] = error
+                recordings.pop(index, None)
+            yield from finish()
+        decode_pool()
+        yield from finish()
+
+    def _prepare(self, audio: AudioInput, index: int, sample_rate: int, config: SegmenterConfig) -> _Recording:
+        if isinstance(audio, str | os.PathLike):
+            path = Path(audio)
+            duration = audio_info(path).duration
+            if duration <= config.max_seconds:
+                spans = [(0.0, duration)]
+            else:
+                spans = find_segments(frame_levels(audio_blocks(path), config.frame_seconds), config)
+            return _Recording(str(path), duration, spans, lambda start, end: load_audio(path, start, end - start)[0])
+        name = f"<waveform {index}>"
+        waveform = _waveform(audio, sample_rate, name)
+        duration = waveform.shape[0] / SAMPLE_RATE
+        if duration <= config.max_seconds:
+            spans = [(0.0, duration)]
+        else:
+            spans = find_segments(frame_levels([(waveform, SAMPLE_RATE)], config.frame_seconds), config)
+        return _Recording(
+            name, duration, spans, lambda start, end: waveform[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
+        )
+
+    def align(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE, beam: int | None = None) -> Alignment:
+        """Decode the first piece of a recording (all of it when it is short) for an alignment plot."""
+        config = self.config(beam=beam)
+        recording = self._prepare(audio, 0, sample_rate, config.segmenter)
+        if not recording.spans:
+            raise AudioError(f"{recording.name}: no speech found (the recording is silent)")
+        start, end = recording.spans[0]
+        piece = _Piece(0, 0, start, end, recording.read(start, end))
+        features, lengths, (hypothesis,) = self._decode([piece], config.search)
+        return Alignment(start, end, hypothesis, features[0, : lengths[0]].float().cpu())
+
+    @torch.no_grad()
+    def _decode(
+        self, pieces: Sequence[_Piece], search: SearchConfig
+    ) -> tuple[torch.Tensor, torch.Tensor, list[Hypothesis]]:
+        """A batch of pieces: padded waveforms -> features (B, T, D), lengths (B,) -> listener -> search."""
+        loaded = self.loaded
+        lengths = torch.tensor([piece.waveform.shape[0] for piece in pieces])
+        waveforms = torch.nn.utils.rnn.pad_sequence([piece.waveform for piece in pieces], batch_first=True)
+        features, feature_lengths = loaded.frontend(waveforms.to(loaded.device), lengths.to(loaded.device))
+        decode = greedy_search if search.beam == 1 else beam_search
+        return features, feature_lengths, decode(loaded.model, features, feature_lengths, loaded.vocab, search)
+
+    def _segment(self, piece: _Piece, hypothesis: Hypothesis, config: TranscribeConfig) -> Segment:
+        words = self._words(piece, hypothesis) if config.word_timestamps else ()
+        return Segment(piece.start, piece.end, hypothesis.text, hypothesis.avg_log_prob, words)
+
+    def _words(self, piece: _Piece, hypothesis: Hypothesis) -> tuple[Word, ...]:
+        """Word spans from attention: each character's peak listener frame, mapped to seconds."""
+        peaks = hypothesis.attention[: len(hypothesis.text)].argmax(dim=-1).numpy()  # (characters,) frame indices
+        peaks = np.maximum.accumulate(peaks) if len(peaks) else peaks  # a later character never goes back in time
+        matches = list(re.finditer(r"\S+", hypothesis.text))
+        starts = [piece.start + peaks[m.start()] * self.frame_seconds for m in matches]
+        ends = [piece.start + (peaks[m.end() - 1] + 1) * self.frame_seconds for m in matches]
+        ends = [min(end, next_start) for end, next_start in zip(ends, [*starts[1:], piece.end], strict=True)]
+        return tuple(
+            Word(m.group(), min(float(start), piece.end), float(end))
+            for m, start, end in zip(matches, starts, ends, strict=True)
+        )
+
+
+def load_model(directory: str | os.PathLike, device: str = "auto") -> Recognizer:
+    """Load a model directory (no pickle) for transcription on `device` (auto, cpu, cuda, cuda:N).
+
+    Raises `CheckpointError` for a folder that is not a model directory.
+    """
+    return Recognizer(load_model_dir(directory, choose_device(device, World())))

@@ -1,0 +1,53 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from asr.audio import SAMPLE_RATE
+from asr.segmentation import SegmenterConfig, find_segments, frame_levels
+
+
+def test_segments_never_exceed_the_limit_and_cut_at_the_quietest_frame() -> None:
+    config = SegmenterConfig(max_seconds=2.0)
+    levels = np.full(1000, -20.0)  # 10 s of speech with no pause
+    levels[[150, 320, 480, 650]] = -35.0  # momentary dips
+    pieces = find_segments(levels, config)
+    assert all(end - start <= 2.0 + 1e-9 for start, end in pieces)
+    assert pieces[0] == (0.0, pytest.approx(1.5)) and pieces[-1][1] == pytest.approx(10.0)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))  # nothing is lost between pieces
+    assert find_segments(np.full(500, -90.0), config) == []  # digital silence
+    assert find_segments(np.zeros(0), config) == []
+
+
+def test_frame_levels_do_not_depend_on_the_block_size(speech: torch.Tensor) -> None:
+    whole = frame_levels([(speech, SAMPLE_RATE)])
+    blocks = [(block, SAMPLE_RATE) for block in torch.split(speech, 1234)]
+    np.testing.assert_allclose(frame_levels(blocks), whole, atol=1e-6)
+    assert len(whole) == math.ceil(speech.shape[0] / 160)
+
+
+def test_pauses_separate_pieces_and_margins_keep_the_speech_edges() -> None:
+    config = SegmenterConfig(max_seconds=3.0, margin_seconds=0.2)
+    levels = np.full(1000, -70.0)  # 10 s: three words of speech in quiet noise
+    for start, end in ((100, 180), (230, 300), (600, 750)):
+        levels[start:end] = -20.0
+    levels[700] = -70.0  # a 10 ms dip inside a word is not a pause
+    pieces = find_segments(levels, config)
+    # the first two are 0.5 s apart: joined (2.2 s <= 3 s); the third starts a new piece
+    assert pieces == [(pytest.approx(0.8), pytest.approx(3.2)), (pytest.approx(5.8), pytest.approx(7.7))]
+
+
+def test_steady_noise_without_pauses_is_still_cut_to_the_limit() -> None:
+    rng = np.random.default_rng(0)
+    levels = -30 + rng.normal(0, 1, 3000)  # 30 s of loud noise: no contrast between noise and speech
+    pieces = find_segments(levels, SegmenterConfig(max_seconds=10.0))
+    assert pieces[0][0] == 0 and pieces[-1][1] == pytest.approx(30.0)
+    assert all(end - start <= 10.0 for start, end in pieces) and len(pieces) >= 3
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_seconds"):
+        SegmenterConfig(max_seconds=0.5)
+    with pytest.raises(ValueError, match="percentile"):
+        SegmenterConfig(noise_percentile=50, speech_percentile=40)

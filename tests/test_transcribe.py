@@ -1,0 +1,330 @@
+"""Transcription: a tiny model overfit on the fixture's six utterances, then files, waveforms,
+long recordings, word times and alignments through the Python API."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import asr
+from asr import audio as audio_module
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.checkpoint import export_model_dir
+from asr.cli import main
+from asr.config import to_dict
+from asr.decoding import SearchConfig, greedy_search
+from asr.features import FeatureConfig, Frontend, compute_stats
+from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
+from asr.text import Vocabulary
+from tests.conftest import LIBRISPEECH
+
+VOCAB = Vocabulary.default()
+FILES = sorted(LIBRISPEECH.glob("*/*/*/*.flac"))
+TEXTS = {
+    line.split(" ", 1)[0]: line.split(" ", 1)[1].strip()
+    for path in LIBRISPEECH.glob("*/*/*/*.trans.txt")
+    for line in path.read_text().splitlines()
+}
+
+
+def text_of(path: Path) -> str:
+    return TEXTS[path.stem]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory whose tiny LAS has learnt the fixture's six utterances by heart."""
+    torch.manual_seed(0)
+    waveforms = [load_audio(path)[0] for path in FILES]
+    features_config = FeatureConfig()
+    stats = compute_stats(waveforms, features_config)
+    frontend = Frontend(features_config, stats)
+    lengths = torch.tensor([w.shape[0] for w in waveforms])
+    features, feature_lengths = frontend(torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True), lengths)
+    words = [text_of(path) for path in FILES]
+    encoded = [torch.tensor(VOCAB.encode(text)) for text in words]
+    targets = torch.nn.utils.rnn.pad_sequence(encoded, batch_first=True, padding_value=VOCAB.pad_id)
+    target_lengths = torch.tensor([len(e) for e in encoded])
+    config = LASConfig(
+        listener=ListenerConfig(layers=2, units=64, reduce=(0, 1), dropout=0.0),
+        attention=AttentionConfig(kind="location", dim=64, location_channels=4, location_kernel=9),
+        speller=SpellerConfig(embedding_dim=24, units=96, dropout=0.0),
+        vocab_size=len(VOCAB),
+        ctc_weight=0.3,
+        label_smoothing=0.0,
+    )
+    model = LAS(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=4e-3)
+    search = SearchConfig(beam=1, max_length_ratio=1.5)
+    for step in range(1, 601):
+        model.train()
+        optimizer.zero_grad()
+        model(features, feature_lengths, targets, target_lengths).total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        if step % 20 == 0:
+            model.eval()
+            if [h.text for h in greedy_search(model, features, feature_lengths, VOCAB, search)] == words:
+                break
+    else:
+        pytest.fail("the tiny model did not learn the fixture's six utterances in 600 steps")
+    longest = max(w.shape[0] for w in waveforms) / SAMPLE_RATE
+    record = {
+        "model": to_dict(config),
+        "features": to_dict(features_config),
+        "decoding": to_dict(search),
+        "training": {"longest_utterance_seconds": round(longest, 2)},
+    }
+    directory = tmp_path_factory.mktemp("model") / "model"
+    export_model_dir(directory, record, model.state_dict(), VOCAB, stats)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path) -> asr.Recognizer:
+    return asr.load_model(model_dir, device="cpu")
+
+
+def test_each_file_is_transcribed_as_it_was_learnt(model: asr.Recognizer) -> None:
+    for path in FILES:
+        result = model.transcribe(path)
+        assert result.text == text_of(path)
+        assert result.source == str(path)
+        (segment,) = result.segments
+        assert segment.start == 0 and segment.end == pytest.approx(result.duration)
+        assert segment.avg_log_prob < 0
+
+
+def test_a_batch_of_files_equals_each_file_alone(model: asr.Recognizer) -> None:
+    for beam in (1, 3):
+        together = model.transcribe_batch(FILES, beam=beam, batch_size=4)
+        alone = [model.transcribe(path, beam=beam) for path in FILES]
+        assert [t.text for t in together] == [a.text for a in alone]
+        for t, a in zip(together, alone, strict=True):
+            assert [s.avg_log_prob for s in t.segments] == pytest.approx([s.avg_log_prob for s in a.segments], abs=1e-4)
+
+
+def test_any_rate_and_channel_count_gives_the_same_text(model: asr.Recognizer, tmp_path: Path) -> None:
+    path = FILES[0]
+    waveform = load_audio(path)[0].numpy()
+    stereo_44k = np.stack([waveform, 0.5 * waveform], axis=1)  # (N, 2)
+    stereo_44k = torch.from_numpy(stereo_44k.T.copy())
+    stereo_44k = audio_module.resample(stereo_44k, SAMPLE_RATE, 44100).T.numpy()
+    soundfile.write(tmp_path / "stereo.wav", stereo_44k, 44100)
+    soundfile.write(tmp_path / "speech.ogg", waveform, SAMPLE_RATE)
+    assert model.transcribe(tmp_path / "stereo.wav").text == text_of(path)
+    assert model.transcribe(tmp_path / "speech.ogg").text == text_of(path)
+    assert model.transcribe(stereo_44k, sample_rate=44100).text == text_of(path)  # (N, C) array
+    assert model.transcribe(torch.from_numpy(stereo_44k.T.copy()), sample_rate=44100).text == text_of(path)
+
+
+def test_bad_waveforms_raise_audio_errors_naming_them(model: asr.Recognizer) -> None:
+    with pytest.raises(AudioError, match="<waveform 0>: 0 samples"):
+        model.transcribe(np.zeros(0, dtype=np.float32))
+    with pytest.raises(AudioError, match="<waveform 0>: contains NaN"):
+        model.transcribe(np.full(1600, np.nan, dtype=np.float32))
+    with pytest.raises(AudioError, match=r"expected \(N,\) samples"):
+        model.transcribe(np.zeros((2, 2, 100), dtype=np.float32))
+
+
+def test_silence_gives_no_segment(model: asr.Recognizer) -> None:
+    result = model.transcribe(np.zeros(SAMPLE_RATE * 30, dtype=np.float32))
+    assert result.segments == () and result.text == ""
+    assert result.duration == 30
+
+
+def long_recording(path: Path, minutes: float) -> list[tuple[float, float]]:
+    """Write the fixture's utterances round and round, 0.6-1.2 s of quiet noise apart, for
+    `minutes`; returns where each utterance's speech (its samples above -40 dBFS) lies, in seconds."""
+    rng = np.random.default_rng(0)
+    speech = [load_audio(f)[0].numpy() for f in FILES]
+    placed, chunks, position = [], [], 0
+    while position < minutes * 60 * SAMPLE_RATE:
+        for samples in speech:
+            gap = rng.normal(0, 1e-3, int(rng.uniform(0.6, 1.2) * SAMPLE_RATE)).astype(np.float32)
+            chunks.extend([gap, samples])
+            loud = np.flatnonzero(np.abs(samples) > 0.01)
+            start = position + len(gap)
+            placed.append(((start + loud[0]) / SAMPLE_RATE, (start + loud[-1]) / SAMPLE_RATE))
+            position = start + len(samples)
+    chunks.append(rng.normal(0, 1e-3, SAMPLE_RATE).astype(np.float32))
+    soundfile.write(path, np.concatenate(chunks), SAMPLE_RATE, subtype="PCM_16")
+    return placed
+
+
+def test_a_ten_minute_file_is_cut_at_pauses_and_read_one_piece_at_a_time(
+    model: asr.Recognizer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "long.flac"
+    placed = long_recording(path, minutes=10)
+    reads, batches = [], []
+    real_load, real_frontend = audio_module.load_audio, model.loaded.frontend.forward
+
+    def spy_load(file, start=0.0, duration=None):
+        reads.append(duration)
+        return real_load(file, start, duration)
+
+    def spy_frontend(waveforms, lengths):
+        batches.append(tuple(waveforms.shape))
+        return real_frontend(waveforms, lengths)
+
+    monkeypatch.setattr("asr.transcribe.load_audio", spy_load)
+    monkeypatch.setattr(model.loaded.frontend, "forward", spy_frontend)
+    config = model.config(batch_size=8)
+    max_seconds = config.segmenter.max_seconds
+    ((_, result),) = list(model.transcribe_all([path], config))
+    monkeypatch.undo()
+    assert result.duration > 600
+    assert reads and all(d is not None and d <= max_seconds for d in reads)  # never the whole file
+    assert all(b <= 8 and n <= max_seconds * SAMPLE_RATE for b, n in batches)  # one batch of pieces at a time
+    assert len(result.segments) == len(placed)  # one piece per utterance: the pauses are too long to join
+    for segment, (start, end) in zip(result.segments, placed, strict=True):
+        assert segment.start < start and end < segment.end <= segment.start + max_seconds
+    assert all(a.end <= b.start for a, b in zip(result.segments, result.segments[1:], strict=False))
+    waveform = load_audio(path)[0]
+    for segment in result.segments[::40]:  # decoded in batches of pieces as it would be alone
+        piece = waveform[round(segment.start * SAMPLE_RATE) : round(segment.end * SAMPLE_RATE)]
+        assert model.transcribe(piece).text == segment.text
+
+
+def test_word_times_are_ordered_and_inside_their_segment(model: asr.Recognizer, tmp_path: Path) -> None:
+    path = tmp_path / "long.flac"
+    long_recording(path, minutes=0.5)
+    result = model.transcribe(path, word_timestamps=True)
+    for segment in result.segments:
+        assert [w.text for w in segment.words] == segment.text.split()
+        times = [t for w in segment.words for t in (w.start, w.end)]
+        assert times == sorted(times)
+        assert segment.start <= times[0] and times[-1] <= segment.end
+
+
+def test_alignment_of_a_file_has_a_row_per_character(model: asr.Recognizer) -> None:
+    alignment = model.align(FILES[0])
+    hypothesis = alignment.hypothesis
+    assert hypothesis.text == text_of(FILES[0])
+    assert hypothesis.attention.shape[0] == len(hypothesis.text) + 1
+    assert alignment.features.shape[1] == 80
+    torch.testing.assert_close(hypothesis.attention.sum(-1), torch.ones(len(hypothesis.text) + 1))
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def srt_times(text: str, decimal: str) -> list[tuple[float, float]]:
+    """(start, end) seconds of every cue line 'HH:MM:SS,mmm --> HH:MM:SS,mmm'."""
+    pattern = rf"(\d\d):(\d\d):(\d\d){re.escape(decimal)}(\d\d\d) --> (\d\d):(\d\d):(\d\d){re.escape(decimal)}(\d\d\d)"
+    times = []
+    for match in re.finditer(pattern, text):
+        h1, m1, s1, ms1, h2, m2, s2, ms2 = map(int, match.groups())
+        times.append((h1 * 3600 + m1 * 60 + s1 + ms1 / 1000, h2 * 3600 + m2 * 60 + s2 + ms2 / 1000))
+    return times
+
+
+def test_every_format_parses_with_ordered_times_inside_the_audio(model_dir: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    long_recording(tmp_path / "in" / "long.flac", minutes=1)
+    out = tmp_path / "out"
+    args = ["transcribe", "--model", str(model_dir), str(tmp_path / "in" / "long.flac"), "--format", "all"]
+    assert main([*args, "--output-dir", str(out), "--word-timestamps"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"long.{f}" for f in ("json", "srt", "tsv", "txt", "vtt")]
+    record = json.loads((out / "long.json").read_text())
+    duration = record["duration"]
+    assert duration == pytest.approx(soundfile.info(tmp_path / "in" / "long.flac").duration, abs=1e-3)
+    assert (out / "long.txt").read_text() == record["text"] + "\n"
+    cues = [(s["start"], s["end"]) for s in record["segments"]]
+    srt = (out / "long.srt").read_text()
+    vtt = (out / "long.vtt").read_text()
+    assert vtt.startswith("WEBVTT\n\n")
+    rows = [line.split("\t") for line in (out / "long.tsv").read_text().splitlines()]
+    assert rows[0] == ["start", "end", "text"]
+    for times in (cues, srt_times(srt, ","), srt_times(vtt, "."), [(float(a), float(b)) for a, b, _ in rows[1:]]):
+        assert len(times) == len(record["segments"]) > 10
+        flat = [t for pair in times for t in pair]
+        assert flat == sorted(flat) and flat[0] >= 0 and flat[-1] <= duration
+    assert [row[2] for row in rows[1:]] == [s["text"] for s in record["segments"]]
+    assert [int(line) for line in srt.split("\n\n")[0].splitlines()[:1]] == [1]
+    for segment in record["segments"]:
+        assert " ".join(w["text"] for w in segment["words"]) == segment["text"]
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_several_files_print_a_line_each_and_folders_are_searched(model_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["transcribe", "--model", str(model_dir), str(FILES[0]), str(LIBRISPEECH / "test-clean")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = [FILES[0], *sorted((LIBRISPEECH / "test-clean").rglob("*.flac"))]
+    assert lines == [f"{path}\t{text_of(path)}" for path in expected]
+    assert main(["transcribe", "--model", str(model_dir), str(FILES[1]), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == text_of(FILES[1])
+
+
+def test_a_folder_keeps_its_layout_in_the_output_dir(model_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["transcribe", "--model", str(model_dir), str(LIBRISPEECH), "--output-dir", str(out)]) == 0
+    for path in FILES:
+        name = path.relative_to(LIBRISPEECH).with_suffix(".txt")
+        assert (out / name).read_text() == text_of(path) + "\n"
+
+
+def test_bad_files_are_reported_in_a_line_each_and_the_others_transcribed(
+    model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    (tmp_path / "notes.wav").write_text("not audio")
+    full = tmp_path / "cut.wav"
+    soundfile.write(full, load_audio(FILES[0])[0].numpy(), SAMPLE_RATE)
+    full.write_bytes(full.read_bytes()[:2000])
+    missing = tmp_path / "missing.flac"
+    inputs = [str(tmp_path / "notes.wav"), str(FILES[0]), str(missing), str(full), str(FILES[1])]
+    assert main(["transcribe", "--model", str(model_dir), *inputs]) == 1
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert len(errors) == 3 and all(line.startswith("asr: error: ") for line in errors)
+    for path, problem in (
+        (missing, "no such file"),
+        (tmp_path / "notes.wav", "not a readable audio"),
+        (full, "truncated"),
+    ):
+        assert any(str(path) in line and problem in line for line in errors)
+    assert captured.out.splitlines() == [f"{FILES[0]}\t{text_of(FILES[0])}", f"{FILES[1]}\t{text_of(FILES[1])}"]
+
+
+@pytest.mark.parametrize(
+    ("make_args", "problem"),
+    [
+        (lambda t, m: ["--model", str(t / "nowhere"), str(FILES[0])], "nowhere: no such model directory"),
+        (lambda t, m: ["--model", str(t), str(FILES[0])], "not a model directory (missing config.yaml"),
+        (lambda t, m: ["--model", str(m), str(FILES[0]), "--format", "docx"], "--format: unknown format docx"),
+        (
+            lambda t, m: ["--model", str(m), str(FILES[0]), "--format", "txt,srt"],
+            "several --format values need --output-dir",
+        ),
+        (
+            lambda t, m: ["--model", str(m), str(FILES[0]), str(FILES[0]), "--output-dir", str(t / "o")],
+            "would both write",
+        ),
+        (lambda t, m: ["--model", str(m), str(t)], "no audio files in this folder"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_1_and_write_nothing(
+    model_dir: Path, tmp_path: Path, capsys, make_args, problem
+) -> None:
+    before = set(tmp_path.rglob("*"))
+    assert main(["transcribe", *make_args(tmp_path, model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("asr: error: ") and problem in err and err.count("\n") == 1
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_align_draws_a_png_of_the_attention(model_dir: Path, tmp_path: Path, capsys) -> None:
+    plot = tmp_path / "plots" / "align.png"
+    assert main(["align", "--model", str(model_dir), str(FILES[0]), "--plot", str(plot)]) == 0
+    assert capsys.readouterr().out == f"{plot}: {text_of(FILES[0])}\n"
+    header = plot.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert width == 1000 and height > 300  # 10 inches at 100 dpi; taller with more characters
