@@ -244,6 +244,10 @@ class BucketBatchSampler(Sampler[list[int]]):
     order is shuffled; the same seed and epoch give the same batches. With
     `num_replicas` > 1 each rank takes every `num_replicas`-th batch and all ranks get
     the same number. `set_epoch(epoch, start_batch)` resumes mid-epoch.
+
+    The first `sorted_epochs` epochs keep the batches shortest first instead of
+    shuffling them (SortaGrad, Amodei et al. 2016): an attention model learns to
+    align on short utterances before it meets long ones.
     """
 
     def __init__(
@@ -257,6 +261,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         max_batch_size: int | None = None,
         num_replicas: int = 1,
         rank: int = 0,
+        sorted_epochs: int = 0,
     ) -> None:
         if max_frames < 1:
             raise ValueError(f"max_frames must be positive, got {max_frames}")
@@ -278,6 +283,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.max_batch_size = max_batch_size
         self.num_replicas = num_replicas
         self.rank = rank
+        self.sorted_epochs = sorted_epochs
         self.epoch = 0
         self.start_batch = 0
 
@@ -307,7 +313,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             longest = longest_with
         if batch:
             batches.append(batch)
-        if self.shuffle:
+        if self.shuffle and epoch >= self.sorted_epochs:
             rng.shuffle(batches)
         usable = len(batches) - len(batches) % self.num_replicas
         return batches[self.rank : usable : self.num_replicas]

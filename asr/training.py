@@ -77,6 +77,8 @@ class DataConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     dev_utterances: int | None = None
     """Validate on the first N dev utterances only (None: all)."""
+    sorted_epochs: int = 0
+    """The first N epochs take their batches shortest first (SortaGrad), then shuffled."""
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ class Trainer:
                 max_batch_size=data.max_batch_size,
                 num_replicas=self.world.size,
                 rank=self.world.rank,
+                sorted_epochs=data.sorted_epochs,
             )
         except ValueError as error:
             raise TrainingError(f"data.max_frames: {error}") from None

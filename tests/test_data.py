@@ -149,6 +149,17 @@ def test_sampler_shuffles_between_epochs_and_keeps_padding_low() -> None:
     assert sum(lengths) / padded > 0.9
 
 
+def test_sorted_epochs_go_shortest_first_then_shuffle() -> None:
+    lengths = [100 + (i * 37) % 900 for i in range(500)]
+    sampler = BucketBatchSampler(lengths, 8000, seed=1, sorted_epochs=2, num_replicas=2, rank=1)
+    for epoch in (0, 1):  # ascending up to the 5% length jitter
+        longest = [max(lengths[i] for i in batch) for batch in sampler.batches(epoch)]
+        assert all(a <= b * 1.1 for a, b in zip(longest, longest[1:], strict=False))
+    longest = [max(lengths[i] for i in batch) for batch in sampler.batches(2)]
+    assert not all(a <= b * 1.1 for a, b in zip(longest, longest[1:], strict=False))
+    assert sorted(map(sorted, sampler.batches(0))) != sorted(map(sorted, sampler.batches(1)))  # still jittered
+
+
 def test_sampler_resumes_mid_epoch() -> None:
     lengths = [(i * 7919) % 300 + 10 for i in range(200)]
     sampler = BucketBatchSampler(lengths, 1200, seed=3)
