@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # LibriSpeech recipe: numbered stages, each re-runnable (done markers) and skippable.
 #
-#   recipes/librispeech/run.sh [--stage N] [--stop-stage N] [--data DIR] [--config FILE] [--exp DIR] [--ngpu N] ...
+#   recipes/librispeech/run.sh [--stage N] [--stop-stage N] [--data DIR] [--config FILE] [--exp DIR] [--nproc N] ...
+#
+# --nproc N trains with N processes (torchrun, distributed data parallel): one per GPU,
+# or on a CPU-only machine one per core (each with one thread). --ngpu is its old name.
 #
 #   1 download the chosen subsets from openslr.org (resumable; skips what is there)
 #   2 prepare manifests          3 normalisation statistics (vocabulary: the fixed character set)
@@ -21,7 +24,7 @@ test="dev-clean,dev-other,test-clean,test-other"
 config=recipes/librispeech/conf/train_clean_100.yaml
 exp=exp/librispeech_100
 manifests=""                   # default: EXP/manifests
-ngpu=1
+nproc=1
 device=auto
 beam=10
 ctc_weight=0.3
@@ -40,13 +43,13 @@ while [ $# -gt 0 ]; do
         --config) config=$2; shift 2 ;;
         --exp) exp=$2; shift 2 ;;
         --manifests) manifests=$2; shift 2 ;;
-        --ngpu) ngpu=$2; shift 2 ;;
+        --nproc|--ngpu) nproc=$2; shift 2 ;;
         --device) device=$2; shift 2 ;;
         --beam) beam=$2; shift 2 ;;
         --ctc-weight) ctc_weight=$2; shift 2 ;;
         --batch-size) batch_size=$2; shift 2 ;;
         --set) train_args+=(--set "$2"); shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -89,8 +92,9 @@ if run_stage 4 "train"; then
     args=(train --config "$config" --out "$exp" --device "$device"
           --set "data.train=$manifests/train.jsonl" --set "data.dev=$manifests/$dev.jsonl"
           --set "data.stats=$manifests/cmvn.json" "${train_args[@]}")
-    if [ "$ngpu" -gt 1 ]; then
-        "$(dirname "$asr")/torchrun" --standalone --nproc_per_node="$ngpu" -m asr "${args[@]}"
+    if [ "$nproc" -gt 1 ]; then
+        OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$(dirname "$asr")/torchrun" --standalone --nproc_per_node="$nproc" \
+            -m asr "${args[@]}"
     else
         "$asr" "${args[@]}"
     fi
