@@ -18,7 +18,7 @@ def run_asr(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_sub_command_with_a_line_each() -> None:
     result = run_asr("--help")
     assert result.returncode == 0
-    for command in ("prepare", "stats", "train", "average", "evaluate", "synthesize"):
+    for command in ("prepare", "stats", "train", "average", "evaluate", "synthesize", "transcribe", "align"):
         assert any(line.split()[:1] == [command] and len(line.split()) > 1 for line in result.stdout.splitlines())
 
 
