@@ -1,7 +1,9 @@
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import LIBRISPEECH
@@ -33,3 +35,20 @@ def test_librispeech_recipe_stages_2_to_6_run_on_the_fixture_and_rerun_as_no_ops
 def test_recipe_rejects_an_unknown_option() -> None:
     result = run("recipes/librispeech/run.sh", "--nonsense", "1")
     assert result.returncode == 2 and "unknown option --nonsense" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the Debian package espeak-ng (make install)")
+def test_synthetic_recipe_synthesises_trains_evaluates_and_transcribes(tmp_path: Path) -> None:
+    config = {"data": {"max_frames": 2000, "num_workers": 0}, "model": TINY_MODEL, "epochs": 1, "plot_utterances": 1}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    args = ["--data", str(tmp_path / "synth"), "--exp", str(tmp_path / "exp"), "--train-utterances", "8",
+            "--dev-utterances", "4", "--test-utterances", "4", "--vocabulary", "500", "--nproc", "1",
+            "--config", str(tmp_path / "tiny.yaml"), "--device", "cpu"]  # fmt: skip
+    result = run("recipes/synthetic/run.sh", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for stage in (0, 2, 3, 4, 5, 6, 7):
+        assert f"== stage {stage}:" in result.stdout
+    assert "| test | 4 |" in (tmp_path / "exp" / "RESULTS.md").read_text()
+    transcribed = result.stdout.split("== stage 7:")[1]
+    assert transcribed.count("  REF: ") == transcribed.count("  HYP: ") == 1  # one test chapter of four
+    assert result.stdout.rstrip().endswith("|")  # the WER table comes last
