@@ -19,7 +19,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,15 @@ def _waveform(audio: np.ndarray | torch.Tensor, sample_rate: int, name: str) -> 
     return resample(waveform, sample_rate, SAMPLE_RATE)
 
 
+def _spans(
+    duration: float, blocks: Callable[[], Iterable[tuple[torch.Tensor, int]]], config: SegmenterConfig
+) -> list[tuple[float, float]]:
+    """The pieces (seconds) of a recording of `duration` s: all of it if it fits in one, else cut at pauses."""
+    if duration <= config.max_seconds:
+        return [(0.0, duration)]
+    return find_segments(frame_levels(blocks(), config.frame_seconds), config)
+
+
 class Recognizer:
     """A loaded model directory that transcribes files and waveforms (see the module's example)."""
 
@@ -255,21 +264,17 @@ class Recognizer:
         yield from finish()
 
     def _prepare(self, audio: AudioInput, index: int, sample_rate: int, config: SegmenterConfig) -> _Recording:
+        """A file is read block by block to find its pieces and then piece by piece; a waveform is
+        converted to 16 kHz mono once."""
         if isinstance(audio, str | os.PathLike):
             path = Path(audio)
             duration = audio_info(path).duration
-            if duration <= config.max_seconds:
-                spans = [(0.0, duration)]
-            else:
-                spans = find_segments(frame_levels(audio_blocks(path), config.frame_seconds), config)
+            spans = _spans(duration, lambda: audio_blocks(path), config)
             return _Recording(str(path), duration, spans, lambda start, end: load_audio(path, start, end - start)[0])
         name = f"<waveform {index}>"
         waveform = _waveform(audio, sample_rate, name)
         duration = waveform.shape[0] / SAMPLE_RATE
-        if duration <= config.max_seconds:
-            spans = [(0.0, duration)]
-        else:
-            spans = find_segments(frame_levels([(waveform, SAMPLE_RATE)], config.frame_seconds), config)
+        spans = _spans(duration, lambda: [(waveform, SAMPLE_RATE)], config)
         return _Recording(
             name, duration, spans, lambda start, end: waveform[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
         )
