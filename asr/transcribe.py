@@ -33,6 +33,7 @@ from asr.config import from_dict
 from asr.decoding import Hypothesis, SearchConfig, beam_search, greedy_search
 from asr.distributed import World, choose_device
 from asr.segmentation import SegmenterConfig, find_segments, frame_levels
+from asr.text import normalize
 
 AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
 """A file path, or a waveform: (N,) samples, or (N, C) / (C, N) with the channels on the shorter axis."""
@@ -304,7 +305,7 @@ class Recognizer:
 
     def _segment(self, piece: _Piece, hypothesis: Hypothesis, config: TranscribeConfig) -> Segment:
         words = self._words(piece, hypothesis) if config.word_timestamps else ()
-        return Segment(piece.start, piece.end, hypothesis.text, hypothesis.avg_log_prob, words)
+        return Segment(piece.start, piece.end, normalize(hypothesis.text), hypothesis.avg_log_prob, words)
 
     def _words(self, piece: _Piece, hypothesis: Hypothesis) -> tuple[Word, ...]:
         """Word spans from attention: each character's peak listener frame, mapped to seconds."""
@@ -315,8 +316,9 @@ class Recognizer:
         ends = [piece.start + (peaks[m.end() - 1] + 1) * self.frame_seconds for m in matches]
         ends = [min(end, next_start) for end, next_start in zip(ends, [*starts[1:], piece.end], strict=True)]
         return tuple(
-            Word(m.group(), min(float(start), piece.end), float(end))
+            Word(normalize(m.group()), min(float(start), piece.end), float(end))
             for m, start, end in zip(matches, starts, ends, strict=True)
+            if normalize(m.group())  # a lone apostrophe is no word
         )
 
 

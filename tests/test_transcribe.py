@@ -18,7 +18,7 @@ from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import export_model_dir
 from asr.cli import main
 from asr.config import to_dict
-from asr.decoding import SearchConfig, greedy_search
+from asr.decoding import Hypothesis, SearchConfig, greedy_search
 from asr.features import FeatureConfig, Frontend, compute_stats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import Vocabulary
@@ -328,3 +328,18 @@ def test_align_draws_a_png_of_the_attention(model_dir: Path, tmp_path: Path, cap
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     assert width == 1000 and height > 300  # 10 inches at 100 dpi; taller with more characters
+
+
+def test_segment_texts_and_words_are_normalised(model: asr.Recognizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A speller may spell a leading space, two spaces, or a lone apostrophe: none reaches the result."""
+    raw = " IT'S  A ' CAT "
+
+    def decode(pieces, search):
+        attention = torch.eye(len(raw) + 1, 40)  # character i attends to listener frame i
+        return None, None, [Hypothesis(raw, tuple(VOCAB.encode(raw)), -1.0, attention, -3.0) for _ in pieces]
+
+    monkeypatch.setattr(model, "_decode", decode)
+    (segment,) = model.transcribe(FILES[0], word_timestamps=True).segments
+    assert segment.text == "IT'S A CAT"
+    assert [w.text for w in segment.words] == ["IT'S", "A", "CAT"]
+    assert segment.avg_log_prob == pytest.approx(-3.0 / (len(VOCAB.encode(raw)) + 1))
