@@ -87,10 +87,10 @@ def run_average(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     from asr.checkpoint import load_model_dir
     from asr.distributed import World, choose_device
-    from asr.evaluation import evaluate, search_config
+    from asr.evaluation import evaluate
 
     loaded = load_model_dir(args.model, choose_device(args.device, World()))
-    search = search_config(loaded, beam=args.beam, ctc_weight=args.ctc_weight)
+    search = loaded.search(beam=args.beam, ctc_weight=args.ctc_weight)
     corpus = evaluate(loaded, args.manifest, args.out, search, args.batch_size, args.jobs, track=progress)
     print(f"{args.manifest}: {corpus.summary()}")
 

@@ -17,8 +17,13 @@ from typing import Any, Protocol
 
 import torch
 
+from asr.errors import UserError
 from asr.model import LAS, Memory, SpellerState
 from asr.text import Vocabulary
+
+
+class DecodingError(UserError):
+    """Decoding settings that cannot be used (with this model)."""
 
 
 @dataclass(frozen=True)

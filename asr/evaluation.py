@@ -7,28 +7,19 @@ worst utterances, aligned).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from asr.atomic import atomic_open, atomic_write_text
 from asr.checkpoint import LoadedModel
-from asr.config import from_dict
 from asr.data import SpeechDataset, Track, collate, no_progress, read_manifest
 from asr.decoding import SearchConfig, beam_search, greedy_search
 from asr.scoring import CorpusScore, score, worst_report
-
-
-def search_config(loaded: LoadedModel, **overrides: Any) -> SearchConfig:
-    """The model's decoding defaults with the given (non-None) overrides applied."""
-    config = from_dict(SearchConfig, loaded.decoding, "decoding")
-    return dataclasses.replace(config, **{key: value for key, value in overrides.items() if value is not None})
 
 
 @torch.no_grad()

@@ -15,7 +15,6 @@ bounded: a long file is read piece by piece, and at most `pool_pieces` pieces wa
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -29,9 +28,9 @@ import torch
 
 from asr.audio import SAMPLE_RATE, AudioError, audio_blocks, audio_info, load_audio, resample
 from asr.checkpoint import LoadedModel, load_model_dir
-from asr.config import from_dict
 from asr.decoding import Hypothesis, SearchConfig, beam_search, greedy_search
 from asr.distributed import World, choose_device
+from asr.errors import UserError
 from asr.segmentation import SegmenterConfig, find_segments, frame_levels
 from asr.text import normalize
 
@@ -40,6 +39,10 @@ AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
 
 MIN_PIECE_SECONDS = 0.1
 """Shorter pieces (or recordings) are not decoded: they give an empty segment."""
+
+
+class TranscribeError(UserError):
+    """Transcription settings that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,6 @@ class Recognizer:
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
-        self.defaults = from_dict(SearchConfig, loaded.decoding, "decoding")
         longest = loaded.longest_utterance_seconds
         self.max_seconds = max(SegmenterConfig.max_seconds if longest is None else math.ceil(longest), 1.0)
         listener = loaded.model.config.listener
@@ -168,14 +170,19 @@ class Recognizer:
         max_seconds: float | None = None,
         word_timestamps: bool = False,
     ) -> TranscribeConfig:
-        """The model's decoding defaults with these overrides (None keeps the model's)."""
-        overrides = {key: value for key, value in {"beam": beam, "ctc_weight": ctc_weight}.items() if value is not None}
-        return TranscribeConfig(
-            search=dataclasses.replace(self.defaults, **overrides),
-            batch_size=batch_size,
-            segmenter=SegmenterConfig(max_seconds=max_seconds or self.max_seconds),
-            word_timestamps=word_timestamps,
-        )
+        """The model's decoding defaults with these overrides (None keeps the model's).
+
+        Raises `DecodingError` for settings the model cannot use, `TranscribeError` for the rest.
+        """
+        try:
+            return TranscribeConfig(
+                search=self.loaded.search(beam=beam, ctc_weight=ctc_weight),
+                batch_size=batch_size,
+                segmenter=SegmenterConfig(max_seconds=max_seconds or self.max_seconds),
+                word_timestamps=word_timestamps,
+            )
+        except ValueError as error:
+            raise TranscribeError(str(error)) from None
 
     def transcribe(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE, **options: Any) -> Transcript:
         """Transcribe one file or waveform (`sample_rate` in Hz applies to waveforms).

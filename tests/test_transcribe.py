@@ -308,6 +308,8 @@ def test_bad_files_are_reported_in_a_line_each_and_the_others_transcribed(
             "would both write",
         ),
         (lambda t, m: ["--model", str(m), str(t)], "no audio files in this folder"),
+        (lambda t, m: ["--model", str(m), str(FILES[0]), "--ctc-weight", "2"], "decoding: need 0 <= ctc_weight <= 1"),
+        (lambda t, m: ["--model", str(m), str(FILES[0]), "--max-seconds", "0.5"], "max_seconds must be at least 1 s"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_1_and_write_nothing(
