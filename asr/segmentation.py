@@ -1,9 +1,9 @@
 """Cutting long recordings at pauses into pieces the model can decode, with an energy detector.
 
 No model is needed: a frame is silent when its level is nearer the recording's noise
-level than its speech level. Pauses long enough to end a sentence become cut points;
-neighbouring stretches of speech are joined while they fit in `max_seconds`, and a
-stretch longer than that is cut at its quietest moment.
+level than its speech level. Every pause long enough to end a sentence ends a piece
+(a model trained on single sentences decodes them best one at a time), and a stretch
+of speech longer than `max_seconds` is cut at its quietest moment.
 
 Long files are read twice: once streamed, to compute the levels (8 bytes per 10 ms,
 2.9 MB an hour of audio), then piece by piece, seeking. Memory stays bounded by one
@@ -24,7 +24,7 @@ class SegmenterConfig:
     """How recordings are cut. Times in seconds, levels in dB (full scale 0 dBFS).
 
     `max_seconds`: the longest piece (by default the model directory says what it was
-    trained on). A stretch of silence of `min_pause_seconds` or more may separate
+    trained on). A stretch of silence of `min_pause_seconds` or more separates
     pieces; speech stretches shorter than `min_speech_seconds` (clicks) are dropped;
     `margin_seconds` of the surrounding audio is kept on either side of the speech.
     The silence threshold lies halfway between the noise level (`noise_percentile` of
@@ -34,7 +34,7 @@ class SegmenterConfig:
     """
 
     max_seconds: float = 20.0
-    min_pause_seconds: float = 0.3
+    min_pause_seconds: float = 0.5
     min_speech_seconds: float = 0.1
     margin_seconds: float = 0.2
     frame_seconds: float = 0.01
@@ -120,10 +120,5 @@ def find_segments(levels: np.ndarray, config: SegmenterConfig) -> list[tuple[flo
         before = regions[i - 1][1] if i > 0 else 0  # margins stop halfway to the neighbours
         after = regions[i + 1][0] if i + 1 < len(regions) else len(levels)
         padded.append((max(start - margin, (before + start + 1) // 2), min(end + margin, (end + after) // 2)))
-    pieces: list[tuple[int, int]] = []
-    for start, end in padded:
-        if pieces and end - pieces[-1][0] <= longest:  # join the previous piece while both fit
-            pieces[-1] = (pieces[-1][0], end)
-        else:
-            pieces.extend(_split_long(start, end, levels, longest))
+    pieces = [piece for start, end in padded for piece in _split_long(start, end, levels, longest)]
     return [(start * frame, min(end * frame, len(levels) * frame)) for start, end in pieces]

@@ -28,14 +28,15 @@ def test_frame_levels_do_not_depend_on_the_block_size(speech: torch.Tensor) -> N
 
 
 def test_pauses_separate_pieces_and_margins_keep_the_speech_edges() -> None:
-    config = SegmenterConfig(max_seconds=3.0, margin_seconds=0.2)
-    levels = np.full(1000, -70.0)  # 10 s: three words of speech in quiet noise
-    for start, end in ((100, 180), (230, 300), (600, 750)):
+    config = SegmenterConfig(max_seconds=3.0, min_pause_seconds=0.5, margin_seconds=0.3)
+    levels = np.full(1000, -70.0)  # 10 s: four stretches of speech in quiet noise
+    for start, end in ((100, 180), (210, 300), (360, 420), (600, 750)):
         levels[start:end] = -20.0
     levels[700] = -70.0  # a 10 ms dip inside a word is not a pause
     pieces = find_segments(levels, config)
-    # the first two are 0.5 s apart: joined (2.2 s <= 3 s); the third starts a new piece
-    assert pieces == [(pytest.approx(0.8), pytest.approx(3.2)), (pytest.approx(5.8), pytest.approx(7.7))]
+    # 0.3 s between the first two is no pause; 0.6 s and 1.8 s are: three pieces
+    expected = [(0.7, 3.3), (3.3, 4.5), (5.7, 7.8)]  # margins stop halfway to the neighbour
+    assert pieces == [(pytest.approx(a), pytest.approx(b)) for a, b in expected]
 
 
 def test_steady_noise_without_pauses_is_still_cut_to_the_limit() -> None:
