@@ -241,6 +241,17 @@ def test_corpus_has_the_librispeech_layout(small_corpus: Path) -> None:
 
 
 @needs_espeak
+def test_speech_starts_and_ends_with_the_planned_silence(small_corpus: Path) -> None:
+    for chapter in plan_corpus(SMALL, fake_sentences(40)):
+        for utterance in chapter.utterances:
+            samples, rate = soundfile.read(chapter.folder(small_corpus) / f"{utterance.id}.flac")
+            lead, tail = round(utterance.lead * rate), round(utterance.tail * rate)
+            assert 0.05 <= utterance.lead <= 0.4 and 0.05 <= utterance.tail <= 0.4
+            assert not samples[:lead].any() and not samples[len(samples) - tail :].any()
+            assert np.abs(samples[lead : lead + rate // 2]).max() > 0.01  # speech follows at once
+
+
+@needs_espeak
 def test_prepare_librispeech_reads_the_corpus_unchanged(small_corpus: Path, tmp_path: Path) -> None:
     reports = prepare_librispeech(small_corpus, list(SUBSETS), tmp_path)
     assert [r.utterances for r in reports] == [4, 4, 4]

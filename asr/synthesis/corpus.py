@@ -59,6 +59,9 @@ class CorpusConfig:
 
     `vocabulary` > 0 keeps only the sentences made of that many most frequent words of
     the texts (a closed vocabulary, as in WSJ's 5k task); 0 keeps every sentence.
+    Each utterance gets `edge_silence` (low, high) seconds of silence before and after
+    its speech, drawn uniformly: engines start on the first phoneme, recordings seldom do,
+    and a model that never heard a silent start is thrown by one.
     """
 
     train_utterances: int = 3000
@@ -73,6 +76,7 @@ class CorpusConfig:
     held_out_voice_fraction: float = 0.1
     noise_prob: float = 0.0
     snr_db: tuple[float, float] = (5.0, 30.0)
+    edge_silence: tuple[float, float] = (0.05, 0.4)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -103,6 +107,8 @@ class CorpusConfig:
             raise CorpusError(f"noise_prob must be between 0 and 1, got {self.noise_prob}")
         if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
             raise CorpusError(f"snr_db must be (low, high) in dB, got {self.snr_db}")
+        if len(self.edge_silence) != 2 or not 0 <= self.edge_silence[0] <= self.edge_silence[1] <= 5:
+            raise CorpusError(f"edge_silence must be (low, high) seconds within 0-5, got {self.edge_silence}")
 
     def size(self, subset: str) -> int:
         """Utterances asked for in `subset`."""
@@ -112,7 +118,8 @@ class CorpusConfig:
 @dataclass(frozen=True)
 class PlannedUtterance:
     """One utterance to make: `noise` is a color or None (then `snr_db` is inf), `snr_db` in dB,
-    `noise_seed` seeds the noise samples."""
+    `noise_seed` seeds the noise samples; `lead` and `tail` are the seconds of silence added
+    before and after the speech."""
 
     id: str
     spoken: str
@@ -120,6 +127,8 @@ class PlannedUtterance:
     noise: str | None
     snr_db: float
     noise_seed: int
+    lead: float = 0.0
+    tail: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +211,8 @@ def _plan_utterance(config: CorpusConfig, utterance_id: str, sentence: Sentence)
         noise=rng.choice(NOISE_COLORS) if noisy else None,
         snr_db=round(rng.uniform(*config.snr_db), 1) if noisy else math.inf,
         noise_seed=rng.getrandbits(63),
+        lead=round(rng.uniform(*config.edge_silence), 3),
+        tail=round(rng.uniform(*config.edge_silence), 3),
     )
 
 
@@ -264,7 +275,9 @@ def synthesize_chapter(root: Path, chapter: Chapter) -> ChapterResult:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="synthesis-") as workdir:
             waveforms = synthesize(chapter.speaker, [u.spoken for u in pending], Path(workdir))
-        for utterance, waveform in zip(pending, waveforms, strict=True):
+        for utterance, speech in zip(pending, waveforms, strict=True):
+            lead, tail = (np.zeros(round(t * SAMPLE_RATE), speech.dtype) for t in (utterance.lead, utterance.tail))
+            waveform = np.concatenate([lead, speech, tail])
             if utterance.noise is not None:
                 rng = np.random.default_rng(utterance.noise_seed)
                 waveform = add_noise(waveform, utterance.noise, utterance.snr_db, rng)
