@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from asr.audio import load_audio
-from asr.decoding import SearchConfig, greedy_search
 from asr.features import FeatureConfig, LogMel
 from asr.model import (
     ATTENTIONS,
@@ -22,6 +21,7 @@ from asr.model import (
     masked_softmax,
 )
 from asr.text import Vocabulary
+from tests.overfit import overfit
 
 VOCAB = Vocabulary.default()
 
@@ -211,20 +211,18 @@ def test_every_attention_overfits_real_digits_to_zero_errors(fsdd: Path, kind: s
     torch.manual_seed(0)
     features, lengths, targets, target_lengths, words = digits(fsdd)
     model = LAS(tiny(kind))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    search = SearchConfig(beam=1, max_length_ratio=1.0)
     started = time.monotonic()
-    for step in range(1, 201):
-        model.train()
-        optimizer.zero_grad()
-        model(features, lengths, targets, target_lengths).total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        if step % 10 == 0:
-            model.eval()
-            if [h.text for h in greedy_search(model, features, lengths, VOCAB, search)] == words:
-                break
-    else:
+    reached = overfit(
+        model,
+        (features, lengths, targets, target_lengths),
+        words,
+        VOCAB,
+        lr=3e-3,
+        steps=200,
+        check_every=10,
+        max_length_ratio=1.0,
+    )
+    if reached is None:
         pytest.fail(f"{kind} attention did not reach zero errors in 200 steps ({time.monotonic() - started:.0f} s)")
 
 

@@ -18,11 +18,12 @@ from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import export_model_dir
 from asr.cli import main
 from asr.config import to_dict
-from asr.decoding import Hypothesis, SearchConfig, greedy_search
+from asr.decoding import Hypothesis, SearchConfig
 from asr.features import FeatureConfig, Frontend, compute_stats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import Vocabulary
 from tests.conftest import LIBRISPEECH
+from tests.overfit import overfit
 
 VOCAB = Vocabulary.default()
 FILES = sorted(LIBRISPEECH.glob("*/*/*/*.flac"))
@@ -60,25 +61,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         label_smoothing=0.0,
     )
     model = LAS(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=4e-3)
-    search = SearchConfig(beam=1, max_length_ratio=1.5)
-    for step in range(1, 601):
-        model.train()
-        optimizer.zero_grad()
-        model(features, feature_lengths, targets, target_lengths).total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        if step % 20 == 0:
-            model.eval()
-            if [h.text for h in greedy_search(model, features, feature_lengths, VOCAB, search)] == words:
-                break
-    else:
+    batch = (features, feature_lengths, targets, target_lengths)
+    if overfit(model, batch, words, VOCAB, lr=4e-3, steps=600, check_every=20, max_length_ratio=1.5) is None:
         pytest.fail("the tiny model did not learn the fixture's six utterances in 600 steps")
     longest = max(w.shape[0] for w in waveforms) / SAMPLE_RATE
     record = {
         "model": to_dict(config),
         "features": to_dict(features_config),
-        "decoding": to_dict(search),
+        "decoding": to_dict(SearchConfig(beam=1, max_length_ratio=1.5)),
         "training": {"longest_utterance_seconds": round(longest, 2)},
     }
     directory = tmp_path_factory.mktemp("model") / "model"
