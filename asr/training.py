@@ -190,6 +190,13 @@ def _frames(duration: float, features: FeatureConfig, slowest: float) -> int:
     return features.frames_for_duration(duration / slowest)
 
 
+def compile_model(model: LAS) -> None:
+    """torch.compile, in place (parameter names unchanged), the listener and the attention with
+    dynamic shapes; the speller's step loop stays in Python and calls the compiled attention."""
+    model.listener.compile(dynamic=True)
+    model.speller.attention.compile(dynamic=True)
+
+
 class Trainer:
     """One training run in EXP_DIR; `run()` trains (or resumes) and exports the model."""
 
@@ -248,10 +255,7 @@ class Trainer:
 
     def _wrap(self, model: LAS) -> torch.nn.Module:
         if self.config.compile:
-            # in place (parameter names unchanged); the speller's step loop stays in Python, its
-            # attention, called at every step, and the listener are compiled, with dynamic shapes
-            model.listener.compile(dynamic=True)
-            model.speller.attention.compile(dynamic=True)
+            compile_model(model)
         if not self.world.distributed:
             return model
         ids = [self.device.index] if self.device.type == "cuda" else None

@@ -1,6 +1,6 @@
 """Speed of the LAS model on a fixed, seeded workload; prints one JSON line per measurement.
 
-    .venv/bin/python benchmarks/model_speed.py [--device cpu|cuda] [--threads 2] [--repeats 5] [--bf16]
+    .venv/bin/python benchmarks/model_speed.py [--device cpu|cuda] [--threads 2] [--repeats 5] [--bf16] [--compile]
 
 Workload (the model issue's): 16 utterances of 80-dim features, lengths evenly spread
 over 800..1500 frames (184 s of audio at 10 ms a frame), character targets of
@@ -12,7 +12,8 @@ warm-ups), greedy decoding of the batch and beam-10 decoding of the batch with a
 length (EOS suppressed until half the listener frames). Each with its real-time factor
 (seconds / 184 s of audio) and the process CPU seconds it took: on an unshared machine
 these are about threads x seconds, so a lower ratio shows the run was disturbed.
-On a GPU, bf16 autocast (on a CPU too with --bf16).
+On a GPU, bf16 autocast (on a CPU too with --bf16). `--compile` compiles the listener and
+the attention as `compile: true` in training does; the compile time is reported apart.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 from asr.decoding import SearchConfig, beam_search, greedy_search
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import SPECIALS, Vocabulary
+from asr.training import compile_model
 
 UTTERANCES = 16
 FRAME_SECONDS = 0.01
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on a GPU only)"
     )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the listener and the attention")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -100,6 +103,7 @@ def main() -> None:
         "threads": args.threads,
         "bf16": bf16,
         "torch": torch.__version__,
+        "compile": args.compile,
     }
 
     def report(name: str, times: tuple[float, float], **extra: object) -> None:
@@ -114,6 +118,9 @@ def main() -> None:
             losses = model(features, lengths, targets, target_lengths)
         losses.total.backward()
 
+    if args.compile:
+        compile_model(model)
+        report("compile_and_first_step", timed(train_step, device, repeats=1, warmups=0))
     report("train_step", timed(train_step, device, args.repeats, warmups=2), utterances=UTTERANCES)
     model.eval()
     greedy = SearchConfig(beam=1, max_length_ratio=0.5, min_length_ratio=0.5)
