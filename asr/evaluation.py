@@ -66,7 +66,11 @@ def evaluate(
             record.update(substitutions=u.substitutions, deletions=u.deletions, insertions=u.insertions)
             handle.write(json.dumps(record) + "\n")
     audio_seconds = sum(u.duration for u in utterances)
-    summary = corpus.to_dict() | {"rtf": decoding_seconds / audio_seconds, "beam": search.beam}
+    summary = corpus.to_dict() | {
+        "rtf": decoding_seconds / audio_seconds,
+        "beam": search.beam,
+        "ctc_weight": search.ctc_weight,
+    }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / "report.txt", corpus.summary() + "\n\n" + worst_report(per_utterance))
     return corpus

@@ -67,4 +67,4 @@ fi
 recipes=$(dirname "$0")/..
 "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$stop_stage" \
     --exp "$exp" --manifests "$manifests" --dev dev --test test \
-    --config "$recipes/fsdd/conf/train.yaml" --beam 4 --ctc-weight 0.3 "${passthrough[@]}"
+    --config "$recipes/fsdd/conf/train.yaml" "${passthrough[@]}"

@@ -58,7 +58,7 @@ if [ "$stop_stage" -ge 2 ] && [ "$stage" -le 6 ]; then
     # two training processes of one thread each use two cores better than one process of two threads
     "$recipes/librispeech/run.sh" --stage "$(( stage > 2 ? stage : 2 ))" --stop-stage "$(( stop_stage < 6 ? stop_stage : 6 ))" \
         --data "$data" --train train --dev dev --test test --exp "$exp" --nproc "$nproc" \
-        --config "$recipes/synthetic/conf/train.yaml" --beam 4 --ctc-weight 0 "${passthrough[@]}"
+        --config "$recipes/synthetic/conf/train.yaml" "${passthrough[@]}"
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
