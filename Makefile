@@ -3,24 +3,34 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# uv (pinned in the lock, installed with pip) or pip: both install requirements.lock
+INSTALLER ?= uv
 
-.PHONY: help install test demo demo-fsdd clean
+.PHONY: help install lock test demo demo-fsdd clean
 
 help:
 	@echo "make demo     install into $(VENV) and run the main job end to end (synthetic speech, CPU)"
 	@echo "make demo-fsdd  train and evaluate on real recordings of spoken digits (FSDD)"
 	@echo "make test     install what the tests need and run them"
-	@echo "make install  only install (Debian packages if missing, then the Python environment)"
+	@echo "make install  only install (Debian packages if missing, then the locked Python environment)"
+	@echo "make lock     refresh requirements.lock after a change to pyproject.toml (UPGRADE=1: newest releases)"
 	@echo "make clean    remove $(VENV) and generated data"
 
-$(INSTALLED): pyproject.toml scripts/install_system_packages.sh
+$(INSTALLED): requirements.lock pyproject.toml scripts/install_system_packages.sh scripts/install_python_packages.sh
 	bash scripts/install_system_packages.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	bash scripts/install_python_packages.sh $(VENV) $(INSTALLER)
 	touch $@
 
 install: $(INSTALLED)
+
+# Every package pinned with its hashes for CPython 3.11 on Linux x86_64, whatever
+# machine runs this; keeps the pins that still satisfy pyproject.toml.
+lock:
+	test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install --quiet uv; }
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --custom-compile-command "make lock" \
+		$(if $(UPGRADE),--upgrade) --quiet -o requirements.lock
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q
