@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,8 @@ from asr.atomic import atomic_write_text
 from asr.errors import UserError
 
 T = TypeVar("T")
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(UserError):
@@ -77,6 +80,8 @@ def _convert(kind: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a whole number, found {_describe(value)}")
         return value
     if kind is float:
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, found {_describe(value)}")
         if math.isnan(value):
@@ -187,3 +192,15 @@ def dump_config(config: Any) -> str:
 def save_config(config: Any, path: str | Path) -> None:
     """Write `dump_config(config)` to `path` atomically."""
     atomic_write_text(path, dump_config(config))
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], where: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain-value configs (sections compared key by key)."""
+    changed = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            changed += config_changes(a, b, _join(where, str(key)))
+        elif a != b:
+            changed.append(_join(where, str(key)))
+    return changed

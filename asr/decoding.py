@@ -46,7 +46,7 @@ class SearchConfig:
     coverage_penalty: float = 0.0
     ctc_weight: float = 0.0
     ctc_candidates: int = 20
-    """CTC prefix scores are computed for this many best attention candidates per hypothesis."""
+    """CTC prefix scores are computed for this many best attention candidates per hypothesis (and EOS)."""
     lm_weight: float = 0.0
 
     def __post_init__(self) -> None:
@@ -56,6 +56,8 @@ class SearchConfig:
             raise ValueError("need 0 <= min_length_ratio <= max_length_ratio and max_length_ratio > 0")
         if not 0 <= self.ctc_weight <= 1 or self.lm_weight < 0 or self.eos_threshold < 1:
             raise ValueError("need 0 <= ctc_weight <= 1, lm_weight >= 0 and eos_threshold >= 1")
+        if self.ctc_candidates < 1:
+            raise ValueError(f"ctc_candidates must be at least 1, got {self.ctc_candidates}")
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,11 @@ class LanguageModel(Protocol):
 
 
 def _max_lengths(encoded_lengths: torch.Tensor, config: SearchConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B,) listener frames -> fewest and most characters (EOS not counted) of each hypothesis."""
+    """(B,) listener frames -> fewest and most characters (EOS not counted) of each hypothesis.
+
+    An utterance without any listener frame (too short for one) may only end at once."""
     longest = (encoded_lengths.float() * config.max_length_ratio).floor().long().clamp(min=1)
+    longest = longest.masked_fill(encoded_lengths == 0, 0)
     shortest = (encoded_lengths.float() * config.min_length_ratio).floor().long()
     return shortest, longest
 
@@ -105,11 +110,15 @@ def _forbidden(vocab: Vocabulary, size: int, device: torch.device) -> torch.Tens
 
 
 def _eos_blocked(logp: torch.Tensor, step: int, shortest: torch.Tensor, config: SearchConfig, eos: int) -> torch.Tensor:
-    """(N, V) log-probs -> (N,) True where EOS is not allowed at this step."""
+    """(N, V) log-probs (the scores the search ranks by) -> (N,) True where EOS is not allowed at this step.
+
+    EOS is never blocked where it is the only extension with a finite score, so a
+    hypothesis always has a way to end."""
     others = logp.clone()
     others[:, eos] = float("-inf")
     best_other = others.max(dim=-1).values
-    return (logp[:, eos] < config.eos_threshold * best_other) | (step < shortest)
+    blocked = (logp[:, eos] < config.eos_threshold * best_other) | (step < shortest)
+    return blocked & torch.isfinite(best_other)
 
 
 def _scatter_rows(values: torch.Tensor, rows: torch.Tensor, size: int, fill: float = 0) -> torch.Tensor:
@@ -297,11 +306,12 @@ def beam_search(
         logits, state = model.speller.step(state, tokens, memory)
         att_logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, float("-inf"))  # (B'*K, V)
         logp = att_logp
-        blocked = _eos_blocked(att_logp, step, shortest[rows // k], config, vocab.eos_id)
         if ctc is not None:
-            # CTC rescoring of the best candidates only; the rest cannot be chosen
-            candidates = att_logp.topk(min(config.ctc_candidates, v), dim=-1).indices  # (B'*K, C)
-            candidates[:, -1] = vocab.eos_id  # EOS is always scored
+            # CTC rescoring of the best candidates and EOS only; the rest cannot be chosen
+            others = att_logp.clone()
+            others[:, vocab.eos_id] = float("-inf")
+            best = others.topk(min(config.ctc_candidates, v - 1), dim=-1).indices  # (B'*K, C)
+            candidates = torch.cat([best, best.new_full((best.shape[0], 1), vocab.eos_id)], dim=1)  # (B'*K, C+1)
             ctc_scores, ctc_cache = ctc.score(candidates, step)
             joint = (1 - config.ctc_weight) * att_logp.gather(1, candidates) + config.ctc_weight * (
                 ctc_scores - ctc.prefix[:, None]
@@ -310,6 +320,7 @@ def beam_search(
         if lm_state is not None:
             lm_logp, lm_state = lm.score(lm_state, tokens)
             logp = logp + config.lm_weight * lm_logp.float()
+        blocked = _eos_blocked(logp, step, shortest[rows // k], config, vocab.eos_id)  # on the ranked scores
         logp[:, vocab.eos_id] = logp[:, vocab.eos_id].masked_fill(blocked, float("-inf"))
         total = (scores.view(-1, 1) + logp).view(n, k * v)  # (B'*K, V) -> (B', K*V)
         kth = total.topk(k, dim=-1).values[:, -1:]  # (B', 1) the K-th best extension

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 from asr.errors import UserError
+
+T = TypeVar("T")
 
 
 class DeviceError(UserError):
@@ -82,3 +85,12 @@ def barrier(world: World) -> None:
 def leave(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast(value: T, world: World) -> T:
+    """Rank 0's `value` on every rank (any picklable value; use it for small things such as metrics)."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

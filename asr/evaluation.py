@@ -70,6 +70,7 @@ def evaluate(
         "rtf": decoding_seconds / audio_seconds,
         "beam": search.beam,
         "ctc_weight": search.ctc_weight,
+        "lm_weight": search.lm_weight,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / "report.txt", corpus.summary() + "\n\n" + worst_report(per_utterance))

@@ -8,6 +8,7 @@ features of the real frames.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable
@@ -112,16 +113,24 @@ class NormStatsError(UserError):
 
 @dataclass(frozen=True)
 class NormStats:
-    """Per-dimension mean and standard deviation of training features, over `frames` frames."""
+    """Per-dimension mean and standard deviation of training features, over `frames` frames,
+    and the feature settings they were computed with (None in files that predate them)."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     frames: int
+    features: FeatureConfig | None = None
+
+    def to_dict(self) -> dict:
+        """Plain values, as `save` writes them and `from_dict` reads them."""
+        record: dict = {"mean": list(self.mean), "std": list(self.std), "frames": self.frames}
+        if self.features is not None:
+            record["features"] = dataclasses.asdict(self.features)
+        return record
 
     def save(self, path: str | Path) -> None:
         """Write the statistics as a small JSON file (atomically)."""
-        record = {"mean": list(self.mean), "std": list(self.std), "frames": self.frames}
-        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> NormStats:
@@ -132,14 +141,38 @@ class NormStats:
             raise NormStatsError(f"{path}: cannot read normalisation statistics ({error.strerror})") from None
         except json.JSONDecodeError as error:
             raise NormStatsError(f"{path}: not a statistics file (invalid JSON: {error.msg})") from None
+        except UnicodeDecodeError:
+            raise NormStatsError(f"{path}: not a statistics file (not UTF-8 text)") from None
+        try:
+            return cls.from_dict(record)
+        except NormStatsError as error:
+            raise NormStatsError(f"{path}: {error}") from None
+
+    @classmethod
+    def from_dict(cls, record: object) -> NormStats:
+        """Statistics from plain values; refuses anything that is not finite numbers of one length."""
         if not isinstance(record, dict) or not {"mean", "std", "frames"} <= record.keys():
-            raise NormStatsError(f"{path}: not a statistics file (needs keys mean, std, frames)")
+            raise NormStatsError("not a statistics file (needs keys mean, std, frames)")
         mean, std = record["mean"], record["std"]
         if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) > 0):
-            raise NormStatsError(f"{path}: mean and std must be lists of the same non-zero length")
-        if not all(isinstance(x, int | float) for x in mean + std) or min(std) <= 0:
-            raise NormStatsError(f"{path}: mean must hold numbers and std positive numbers")
-        return cls(mean=tuple(map(float, mean)), std=tuple(map(float, std)), frames=int(record["frames"]))
+            raise NormStatsError("mean and std must be lists of the same non-zero length")
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in mean + std):
+            raise NormStatsError("mean and std must hold numbers")
+        if not all(math.isfinite(x) for x in mean + std) or min(std) <= 0:
+            raise NormStatsError(
+                "mean and std must be finite and std positive; was the audio out of range when they were computed?"
+            )
+        if not isinstance(record["frames"], int) or isinstance(record["frames"], bool) or record["frames"] < 1:
+            raise NormStatsError(f"frames must be a positive whole number, found {record['frames']!r}")
+        features = record.get("features")
+        if features is not None:
+            try:
+                features = FeatureConfig(**features)
+            except (TypeError, ValueError) as error:
+                raise NormStatsError(f"'features' is not a feature config ({error})") from None
+        if len(mean) != (features.n_mels if features is not None else len(mean)):
+            raise NormStatsError(f"{len(mean)} dimensions, but the features have {features.n_mels}")
+        return cls(tuple(map(float, mean)), tuple(map(float, std)), int(record["frames"]), features)
 
 
 class StatsAccumulator:
@@ -178,7 +211,7 @@ def compute_stats(waveforms: Iterable[torch.Tensor], config: FeatureConfig) -> N
     for waveform in waveforms:
         features, lengths = logmel(waveform[None], torch.tensor([waveform.shape[0]]))
         accumulator.update(features[0, : int(lengths[0])])
-    return accumulator.result()
+    return dataclasses.replace(accumulator.result(), features=config)
 
 
 class GlobalNorm(nn.Module):

@@ -13,16 +13,18 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
+import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
@@ -36,7 +38,7 @@ from asr.checkpoint import (
     load_training_state,
     save_training_state,
 )
-from asr.config import dump_config, to_dict
+from asr.config import config_changes, dump_config, to_dict
 from asr.data import (
     BucketBatchSampler,
     FilterConfig,
@@ -49,16 +51,19 @@ from asr.data import (
     read_manifest,
 )
 from asr.decoding import SearchConfig, greedy_search
-from asr.distributed import all_agree, barrier, choose_device, init_world, leave
+from asr.distributed import all_agree, barrier, broadcast, choose_device, init_world, leave
 from asr.errors import UserError
 from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats, SpecAugmentConfig
+from asr.learnable import find_unlearnable, rule
 from asr.model import LAS, LASConfig
 from asr.plotting import attention_figure, save_figure
 from asr.schedule import LRSchedule, ScheduleConfig
 from asr.scoring import score
-from asr.text import Vocabulary
+from asr.text import Vocabulary, normalize
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,13 @@ class DataConfig:
     """Validate on the first N dev utterances only (None: all)."""
     sorted_epochs: int = 0
     """The first N epochs take their batches shortest first (SortaGrad), then shuffled."""
+    max_unlearnable_fraction: float = 0.05
+    """Training refuses to start when more than this share of the training (or dev) utterances
+    has too few listener frames for its transcript (see `asr.learnable`); fewer are dropped."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_unlearnable_fraction <= 1:
+            raise ValueError(f"max_unlearnable_fraction must lie in [0, 1], got {self.max_unlearnable_fraction}")
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,8 @@ class TrainConfig:
     epochs: int = 20
     max_steps: int | None = None
     """Stop after this many optimizer steps, whatever the epoch."""
+    accumulate_grad: int = 1
+    """Batches per optimizer step: the effective batch is processes x accumulate_grad x data.max_frames."""
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """"auto": bf16 autocast on a GPU, fp32 on a CPU."""
@@ -126,7 +140,7 @@ class TrainConfig:
     """The probability rises linearly from 0 at step `sampling_start` over `sampling_ramp` steps."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "log_every", "checkpoint_every", "keep_checkpoints", "average_best"):
+        for name in ("epochs", "log_every", "checkpoint_every", "keep_checkpoints", "average_best", "accumulate_grad"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
@@ -208,6 +222,8 @@ class Trainer:
         self.track = track
         self.vocab = Vocabulary.default()
         self.progress = Progress()
+        resumed = self._latest_state()
+        self.stats = self._stats(resumed)
         self._load_data()
         model_config = dataclasses.replace(config.model, vocab_size=len(self.vocab))
         torch.manual_seed(config.seed)
@@ -221,23 +237,45 @@ class Trainer:
             betas=config.optim.betas,
             weight_decay=config.optim.weight_decay,
         )
-        total = config.max_steps or config.epochs * len(self.sampler)
+        total = config.max_steps or config.epochs * math.ceil(len(self.sampler) / config.accumulate_grad)
         self.schedule = LRSchedule(config.optim.schedule, total)
         self.writer: SummaryWriter | None = None
+        if resumed is not None:
+            self._restore(resumed)
 
     # ----------------------------------------------------------------- set-up
+    def _stats(self, resumed: dict[str, Any] | None) -> NormStats:
+        """The normalisation statistics: those the run started with when resuming, else data.stats."""
+        if resumed is not None and "stats" in resumed:
+            return NormStats.from_dict(resumed["stats"])
+        path = self.config.data.stats
+        if not path:
+            raise TrainingError("data.stats is not set; give it in the config or with --set data.stats=PATH")
+        stats = NormStats.load(path)
+        if stats.features is not None and stats.features != self.config.features:
+            changed = config_changes(to_dict(stats.features), to_dict(self.config.features), "features")
+            raise TrainingError(
+                f"{path}: computed with other feature settings than this config's ({', '.join(changed)}); "
+                "run asr stats --config CONFIG again"
+            )
+        return stats
+
     def _load_data(self) -> None:
         data = self.config.data
-        for key in ("train", "dev", "stats"):
+        for key in ("train", "dev"):
             if not getattr(data, key):
                 raise TrainingError(f"data.{key} is not set; give it in the config or with --set data.{key}=PATH")
-        self.stats = NormStats.load(data.stats)
         train = filter_utterances(read_manifest(data.train), data.filters)
         if not train:
             raise TrainingError(f"{data.train}: no utterance is left after the filters in data.filters")
-        self.dev = read_manifest(data.dev)[: data.dev_utterances]
-        _check_audio(train + self.dev)
         speeds = SPEED_FACTORS if data.speed_perturb else (1.0,)
+        train = self._learnable(train, "training", data.train, max(speeds))
+        dev = [u for u in read_manifest(data.dev)[: data.dev_utterances] if normalize(u.text)]
+        if not dev:
+            raise TrainingError(f"{data.dev}: no dev utterance has a transcript with a character to score")
+        self.dev = self._learnable(dev, "dev", data.dev, 1.0)
+        _check_audio(train + self.dev)
+        self.longest_seconds = max(u.duration for u in train)
         self.dataset = SpeechDataset(train, self.vocab, speeds, seed=self.config.seed)
         lengths = [_frames(u.duration, self.config.features, min(speeds)) for u in train]
         try:
@@ -252,6 +290,25 @@ class Trainer:
             )
         except ValueError as error:
             raise TrainingError(f"data.max_frames: {error}") from None
+
+    def _learnable(self, utterances: list[Utterance], subset: str, manifest: str, speed: float) -> list[Utterance]:
+        """`utterances` without those the model cannot learn (one line of counts); refuses too many."""
+        config = self.config
+        found = find_unlearnable(utterances, self.vocab, config.features, config.model, speed)
+        if not found:
+            return utterances
+        share = len(found) / len(utterances)
+        counts = f"{len(found)} of {len(utterances)} {subset} utterances ({100 * share:.1f} %) in {manifest}"
+        if share > config.data.max_unlearnable_fraction:
+            raise TrainingError(
+                f"{counts} cannot be learnt ({rule(config.model)}), more than "
+                f"data.max_unlearnable_fraction={config.data.max_unlearnable_fraction}; lower the subsampling "
+                f"(model.listener.reduce, model.listener.frontend) or train without CTC (model.ctc_weight=0)"
+            )
+        if self.world.is_main:
+            log.warning("dropped %s: %s", counts, rule(config.model))
+        dropped = {id(item.utterance) for item in found}
+        return [u for u in utterances if id(u) not in dropped]
 
     def _wrap(self, model: LAS) -> torch.nn.Module:
         if self.config.compile:
@@ -274,22 +331,35 @@ class Trainer:
             "progress": dataclasses.asdict(self.progress),
             "rng": _rng_state(),
             "config": dump_config(self.config),
+            "stats": self.stats.to_dict(),
+            "longest_utterance_seconds": self.longest_seconds,
         }
 
-    def _resume(self) -> None:
+    def _latest_state(self) -> dict[str, Any] | None:
+        """The newest checkpoint of EXP_DIR, if the run has one; refuses a config that changed what is done."""
         found = list_checkpoints(self.checkpoints)
         if not found:
-            return
+            return None
         state = load_training_state(found[-1])
-        if state["config"] != dump_config(self.config):
+        changed = [
+            key
+            for key in config_changes(yaml.safe_load(state["config"]), to_dict(self.config))
+            if key not in RESUMABLE_CHANGES
+        ]
+        if changed:
             raise TrainingError(
-                f"{self.exp_dir}: holds a run with a different config; use a new EXP_DIR or the same config"
+                f"{self.exp_dir}: holds a run with a different config ({', '.join(changed)} changed); use a new "
+                f"EXP_DIR, or the same config (a resumed run may change only {', '.join(sorted(RESUMABLE_CHANGES))})"
             )
+        log.info("resuming from %s", found[-1])
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.progress = Progress(**state["progress"])
-        log.info("resumed from %s (step %d, epoch %d)", found[-1], self.progress.step, self.progress.epoch)
+        log.info("resumed at step %d, epoch %d", self.progress.step, self.progress.epoch)
 
     def _save(self) -> None:
         if self.world.is_main:
@@ -297,10 +367,11 @@ class Trainer:
         barrier(self.world)
 
     # ------------------------------------------------------------------ steps
-    def _batches(self) -> Iterator[Any]:
+    def _loader(self) -> DataLoader:
+        """The rest of the current epoch's batches (the sampler is set to it before its length is read)."""
         self.sampler.set_epoch(self.progress.epoch, self.progress.batch_in_epoch)
         self.dataset.set_epoch(self.progress.epoch)
-        loader = DataLoader(
+        return DataLoader(
             self.dataset,
             batch_sampler=self.sampler,
             num_workers=self.config.data.num_workers,
@@ -308,48 +379,55 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.config.seed + self.progress.epoch),
         )
-        yield from loader
 
     def _sampling_prob(self) -> float:
         c = self.config
         ramp = min(1.0, max(0, self.progress.step - c.sampling_start) / max(1, c.sampling_ramp))
         return c.sampling_prob * ramp
 
-    def _train_step(self, batch: Any) -> dict[str, float] | None:
-        """One optimizer step; returns its losses, or None if the step was skipped."""
+    def _train_step(self, batches: list[Any]) -> dict[str, float] | None:
+        """One optimizer step over `batches` (gradients accumulated, each batch's loss weighted
+        1 / len(batches)); returns the mean losses, or None if the step was skipped."""
         config = self.config
         _seed_step(config.seed, self.progress.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.progress.step)
-        batch = batch.to(self.device)
         self.model.train()
         self.frontend.train()
         self.optimizer.zero_grad(set_to_none=True)
+        sums = {"loss": 0.0, "attention_loss": 0.0, "ctc_loss": 0.0}
+        finite = True
         try:
-            with _autocast(config.precision, self.device):
-                features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
-                losses = self.step_model(features, lengths, batch.targets, batch.target_lengths, self._sampling_prob())
-            losses.total.backward()
+            for i, batch in enumerate(batches):
+                batch = batch.to(self.device)
+                last = i == len(batches) - 1
+                # DDP averages gradients across processes on the last batch only
+                sync = contextlib.nullcontext() if last or not self.world.distributed else self.step_model.no_sync()
+                with sync:
+                    with _autocast(config.precision, self.device):
+                        features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
+                        losses = self.step_model(
+                            features, lengths, batch.targets, batch.target_lengths, self._sampling_prob()
+                        )
+                    (losses.total / len(batches)).backward()
+                finite = finite and bool(torch.isfinite(losses.total).item())
+                for key, value in zip(sums, (losses.total, losses.attention, losses.ctc), strict=True):
+                    sums[key] += value.item() / len(batches)
         except torch.OutOfMemoryError:
             if self.world.distributed:
                 raise
-            log.warning("out of GPU memory on a batch of %d utterances; skipped it", len(batch.ids))
+            log.warning("out of GPU memory on a batch of %d utterances; skipped the step", len(batch.ids))
             self.optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             return None
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.optim.grad_clip)
-        finite = bool(torch.isfinite(losses.total).item() and torch.isfinite(norm).item())
+        finite = finite and bool(torch.isfinite(norm).item())
         if not all_agree(finite, self.world, self.device):
             log.warning("step %d: non-finite loss or gradient; skipped", self.progress.step)
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
-        return {
-            "loss": losses.total.item(),
-            "attention_loss": losses.attention.item(),
-            "ctc_loss": losses.ctc.item(),
-            "grad_norm": norm.item(),
-        }
+        return sums | {"grad_norm": norm.item()}
 
     # ------------------------------------------------------------- validation
     @torch.no_grad()
@@ -404,12 +482,23 @@ class Trainer:
                 self.writer.add_figure(f"attention/{utterance_id}", figure, self.progress.step, close=False)
             save_figure(figure, folder / f"{utterance_id}.png")
 
-    def _after_validation(self, metrics: dict[str, float]) -> None:
-        """Log, feed the schedule, keep the weights if they are among the best."""
-        self.schedule.observe(metrics["wer"])
-        self.progress.validations.append({"step": self.progress.step, **metrics})
-        if not self.world.is_main:
-            return
+    def _validated_now(self) -> bool:
+        validations = self.progress.validations
+        return bool(validations) and validations[-1]["step"] == self.progress.step
+
+    def _validate_and_save(self) -> None:
+        """Validate (once per step), feed the schedule on every rank, keep the best weights, save."""
+        if not self._validated_now():
+            # rank 0 decodes the dev set; every rank applies the same result to its schedule
+            metrics = broadcast(self.validate() if self.world.is_main else None, self.world)
+            self.schedule.observe(metrics["wer"])
+            self.progress.validations.append({"step": self.progress.step, **metrics})
+            if self.world.is_main:
+                self._report(metrics)
+        self._save()
+
+    def _report(self, metrics: dict[str, float]) -> None:
+        """Log, write TensorBoard scalars and validations.json, keep the weights if among the best."""
         log.info(
             "step %d: dev loss %.3f, WER %.2f%%, CER %.2f%%",
             self.progress.step,
@@ -429,7 +518,9 @@ class Trainer:
         best_steps = {int(v["step"]) for v in ranked[: self.config.average_best]}
         folder = self.exp_dir / "best"
         if self.progress.step in best_steps:
-            save_training_state({"model": self.model.state_dict(), "wer": wer}, folder, self.progress.step, keep=10**9)
+            state = {"model": self.model.state_dict(), "wer": wer, "stats": self.stats.to_dict()}
+            state["longest_utterance_seconds"] = self.longest_seconds
+            save_training_state(state, folder, self.progress.step, keep=10**9)
         for path in list_checkpoints(folder):
             if int(path.stem.split("-")[1]) not in best_steps:
                 path.unlink()
@@ -437,11 +528,9 @@ class Trainer:
     # ------------------------------------------------------------------- run
     def run(self) -> Path:
         """Train until `epochs` or `max_steps`, then export `EXP_DIR/model`; returns its path."""
-        config = self.config
         self.exp_dir.mkdir(parents=True, exist_ok=True)
-        self._resume()
         if self.world.is_main:
-            atomic_write_text(self.exp_dir / "config.yaml", dump_config(config))
+            atomic_write_text(self.exp_dir / "config.yaml", dump_config(self.config))
             self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
         try:
             self._loop()
@@ -463,16 +552,17 @@ class Trainer:
         config = self.config
         while not self._done():
             started, utterances = time.monotonic(), 0
-            batches: Iterable[Any] = self._batches()
+            loader = self._loader()
+            batches: Iterable[Any] = loader
             if self.world.is_main:
-                batches = self.track(batches, len(self.sampler), f"epoch {self.progress.epoch + 1}")
-            for batch in batches:
-                losses = self._train_step(batch)
-                self.progress.batch_in_epoch += 1
+                batches = self.track(loader, len(self.sampler), f"epoch {self.progress.epoch + 1}")
+            for group in _groups(batches, config.accumulate_grad):
+                losses = self._train_step(group)
+                self.progress.batch_in_epoch += len(group)
                 if losses is None:
                     self.progress.skipped_steps += 1
                 self.progress.step += 1
-                utterances += len(batch.ids)
+                utterances += sum(len(batch.ids) for batch in group)
                 if losses is not None and self.writer is not None and self.progress.step % config.log_every == 0:
                     for key, value in losses.items():
                         self.writer.add_scalar(f"train/{key}", value, self.progress.step)
@@ -492,53 +582,58 @@ class Trainer:
                 self.progress.batch_in_epoch = 0
             self._validate_and_save()
 
-    def _validate_and_save(self) -> None:
-        metrics = self.validate() if self.world.is_main else {"wer": 0.0}
-        if self.world.is_main:
-            self._after_validation(metrics)
-        self._save()
-
     def export(self, model_dir: Path) -> None:
         export_average(self.exp_dir, self.config, self.config.average_best, model_dir)
+
+
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "max_steps", "data.num_workers", "validate_every", "checkpoint_every", "log_every", "plot_utterances"}
+)
+"""Config keys a resumed run may change: none of them changes a step already taken."""
+
+
+def _groups(batches: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive groups of `size` items; the last may be shorter."""
+    group: list[T] = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_dir: str | Path) -> int:
     """Average the `count` best kept weights of `exp_dir` by dev WER into a model directory.
 
     Returns how many were averaged. Falls back to the latest checkpoint if no
-    validation kept any.
+    validation kept any. The normalisation statistics and the longest training
+    utterance come from the run's own checkpoints, not from files that may have
+    changed since.
     """
     exp_dir = Path(exp_dir)
     kept = [load_training_state(p) for p in list_checkpoints(exp_dir / "best")]
     kept.sort(key=lambda state: state["wer"])
-    states = [state["model"] for state in kept[:count]]
-    if not states:
+    kept = kept[:count]
+    if not kept:
         latest = list_checkpoints(exp_dir / "checkpoints")
         if not latest:
             raise TrainingError(f"{exp_dir}: no checkpoint to export; has training run here?")
-        states = [load_training_state(latest[-1])["model"]]
+        kept = [load_training_state(latest[-1])]
+    if "stats" not in kept[0]:
+        raise TrainingError(f"{exp_dir}: its checkpoints predate the statistics they now hold; train it again")
     vocab = Vocabulary.default()
     record = {
         "model": to_dict(dataclasses.replace(config.model, vocab_size=len(vocab))),
         "features": to_dict(config.features),
         "decoding": to_dict(config.decoding),
+        "training": {"longest_utterance_seconds": round(kept[0]["longest_utterance_seconds"], 2)},
     }
-    longest = _longest_training_utterance(config)
-    if longest is not None:
-        record["training"] = {"longest_utterance_seconds": round(longest, 2)}
-    export_model_dir(model_dir, record, average_state_dicts(states), vocab, NormStats.load(config.data.stats))
+    states = [state["model"] for state in kept]
+    export_model_dir(model_dir, record, average_state_dicts(states), vocab, NormStats.from_dict(kept[0]["stats"]))
     log.info("exported %s (average of %d checkpoints)", model_dir, len(states))
     return len(states)
-
-
-def _longest_training_utterance(config: TrainConfig) -> float | None:
-    """Seconds of the longest utterance training used (transcription cuts long audio to it), if the
-    training manifest can still be read."""
-    try:
-        kept = filter_utterances(read_manifest(config.data.train), config.data.filters)
-    except (UserError, OSError):
-        return None
-    return max((u.duration for u in kept), default=None)
 
 
 def train(config: TrainConfig, exp_dir: str | Path, device: str = "auto", track: Track = no_progress) -> Path:

@@ -107,3 +107,13 @@ def test_yaml_cannot_construct_objects(tmp_path: Path) -> None:
     (tmp_path / "evil.yaml").write_text("name: !!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(ConfigError, match="evil.yaml"):
         load_config(Outer, tmp_path / "evil.yaml")
+
+
+def test_a_number_in_exponent_form_without_a_dot_is_a_number() -> None:
+    """YAML 1.1 reads 1e-4 as a string; a float field takes it as the number it means."""
+    from asr.training import TrainConfig
+
+    config = load_config(TrainConfig, None, ["optim.schedule.lr=1e-4", "optim.weight_decay=5E-3"])
+    assert config.optim.schedule.lr == 1e-4 and config.optim.weight_decay == 5e-3
+    with pytest.raises(ConfigError, match="expected a number"):
+        load_config(TrainConfig, None, ["optim.schedule.lr=e-4"])

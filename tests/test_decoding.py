@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,36 @@ def test_coverage_penalty_rewards_frames_the_attention_covered(trained) -> None:
             assert b.score == pytest.approx(a.score + bonus_a, abs=1e-4)
         else:  # another hypothesis won: it must beat the plain winner's penalised score
             assert b.score >= a.score + bonus_a - 1e-4
+
+
+def test_beam_search_with_ctc_returns_a_finite_hypothesis_when_ctc_allows_only_eos() -> None:
+    """Three listener frames hold at most three characters; with EOS made unlikely by the
+    attention, the EOS rule must still see the joint scores and let the search end."""
+    torch.manual_seed(0)
+    model = LAS(tiny("location")).eval()
+    with torch.no_grad():
+        model.speller.output.bias[VOCAB.eos_id] -= 6
+    features, lengths = torch.randn(1, 6, 80), torch.tensor([6])  # 6 frames -> 3 listener frames
+    for candidates in (1, 2, 20):
+        config = SearchConfig(beam=4, ctc_weight=0.3, ctc_candidates=candidates)
+        (hypothesis,) = beam_search(model, features, lengths, VOCAB, config)
+        assert math.isfinite(hypothesis.score) and math.isfinite(hypothesis.log_prob)
+        assert 1 <= len(hypothesis.tokens) <= 3
+
+
+def test_ctc_candidates_below_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="ctc_candidates must be at least 1"):
+        SearchConfig(ctc_candidates=0)
+
+
+@pytest.mark.parametrize(("search", "ctc_weight"), [(greedy_search, 0.0), (beam_search, 0.0), (beam_search, 0.3)])
+def test_an_utterance_without_listener_frames_gets_an_empty_text_and_spares_the_others(search, ctc_weight) -> None:
+    torch.manual_seed(0)
+    model = LAS(tiny("location")).eval()
+    features, lengths = torch.randn(2, 40, 80), torch.tensor([40, 0])  # a clip shorter than one window
+    config = SearchConfig(beam=3, ctc_weight=ctc_weight, max_length_ratio=0.5)
+    normal, empty = search(model, features, lengths, VOCAB, config)
+    (alone,) = search(model, features[:1], lengths[:1], VOCAB, config)
+    assert empty.text == "" and empty.tokens == () and math.isfinite(empty.score)
+    assert normal.tokens == alone.tokens and normal.score == pytest.approx(alone.score, abs=1e-5)
+    assert not torch.isnan(normal.attention).any() and not torch.isnan(empty.attention).any()

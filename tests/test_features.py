@@ -115,6 +115,9 @@ def test_stats_file_round_trips(tmp_path: Path) -> None:
     stats = NormStats(mean=(0.5, -1.0), std=(2.0, 0.25), frames=10)
     stats.save(tmp_path / "cmvn.json")
     assert NormStats.load(tmp_path / "cmvn.json") == stats
+    described = NormStats(mean=(0.5, -1.0), std=(2.0, 0.25), frames=10, features=FeatureConfig(n_mels=2))
+    described.save(tmp_path / "described.json")
+    assert NormStats.load(tmp_path / "described.json") == described
 
 
 @pytest.mark.parametrize(
@@ -125,6 +128,10 @@ def test_stats_file_round_trips(tmp_path: Path) -> None:
         (json.dumps({"mean": [1.0]}), "needs keys"),
         (json.dumps({"mean": [1.0], "std": [0.0], "frames": 3}), "std positive"),
         (json.dumps({"mean": [1.0, 2.0], "std": [1.0], "frames": 3}), "same non-zero length"),
+        (json.dumps({"mean": [float("nan")], "std": [1.0], "frames": 3}), "must be finite"),
+        (json.dumps({"mean": [1.0], "std": [float("inf")], "frames": 3}), "must be finite"),
+        (json.dumps({"mean": [1.0], "std": [1.0], "frames": "many"}), "frames must be a positive whole number"),
+        (json.dumps({"mean": [1.0], "std": [1.0], "frames": 3, "features": {"n_mels": 2}}), "the features have 2"),
     ],
 )
 def test_bad_stats_files_are_named_in_the_error(tmp_path: Path, content, problem) -> None:

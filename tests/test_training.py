@@ -119,7 +119,7 @@ def test_a_non_finite_step_is_skipped_and_not_applied(experiment: Path) -> None:
     batch = Batch(
         ("a", "b"), waveforms, torch.tensor([16000, 12000]), torch.tensor([[5, 6], [7, 1]]), torch.tensor([2, 1])
     )
-    assert trainer._train_step(batch) is None
+    assert trainer._train_step([batch]) is None
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, before[key])
 
@@ -158,26 +158,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def distributed_worker(rank: int, world: int, port: int, config_path: str, exp: str) -> None:
+def distributed_worker(rank: int, world: int, port: int, config_path: str, exp: str, overrides: list[str]) -> None:
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
-    config = load_config(TrainConfig, config_path, ["max_steps=2", "epochs=1"])
+    config = load_config(TrainConfig, config_path, overrides)
     trainer = Trainer(config, Path(exp), device="cpu")
     trainer._loop()
-    torch.save(trainer.model.state_dict(), Path(exp) / f"rank{rank}.pt")
+    state = {
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "schedule": trainer.schedule.state_dict(),
+        "validations": trainer.progress.validations,
+    }
+    torch.save(state, Path(exp) / f"rank{rank}.pt")
+
+
+def spawn_two(experiment: Path, exp: Path, overrides: list[str]) -> tuple[dict, dict]:
+    exp.mkdir()
+    torch.multiprocessing.spawn(
+        distributed_worker, args=(2, free_port(), str(experiment / "tiny.yaml"), str(exp), overrides), nprocs=2
+    )
+    first, second = (torch.load(exp / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    return first, second
 
 
 def test_two_processes_keep_identical_weights(experiment: Path) -> None:
-    exp = experiment / "ddp"
-    exp.mkdir()
-    torch.multiprocessing.spawn(
-        distributed_worker, args=(2, free_port(), str(experiment / "tiny.yaml"), str(exp)), nprocs=2
-    )
-    first, second = (torch.load(exp / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    first, second = spawn_two(experiment, experiment / "ddp", ["max_steps=2", "epochs=1"])
     initial = Trainer(
         load_config(TrainConfig, experiment / "tiny.yaml"), experiment / "other", device="cpu"
     ).model.state_dict()
-    for key in first:
-        assert torch.equal(first[key], second[key])
-    assert any(not torch.equal(first[key], initial[key]) for key in first)  # they did train
+    for key in first["model"]:
+        assert torch.equal(first["model"][key], second["model"][key])
+    assert any(not torch.equal(first["model"][key], initial[key]) for key in first["model"])  # they did train
+
+
+def test_a_plateau_seen_by_validation_lowers_the_rate_on_every_process(experiment: Path) -> None:
+    # a tiny learning rate keeps the dev WER where it is, so each validation after the first is a plateau
+    overrides = ["max_steps=4", "epochs=10", "validate_every=1", "plot_utterances=0", "optim.schedule.lr=1.0e-7"]
+    overrides += ["optim.schedule.warmup_steps=0", "optim.schedule.decay=plateau", "optim.schedule.plateau_patience=1"]
+    first, second = spawn_two(experiment, experiment / "ddp", overrides)
+    assert first["schedule"]["plateau_scale"] < 1  # the plateau rule did fire
+    assert first["schedule"] == second["schedule"] and first["validations"] == second["validations"]
+    assert [group["lr"] for group in first["optimizer"]["param_groups"]] == [
+        group["lr"] for group in second["optimizer"]["param_groups"]
+    ]
+    for key in first["model"]:
+        assert torch.equal(first["model"][key], second["model"][key])
+    for (index, a), b in zip(first["optimizer"]["state"].items(), second["optimizer"]["state"].values(), strict=True):
+        for name in a:
+            assert torch.equal(a[name], b[name]), (index, name)

@@ -41,10 +41,15 @@ def per_utterance(x: torch.Tensor, utterances: int) -> torch.Tensor:
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Softmax of (B*K, ..., T) over T counting only frames where `mask` (B, T) is True."""
+    """Softmax of (B*K, ..., T) over T counting only frames where `mask` (B, T) is True.
+
+    Rows whose mask is all False get uniform weights (over frames that hold zeros)."""
     grouped = per_utterance(scores, mask.shape[0]).float()  # -> (B, K, ..., T)
     mask = mask.view(mask.shape[0], *([1] * (grouped.dim() - 2)), mask.shape[1])  # (B, T) -> (B, 1, ..., 1, T)
-    return torch.softmax(grouped.masked_fill(~mask, float("-inf")), dim=-1).to(scores.dtype).view_as(scores)
+    # the most negative finite value, not -inf: a row without any real frame (an utterance too
+    # short for one listener frame) then gets finite weights over zero padding, not NaN
+    masked = grouped.masked_fill(~mask, torch.finfo(grouped.dtype).min)
+    return torch.softmax(masked, dim=-1).to(scores.dtype).view_as(scores)
 
 
 class Attention(nn.Module):

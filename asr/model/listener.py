@@ -47,6 +47,15 @@ class ListenerConfig:
         """Total frame-rate reduction from features to listener output."""
         return 2 ** len(self.reduce) * (4 if self.frontend == "conv2d" else 1)
 
+    def output_frames(self, frames: int) -> int:
+        """Listener output frames of an input of `frames` feature frames, exactly as `Listener` counts them."""
+        if self.frontend == "conv2d":
+            for _ in range(2):  # two valid 3-wide stride-2 convolutions
+                frames = max(0, (frames - 3) // 2 + 1)
+        for _ in self.reduce:
+            frames = (frames + 1) // 2  # an odd last frame is paired with a zero frame
+        return frames
+
 
 class Conv2dSubsampling(nn.Module):
     """Two 3x3 stride-2 convolutions (a VGG-like block): (B, T, D), (B,) -> (B, T', C), (B,), T' ~ T/4."""

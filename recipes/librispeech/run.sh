@@ -16,6 +16,7 @@
 # Other corpora in the LibriSpeech layout (the synthetic one) and other recipes (FSDD)
 # reuse stages 2-6 with --data, --train, --dev, --test and --manifests.
 set -euo pipefail
+command="$0 $*"
 
 stage=1
 stop_stage=6
@@ -84,7 +85,7 @@ if run_stage 2 "prepare manifests"; then
 fi
 
 if run_stage 3 "normalisation statistics"; then
-    "$asr" stats "$manifests/train.jsonl" --out "$manifests/cmvn.json"
+    "$asr" stats "$manifests/train.jsonl" --out "$manifests/cmvn.json" --config "$config"
     finish 3
 fi
 
@@ -110,10 +111,10 @@ if run_stage 6 "evaluate"; then
     {
         echo "# Results: $exp"
         echo
-        echo "Model: \`$exp/model\`; $(date -u +%Y-%m-%d)."
+        echo "Model: \`$exp/model\`; $(date -u +%Y-%m-%d). Command: \`$command\`."
         echo
-        echo "| test set | utterances | words | WER % | CER % | sub | del | ins | RTF | search |"
-        echo "|---|---|---|---|---|---|---|---|---|---|"
+        echo "| test set | utterances | words | WER % | CER % | sub | del | ins | insertion rate % | RTF | search |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|"
     } > "$exp/RESULTS.md.tmp"
     for subset in $(echo "$test" | tr ',' ' '); do
         "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$exp/eval/$subset" \
@@ -122,8 +123,8 @@ if run_stage 6 "evaluate"; then
 import json, sys
 s = json.load(open(sys.argv[2]))
 print(f"| {sys.argv[1]} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | {s['cer']:.2f} | "
-      f"{s['substitutions']} | {s['deletions']} | {s['insertions']} | {s['rtf']:.4f} | "
-      f"beam {s['beam']}, CTC weight {s['ctc_weight']:g} |")
+      f"{s['substitutions']} | {s['deletions']} | {s['insertions']} | {100 * s['insertions'] / s['words']:.2f} | "
+      f"{s['rtf']:.4f} | beam {s['beam']}, CTC weight {s['ctc_weight']:g}, LM weight {s.get('lm_weight', 0):g} |")
 PY
     done
     mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
