@@ -56,17 +56,29 @@ def frame_levels(blocks: Iterable[tuple[torch.Tensor, int]], frame_seconds: floa
     """Level in dBFS of each `frame_seconds` frame of a recording given as consecutive blocks.
 
     `blocks`: mono (N,) waveforms, all at the same sample rate (`audio.audio_blocks`);
-    frames run across block boundaries. -> (F,) float64, the last partial frame included.
+    frames run across block boundaries. Frame k covers samples [round(k s), round((k + 1) s))
+    with s = frame_seconds x rate, so frame k starts at k x frame_seconds seconds at any
+    rate (at 22,050 Hz a frame is 220 or 221 samples). -> (F,) float64, the last partial
+    frame included.
     """
     powers: list[np.ndarray] = []
     leftover = np.zeros(0, dtype=np.float64)
-    size = 0
+    consumed = 0  # samples before `leftover`
+    frame = 0  # index of the first frame not yet measured
     for block, rate in blocks:
-        size = max(1, round(frame_seconds * rate))
+        step = frame_seconds * rate  # samples a frame, not always a whole number
         samples = np.concatenate([leftover, block.numpy().astype(np.float64)])
-        whole = len(samples) // size * size
-        powers.append(np.mean(samples[:whole].reshape(-1, size) ** 2, axis=1))  # (frames,)
-        leftover = samples[whole:]
+        last = int((consumed + len(samples)) // step)  # frames that end within what was read
+        bounds = np.round(np.arange(frame, last + 1) * step).astype(np.int64) - consumed  # (frames + 1,)
+        bounds = bounds[bounds <= len(samples)]
+        if len(bounds) > 1:
+            energy = np.concatenate([[0.0], np.cumsum(samples**2)])  # energy[i]: sum of the first i squares
+            widths = np.maximum(np.diff(bounds), 1)
+            powers.append((energy[bounds[1:]] - energy[bounds[:-1]]) / widths)
+            frame += len(bounds) - 1
+        start = bounds[-1] if len(bounds) else 0
+        leftover = samples[start:]
+        consumed += start
     if len(leftover):
         powers.append(np.array([np.mean(leftover**2)]))
     power = np.concatenate(powers) if powers else np.zeros(0)

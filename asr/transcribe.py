@@ -26,7 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from asr.audio import SAMPLE_RATE, AudioError, audio_blocks, audio_info, load_audio, resample
+from asr.audio import (
+    SAMPLE_RATE,
+    AudioError,
+    audio_blocks,
+    audio_info,
+    check_level,
+    check_sample_rate,
+    load_audio,
+    resample,
+)
 from asr.checkpoint import LoadedModel, load_model_dir
 from asr.decoding import Hypothesis, SearchConfig, beam_search, greedy_search
 from asr.distributed import World, choose_device
@@ -135,11 +144,11 @@ def _waveform(audio: np.ndarray | torch.Tensor, sample_rate: int, name: str) -> 
         raise AudioError(f"{name}: expected (N,) samples or (N, C) / (C, N), got shape {tuple(waveform.shape)}")
     if waveform.numel() == 0:
         raise AudioError(f"{name}: 0 samples")
-    if sample_rate < 1:
-        raise AudioError(f"{name}: sample rate must be a positive number of Hz, got {sample_rate}")
+    check_sample_rate(sample_rate, name)
     waveform = waveform.float()
     if not torch.isfinite(waveform).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
+    check_level(waveform, name)
     return resample(waveform, sample_rate, SAMPLE_RATE)
 
 

@@ -52,3 +52,33 @@ def test_bad_settings_are_refused() -> None:
         SegmenterConfig(max_seconds=0.5)
     with pytest.raises(ValueError, match="percentile"):
         SegmenterConfig(noise_percentile=50, speech_percentile=40)
+
+
+def bursts_at(rate: int, seconds: float = 600.0) -> np.ndarray:
+    """Noise bursts ("speech", -20 dBFS) of 2-7 s separated by 1 s pauses of quiet noise, at `rate` Hz;
+    the bursts start and end at the same times in seconds whatever the rate."""
+    rng = np.random.default_rng(rate)
+    samples = rng.normal(0, 0.001, int(seconds * rate)).astype(np.float32)
+    start = 1.0
+    while start + 7 < seconds:
+        length = 2 + (start * 7.3) % 5  # deterministic lengths in [2, 7) s
+        a, b = round(start * rate), round((start + length) * rate)
+        samples[a:b] = rng.normal(0, 0.1, b - a)
+        start += length + 1.0
+    return samples
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000])
+def test_cut_points_are_the_same_in_seconds_at_any_sample_rate(rate: int) -> None:
+    """At 22,050 Hz a 10 ms frame is 220.5 samples; counting 220 would end pieces 1.35 s late after 10 minutes."""
+    config = SegmenterConfig(max_seconds=20.0)
+
+    def pieces(at: int) -> list[tuple[float, float]]:
+        samples = torch.from_numpy(bursts_at(at))
+        blocks = [(block, at) for block in torch.split(samples, 30 * at)]  # as audio_blocks reads a file
+        return find_segments(frame_levels(blocks), config)
+
+    reference, got = pieces(SAMPLE_RATE), pieces(rate)
+    assert len(got) == len(reference) > 80
+    frame = config.frame_seconds
+    assert max(abs(a - b) for pair in zip(got, reference, strict=True) for a, b in zip(*pair, strict=True)) <= frame
