@@ -22,7 +22,7 @@ from asr.atomic import atomic_write_text
 from asr.data import manifest_stats, read_manifest
 from asr.errors import UserError
 from asr.features import FeatureConfig
-from asr.prepare import prepare_librispeech, prepare_tsv
+from asr.prepare import PrepareConfig, PrepareReport, prepare_kaldi, prepare_librispeech, prepare_tsv
 
 T = TypeVar("T")
 
@@ -47,19 +47,55 @@ def default_jobs() -> int:
     return min(8, os.cpu_count() or 1)
 
 
+def prepare_config(args: argparse.Namespace) -> PrepareConfig:
+    return PrepareConfig(jobs=args.jobs, verify=args.verify, expand_numbers=args.expand_numbers)
+
+
+def print_report(report: PrepareReport) -> None:
+    """The summary line, then one line per kind of transcript text that normalisation loses."""
+    print(report.summary())
+    for note in report.notes:
+        print(f"{report.manifest}: {note}")
+
+
 def run_prepare_librispeech(args: argparse.Namespace) -> None:
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
-    for report in prepare_librispeech(args.root, subsets, args.out, jobs=args.jobs, track=progress):
-        print(report.summary())
+    for report in prepare_librispeech(args.root, subsets, args.out, prepare_config(args), track=progress):
+        print_report(report)
 
 
 def run_prepare_tsv(args: argparse.Namespace) -> None:
-    print(prepare_tsv(args.file, args.out, jobs=args.jobs, track=progress).summary())
+    print_report(prepare_tsv(args.file, args.out, prepare_config(args), track=progress))
+
+
+def run_prepare_kaldi(args: argparse.Namespace) -> None:
+    print_report(prepare_kaldi(args.dir, args.out, prepare_config(args), track=progress))
+
+
+def add_prepare_options(parser: argparse.ArgumentParser) -> None:
+    """--jobs, --verify and --expand-numbers, shared by every `prepare` corpus."""
+    parser.add_argument(
+        "--jobs", type=positive_int, default=default_jobs(), help="audio files read at once (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="decode every audio file once and skip those that fail (slower; a header read misses cut-off files)",
+    )
+    parser.add_argument(
+        "--expand-numbers", action="store_true", help="write digits in transcripts as words (42 -> forty-two)"
+    )
 
 
 def run_stats(args: argparse.Namespace) -> None:
+    features = FeatureConfig()
+    if args.config is not None:
+        from asr.config import load_config
+        from asr.training import TrainConfig
+
+        features = load_config(TrainConfig, args.config).features
     utterances = read_manifest(args.manifest)
-    stats = manifest_stats(utterances, FeatureConfig(), jobs=args.jobs, track=progress)
+    stats = manifest_stats(utterances, features, jobs=args.jobs, track=progress)
     stats.save(args.out)
     print(f"{args.out}: mean/std of {stats.frames} frames from {len(utterances)} utterances")
 
@@ -363,9 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     libri.add_argument("root", type=Path, help="folder holding the subsets, or holding LibriSpeech/")
     libri.add_argument("--subsets", required=True, help="comma-separated, e.g. dev-clean,test-clean")
     libri.add_argument("--out", required=True, type=Path, help="output folder")
-    libri.add_argument(
-        "--jobs", type=positive_int, default=default_jobs(), help="parallel header reads (default: %(default)s)"
-    )
+    add_prepare_options(libri)
     libri.set_defaults(run=run_prepare_librispeech)
     tsv = corpora.add_parser(
         "tsv",
@@ -375,18 +409,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tsv.add_argument("file", type=Path, help="the TSV file")
     tsv.add_argument("--out", required=True, type=Path, help="output manifest (.jsonl)")
-    tsv.add_argument(
-        "--jobs", type=positive_int, default=default_jobs(), help="parallel header reads (default: %(default)s)"
-    )
+    add_prepare_options(tsv)
     tsv.set_defaults(run=run_prepare_tsv)
+    kaldi = corpora.add_parser(
+        "kaldi",
+        help="a Kaldi data directory (wav.scp, text, optional utt2spk and segments)",
+        description="Write a manifest from a Kaldi data directory. Relative wav.scp paths are taken from the "
+        "current folder, else the directory's parent, grandparent or the directory itself (whichever holds "
+        "them); commands (... |) are refused. With segments, each line also holds start and end in seconds.",
+    )
+    kaldi.add_argument("dir", type=Path, help="the data directory, e.g. data/train")
+    kaldi.add_argument("--out", required=True, type=Path, help="output manifest (.jsonl)")
+    add_prepare_options(kaldi)
+    kaldi.set_defaults(run=run_prepare_kaldi)
 
     stats = commands.add_parser(
         "stats",
         help="feature normalisation statistics of a training manifest",
-        description="Compute the global mean and standard deviation of the log-mel features of a manifest.",
+        description="Compute the global mean and standard deviation of the log-mel features of a manifest; "
+        "the file records the feature settings, and training refuses statistics of other settings.",
     )
     stats.add_argument("manifest", type=Path, help="training manifest (.jsonl)")
     stats.add_argument("--out", required=True, type=Path, help="output statistics file (.json)")
+    stats.add_argument(
+        "--config", type=Path, help="training config whose features section to use (default: the default features)"
+    )
     stats.add_argument("--jobs", type=positive_int, default=2, help="audio decoding workers (default: %(default)s)")
     stats.set_defaults(run=run_stats)
 

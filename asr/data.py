@@ -2,7 +2,9 @@
 
 A manifest is a JSONL file, one utterance a line:
 `{"id": ..., "audio": ..., "duration": seconds, "text": ..., "speaker": ... (optional)}`,
-with `audio` absolute or relative to the manifest's folder.
+with `audio` absolute or relative to the manifest's folder. An utterance that is a cut of
+a longer recording (a Kaldi `segments` entry) also has `"start"` and `"end"` in seconds
+into the file, and `duration` = end - start.
 """
 
 from __future__ import annotations
@@ -44,22 +46,46 @@ class ManifestError(UserError):
 
 @dataclass(frozen=True)
 class Utterance:
-    """One manifest line: `audio` is an absolute path, `duration` in seconds."""
+    """One manifest line: `audio` is an absolute path, `duration` in seconds. A cut of a longer
+    recording starts `start` seconds into the file and ends at `end`; `end` None: the whole file."""
 
     id: str
     audio: Path
     duration: float
     text: str
     speaker: str | None = None
+    start: float = 0.0
+    end: float | None = None
 
     def to_json(self) -> str:
-        record = {"id": self.id, "audio": str(self.audio), "duration": round(self.duration, 4), "text": self.text}
+        record: dict[str, object] = {"id": self.id, "audio": str(self.audio), "duration": round(self.duration, 4)}
+        record["text"] = self.text
         if self.speaker is not None:
             record["speaker"] = self.speaker
+        if self.end is not None:
+            record["start"], record["end"] = round(self.start, 4), round(self.end, 4)
         return json.dumps(record, ensure_ascii=False)
+
+    def load(self) -> torch.Tensor:
+        """The utterance's waveform (N,) at 16 kHz: the whole file, or its cut."""
+        length = None if self.end is None else self.end - self.start
+        return load_audio(self.audio, self.start, length)[0]
 
 
 _FIELD_TYPES = {"id": str, "audio": str, "duration": (int, float), "text": str}
+
+
+def _span(record: dict, where: str) -> tuple[float, float | None]:
+    """(start, end) of a manifest line's cut, (0, None) for a whole file."""
+    if "start" not in record and "end" not in record:
+        return 0.0, None
+    start, end = record.get("start"), record.get("end")
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in (start, end))
+    if not numbers or not 0 <= start < end:
+        raise ManifestError(
+            f"{where}: 'start' and 'end' must be seconds with 0 <= start < end, found {start!r}, {end!r}"
+        )
+    return float(start), float(end)
 
 
 def _parse_line(line: str, where: str, folder: Path) -> Utterance:
@@ -80,12 +106,15 @@ def _parse_line(line: str, where: str, folder: Path) -> Utterance:
     duration = float(record["duration"])
     if not math.isfinite(duration) or duration <= 0:
         raise ManifestError(f"{where}: 'duration' must be a positive number of seconds, found {record['duration']!r}")
+    start, end = _span(record, where)
     return Utterance(
         id=record["id"],
         audio=(folder / record["audio"]).absolute(),
         duration=duration,
         text=record["text"],
         speaker=None if speaker is None else str(speaker),
+        start=start,
+        end=end,
     )
 
 
@@ -189,7 +218,7 @@ class SpeechDataset(Dataset[Example]):
 
     def __getitem__(self, index: int) -> Example:
         utterance = self.utterances[index]
-        waveform, _ = load_audio(utterance.audio)
+        waveform = utterance.load()
         if len(self.speed_factors) > 1:
             rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
             waveform = speed_perturb(waveform, rng.choice(self.speed_factors))
@@ -340,7 +369,7 @@ class _Waveforms(Dataset["torch.Tensor | AudioError"]):
 
     def __getitem__(self, index: int) -> torch.Tensor | AudioError:
         try:
-            return load_audio(self.utterances[index].audio)[0]
+            return self.utterances[index].load()
         except AudioError as error:
             return error
 

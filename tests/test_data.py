@@ -1,3 +1,4 @@
+import json
 import logging
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from asr.data import (
     read_manifest,
     write_manifest,
 )
+from asr.audio import load_audio
 from asr.features import FeatureConfig, LogMel
 from asr.prepare import prepare_librispeech
 from asr.text import Vocabulary
+from tests.conftest import LIBRISPEECH
 
 
 def test_manifest_round_trips_with_relative_audio(tmp_path: Path) -> None:
@@ -185,3 +188,19 @@ def test_sampler_caps_the_batch_size_when_asked() -> None:
 def test_sampler_rejects_an_utterance_longer_than_the_budget() -> None:
     with pytest.raises(ValueError, match="longer than max_frames=100"):
         BucketBatchSampler([50, 150], 100)
+
+
+def test_a_cut_of_a_recording_loads_only_its_span(tmp_path: Path) -> None:
+    audio = LIBRISPEECH / "dev-clean" / "1001" / "2001" / "1001-2001-0000.flac"
+    line = {"id": "cut", "audio": str(audio), "duration": 0.5, "text": "A", "start": 0.25, "end": 0.75}
+    (tmp_path / "m.jsonl").write_text(json.dumps(line) + "\n")
+    (utterance,) = read_manifest(tmp_path / "m.jsonl")
+    assert (utterance.start, utterance.end) == (0.25, 0.75)
+    whole, _ = load_audio(audio)
+    example = SpeechDataset([utterance], Vocabulary.default())[0]
+    torch.testing.assert_close(example.waveform, whole[4000:12000], atol=1e-4, rtol=0)
+    assert json.loads(utterance.to_json())["start"] == 0.25
+    line["end"] = 0.2
+    (tmp_path / "bad.jsonl").write_text(json.dumps(line) + "\n")
+    with pytest.raises(ManifestError, match="bad.jsonl:1: 'start' and 'end' must be seconds with 0 <= start < end"):
+        read_manifest(tmp_path / "bad.jsonl")
