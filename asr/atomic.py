@@ -1,13 +1,27 @@
-"""Write files so that readers see the old content or the new, never half of it."""
+"""Write files so that readers see the old content or the new, never half of it; one writer per folder."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from asr.errors import UserError
+
+
+class FolderBusyError(UserError):
+    """Another process holds the folder a command wants to write into."""
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permissions a new file (or folder) gets under this process's umask, e.g. 0o644 (0o755)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
 
 
 @contextmanager
@@ -21,7 +35,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; an output file is for others to read too
+        os.chmod(tmp, default_mode())  # mkstemp makes 0600; an output file follows the umask like any other
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
             handle.flush()
@@ -36,3 +50,33 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Replace `path`'s content with `text` (UTF-8) atomically."""
     with atomic_open(path) as handle:
         handle.write(text)
+
+
+@contextmanager
+def exclusive_folder(folder: str | Path, command: str) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (created if missing) for the block's duration.
+
+    A second process gets `FolderBusyError` naming the folder and the holder's pid. The
+    lock is `flock` on `folder/.lock`: the system releases it when the holder exits,
+    even after kill -9, so nothing stale is left behind.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / ".lock").open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise FolderBusyError(
+                f"{folder}: another {command} (pid {holder}) is writing into this folder; "
+                "wait for it to finish or use another folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock

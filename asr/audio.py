@@ -119,7 +119,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     path = Path(path)
     _check_file(path)
     try:
-        info = soundfile.info(str(path))
+        info = soundfile.info(os.fsencode(path))
     except soundfile.LibsndfileError as error:
         raise AudioError(f"{path}: not a readable audio file ({_describe(error)})") from None
     except (RuntimeError, TypeError) as error:
@@ -166,7 +166,7 @@ def load_audio(path: str | Path, start: float = 0.0, duration: float | None = No
     first = min(round(start * info.sample_rate), info.frames)
     count = info.frames - first if duration is None else min(round(duration * info.sample_rate), info.frames - first)
     try:
-        with soundfile.SoundFile(str(path)) as handle:
+        with soundfile.SoundFile(os.fsencode(path)) as handle:
             if first:
                 handle.seek(first)
             samples = handle.read(count, dtype="float32", always_2d=True)
@@ -198,7 +198,7 @@ def audio_blocks(path: str | Path, block_seconds: float = 30.0) -> Iterator[tupl
     size = max(1, round(block_seconds * info.sample_rate))
     read = 0
     try:
-        with soundfile.SoundFile(str(path)) as handle:
+        with soundfile.SoundFile(os.fsencode(path)) as handle:
             while read < info.frames:
                 samples = handle.read(min(size, info.frames - read), dtype="float32", always_2d=True)
                 if samples.shape[0] == 0:

@@ -13,6 +13,7 @@ loads without pickle, so a model from a stranger cannot run code.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ import safetensors.torch
 import torch
 import yaml
 
-from asr.atomic import atomic_open, atomic_write_text
+from asr.atomic import atomic_open, atomic_write_text, default_mode
 from asr.config import ConfigError, from_dict
 from asr.decoding import DecodingError, SearchConfig
 from asr.errors import UserError
@@ -62,6 +63,15 @@ def list_checkpoints(directory: str | Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP.fullmatch(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def remove_stale_temporaries(directory: str | Path) -> int:
+    """Remove the temporary files that a killed checkpoint write left in `directory`; returns how many."""
+    directory = Path(directory)
+    stale = list(directory.glob(".step-*.pt.*.tmp")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def save_training_state(state: Mapping[str, Any], directory: str | Path, step: int, keep: int) -> Path:
@@ -111,14 +121,19 @@ def export_model_dir(
     config: Mapping[str, Any],
     state_dict: Mapping[str, torch.Tensor],
     vocab: Vocabulary,
-    stats: NormStats,
+    stats: NormStats | None,
 ) -> Path:
     """Write a model directory; it appears complete or not at all.
 
     `config` is a mapping of plain values (the model, features and decoding sections);
-    `format_version` is added. An existing directory at `directory` is replaced.
+    `format_version` is added unless `config` has one. `stats` None (a language model,
+    which reads no audio) writes no cmvn.json. An existing directory is replaced; weights
+    holding NaN or infinity are refused.
     """
     directory = Path(directory)
+    broken = non_finite(state_dict)
+    if broken:
+        raise CheckpointError(f"{directory}: not written: {broken}")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -127,8 +142,11 @@ def export_model_dir(
         tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
         safetensors.torch.save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
         vocab.save(staging / TOKENS_FILE)
-        stats.save(staging / STATS_FILE)
-        os.chmod(staging, 0o755)
+        if stats is not None:
+            stats.save(staging / STATS_FILE)
+        for path in staging.iterdir():  # safetensors writes 0600; a model is for others to load too
+            os.chmod(path, default_mode())
+        os.chmod(staging, default_mode(directory=True))
         if directory.exists():
             retired = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(retired, ignore_errors=True)
@@ -159,6 +177,8 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, tor
         raise CheckpointError(f"{directory}: not a model directory (missing {', '.join(missing)})")
     try:
         config = yaml.safe_load((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: not a text file (invalid UTF-8)") from None
     except yaml.YAMLError:
         raise CheckpointError(f"{directory / CONFIG_FILE}: invalid YAML") from None
     if not isinstance(config, dict):
@@ -172,7 +192,18 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, tor
         weights = safetensors.torch.load_file(str(directory / WEIGHTS_FILE))
     except (safetensors.SafetensorError, OSError) as error:
         raise CheckpointError(f"{directory / WEIGHTS_FILE}: not readable safetensors ({error})") from None
+    broken = non_finite(weights)
+    if broken:
+        raise CheckpointError(f"{directory / WEIGHTS_FILE}: {broken}")
     return config, weights, Vocabulary.load(directory / TOKENS_FILE), NormStats.load(directory / STATS_FILE)
+
+
+def non_finite(weights: Mapping[str, torch.Tensor]) -> str | None:
+    """What is wrong with `weights` if a floating-point tensor holds NaN or infinity, else None."""
+    bad = [name for name, tensor in weights.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if not bad:
+        return None
+    return f"{len(bad)} weight tensors hold NaN or infinity (first: {bad[0]}); training diverged"
 
 
 @dataclass(frozen=True)
@@ -222,10 +253,19 @@ def load_model_dir(directory: str | Path, device: torch.device | str = "cpu") ->
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise CheckpointError(f"{directory}: the weights do not fit the model in config.yaml ({first})") from None
-    frontend = Frontend(features, stats)
+    try:
+        frontend = Frontend(features, stats)
+    except ValueError as error:
+        raise CheckpointError(f"{Path(directory) / STATS_FILE}: {error}") from None
     device = torch.device(device)
     decoding = config.get("decoding", {})
-    longest = (config.get("training") or {}).get("longest_utterance_seconds")
+    training = config.get("training") or {}
+    longest = training.get("longest_utterance_seconds") if isinstance(training, dict) else None
+    if longest is not None and not (isinstance(longest, int | float) and 0 < longest < math.inf):
+        raise CheckpointError(
+            f"{Path(directory) / CONFIG_FILE}: training.longest_utterance_seconds must be a positive number of "
+            f"seconds, found {longest!r}"
+        )
     return LoadedModel(
         model.to(device).eval(),
         frontend.to(device).eval(),

@@ -43,6 +43,40 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text}")
+    return value
+
+
+def writable_folder(folder: Path) -> None:
+    """Create `folder` if needed and check that files can be written in it, before any work is done."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: is a file, not a folder; give --output-dir a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{folder}: cannot create the folder ({(error.strerror or str(error)).lower()})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: permission denied (cannot write into this folder)")
+
+
 def default_jobs() -> int:
     return min(8, os.cpu_count() or 1)
 
@@ -278,6 +312,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
             targets[name] = path
     model = load_model(args.model, args.device)
     config = model.config(args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps)
+    if args.output_dir is not None:
+        writable_folder(args.output_dir)
     for line in errors:
         print(f"asr: error: {line}", file=sys.stderr)
     durations = []
@@ -297,8 +333,13 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 tqdm.write(f"asr: error: {result}", file=sys.stderr)
                 failures += 1
             elif args.output_dir is not None:
-                for fmt in formats:
-                    atomic_write_text(args.output_dir / f"{name}.{fmt}", WRITERS[fmt](result))
+                try:
+                    for fmt in formats:
+                        atomic_write_text(args.output_dir / f"{name}.{fmt}", WRITERS[fmt](result))
+                except OSError as error:  # a full disk, a folder that went away: report, go on with the rest
+                    where = error.filename or args.output_dir / name
+                    tqdm.write(f"asr: error: {where}: {(error.strerror or str(error)).lower()}", file=sys.stderr)
+                    failures += 1
             else:
                 tqdm.write(printed(formats[0], WRITERS[formats[0]](result), path if len(files) > 1 else None), end="")
     return 1 if failures else 0
@@ -333,7 +374,7 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=16, help="pieces per batch (default: %(default)s)")
     parser.add_argument(
         "--max-seconds",
-        type=float,
+        type=positive_seconds,
         help="cut recordings into pieces of at most this many seconds (default: the longest training utterance)",
     )
     parser.add_argument(
@@ -479,7 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=positive_int, default=16, help="utterances per batch (default: %(default)s)"
     )
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    evaluate.add_argument("--jobs", type=int, default=2, help="audio decoding workers (default: %(default)s)")
+    evaluate.add_argument(
+        "--jobs", type=non_negative_int, default=2, help="audio decoding workers, 0: none (default: %(default)s)"
+    )
     evaluate.set_defaults(run=run_evaluate)
 
     add_synthesize(commands)
@@ -490,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print as their own bytes, as ls does
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="asr: %(levelname)s: %(message)s"

@@ -167,7 +167,7 @@ def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig) -> 
     for u in utterances:
         length = len(normalize(u.text))
         if length == 0:
-            dropped["empty transcript"] += 1
+            dropped["no character left once normalised (digits? asr prepare --expand-numbers spells them)"] += 1
         elif u.duration < config.min_duration:
             dropped[f"shorter than {config.min_duration} s"] += 1
         elif u.duration > config.max_duration:
@@ -177,17 +177,19 @@ def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig) -> 
         else:
             kept.append(u)
     for reason, count in sorted(dropped.items()):
-        log.info("dropped %d of %d utterances: %s", count, len(utterances), reason)
+        log.warning("dropped %d of %d utterances: %s", count, len(utterances), reason)
     return kept
 
 
 @dataclass(frozen=True)
 class Example:
-    """One utterance ready for collation: waveform (N,) at 16 kHz, target ids (L,)."""
+    """One utterance ready for collation: waveform (N,) at 16 kHz, target ids (L,); or, when its
+    audio could not be read, the one-line `error` that names the file (and empty tensors)."""
 
     id: str
     waveform: torch.Tensor
     targets: torch.Tensor
+    error: str | None = None
 
 
 class SpeechDataset(Dataset[Example]):
@@ -217,8 +219,15 @@ class SpeechDataset(Dataset[Example]):
         return len(self.utterances)
 
     def __getitem__(self, index: int) -> Example:
+        """The utterance, or an `Example` carrying the error of audio that cannot be read (returned, not
+        raised: a DataLoader worker would wrap it in a traceback and stop the whole run)."""
         utterance = self.utterances[index]
-        waveform = utterance.load()
+        try:
+            waveform = utterance.load()
+        except AudioError as error:
+            return Example(
+                utterance.id, torch.zeros(0), torch.zeros(0, dtype=torch.long), f"utterance {utterance.id}: {error}"
+            )
         if len(self.speed_factors) > 1:
             rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
             waveform = speed_perturb(waveform, rng.choice(self.speed_factors))
@@ -239,6 +248,8 @@ class Batch:
     waveform_lengths: torch.Tensor
     targets: torch.Tensor
     target_lengths: torch.Tensor
+    failed: tuple[str, ...] = ()
+    """One line per utterance of the batch whose audio could not be read (left out of the tensors)."""
 
     def to(self, device: torch.device | str) -> Batch:
         """The same batch with its tensors on `device`."""
@@ -248,11 +259,18 @@ class Batch:
             self.waveform_lengths.to(device, non_blocking=True),
             self.targets.to(device, non_blocking=True),
             self.target_lengths.to(device, non_blocking=True),
+            self.failed,
         )
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> Batch:
-    """Pad waveforms with zeros and targets with `pad_id`."""
+    """Pad waveforms with zeros and targets with `pad_id`; examples whose audio failed are left out
+    and listed in `failed` (a batch may end up with no utterance at all)."""
+    failed = tuple(e.error for e in examples if e.error is not None)
+    examples = [e for e in examples if e.error is None]
+    if not examples:
+        empty = torch.zeros(0, dtype=torch.long)
+        return Batch((), torch.zeros(0, 0), empty, torch.zeros(0, 0, dtype=torch.long), empty, failed)
     waveforms = torch.nn.utils.rnn.pad_sequence([e.waveform for e in examples], batch_first=True)
     targets = torch.nn.utils.rnn.pad_sequence([e.targets for e in examples], batch_first=True, padding_value=pad_id)
     return Batch(
@@ -261,6 +279,7 @@ def collate(examples: Sequence[Example], pad_id: int) -> Batch:
         waveform_lengths=torch.tensor([e.waveform.shape[0] for e in examples]),
         targets=targets,
         target_lengths=torch.tensor([e.targets.shape[0] for e in examples]),
+        failed=failed,
     )
 
 

@@ -45,6 +45,8 @@ def choose_device(requested: str, world: World) -> torch.device:
     """`requested` is "auto", "cpu", "cuda" or "cuda:N"; under torchrun each rank takes its local GPU."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested != "cpu" and requested.split(":")[0] != "cuda":
+        raise DeviceError(f"unknown device '{requested}'; use auto, cpu, cuda or cuda:N")
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DeviceError(f"device '{requested}' was asked for, but this machine has no CUDA GPU")

@@ -10,16 +10,42 @@ from __future__ import annotations
 import functools
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from asr.atomic import atomic_open, atomic_write_text
+from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
+from asr.audio import AudioError, audio_info
 from asr.checkpoint import LoadedModel
-from asr.data import SpeechDataset, Track, collate, no_progress, read_manifest
+from asr.data import SpeechDataset, Track, Utterance, collate, no_progress, read_manifest
 from asr.decoding import SearchConfig, beam_search, greedy_search
+from asr.errors import UserError
 from asr.scoring import CorpusScore, score, worst_report
+from asr.text import normalize
+
+
+class EvaluationError(UserError):
+    """A manifest that cannot be evaluated: no words to score, audio that cannot be read."""
+
+
+def _check(manifest: str | Path, utterances: list[Utterance], jobs: int) -> None:
+    """Before decoding anything: the references hold words, and every audio header can be read."""
+    if not any(normalize(u.text) for u in utterances):
+        raise EvaluationError(f"{manifest}: no reference holds a word once normalised, so WER is undefined")
+    with ThreadPoolExecutor(max_workers=max(1, jobs) * 4) as pool:
+        for utterance, error in zip(utterances, pool.map(_header_error, utterances), strict=True):
+            if error is not None:
+                raise EvaluationError(f"utterance {utterance.id}: {error}")
+
+
+def _header_error(utterance: Utterance) -> AudioError | None:
+    try:
+        audio_info(utterance.audio)
+    except AudioError as error:
+        return error
+    return None
 
 
 @torch.no_grad()
@@ -35,9 +61,25 @@ def evaluate(
     """Decode every utterance of `manifest` in batches (longest first), score, write the results.
 
     The real-time factor is decoding time (front end, listener and search; not audio
-    loading) over audio duration.
+    loading) over audio duration. Holds `out_dir` exclusively while it runs. Raises
+    `EvaluationError`, before decoding, for references without words or unreadable
+    headers, and for audio that fails to decode (naming it).
     """
+    with exclusive_folder(out_dir, "asr evaluate"):
+        return _evaluate(loaded, manifest, Path(out_dir), search, batch_size, workers, track)
+
+
+def _evaluate(
+    loaded: LoadedModel,
+    manifest: str | Path,
+    out: Path,
+    search: SearchConfig,
+    batch_size: int,
+    workers: int,
+    track: Track,
+) -> CorpusScore:
     utterances = sorted(read_manifest(manifest), key=lambda u: -u.duration)
+    _check(manifest, utterances, workers)
     dataset = SpeechDataset(utterances, loaded.vocab)
     loader = DataLoader(
         dataset,
@@ -49,6 +91,8 @@ def evaluate(
     hyps: dict[str, str] = {}
     decoding_seconds = 0.0
     for batch in track(loader, len(loader), "decoding"):
+        if batch.failed:
+            raise EvaluationError(f"{batch.failed[0]}; asr prepare ... --verify finds and leaves out such files")
         started = time.perf_counter()
         waveforms = batch.waveforms.to(loaded.device)
         features, lengths = loaded.frontend(waveforms, batch.waveform_lengths.to(loaded.device))
@@ -59,7 +103,6 @@ def evaluate(
         hyps.update({utterance_id: h.text for utterance_id, h in zip(batch.ids, hypotheses, strict=True)})
     ordered = sorted(utterances, key=lambda u: u.id)
     corpus, per_utterance = score([u.id for u in ordered], [u.text for u in ordered], [hyps[u.id] for u in ordered])
-    out = Path(out_dir)
     with atomic_open(out / "hyps.jsonl") as handle:
         for u in per_utterance:
             record = {"id": u.id, "ref": u.ref, "hyp": u.hyp, "words": u.words, "errors": u.errors}

@@ -201,6 +201,11 @@ class StatsAccumulator:
         mean = self.total / self.count
         variance = (self.total_sq / self.count - mean.square()).clamp(min=0)
         std = variance.sqrt().clamp(min=min_std)
+        if not (mean.isfinite().all() and std.isfinite().all()):
+            raise NormStatsError(
+                "the features' mean or variance is not finite; is some audio far outside [-1, 1] "
+                "(integer samples stored as float)?"
+            )
         return NormStats(mean=tuple(mean.tolist()), std=tuple(std.tolist()), frames=self.count)
 
 

@@ -28,8 +28,8 @@ class ScheduleConfig:
     plateau_patience: int = 1
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.warmup_steps < 0:
-            raise ValueError(f"need lr > 0 and warmup_steps >= 0, got {self.lr}, {self.warmup_steps}")
+        if not 0 < self.lr < math.inf or self.warmup_steps < 0:
+            raise ValueError(f"need a finite lr > 0 and warmup_steps >= 0, got {self.lr}, {self.warmup_steps}")
         if not 0 <= self.min_lr_ratio <= 1 or not 0 < self.plateau_factor <= 1:
             raise ValueError("min_lr_ratio must lie in [0, 1] and plateau_factor in (0, 1]")
         if self.plateau_patience < 1:

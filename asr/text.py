@@ -126,6 +126,8 @@ class Vocabulary:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except OSError as error:
             raise VocabularyError(f"{path}: cannot read the tokens file ({error.strerror})") from None
+        except UnicodeDecodeError:
+            raise VocabularyError(f"{path}: not a tokens file (not UTF-8 text)") from None
         tokens = tuple(" " if line == SPACE_NAME else line for line in lines if line != "")
         try:
             return cls(tokens)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import json
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Iterable, Iterator
@@ -29,13 +31,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
-from asr.atomic import atomic_write_text
+from asr.atomic import atomic_write_text, exclusive_folder
 from asr.audio import AudioError, audio_info
 from asr.checkpoint import (
+    CheckpointError,
     average_state_dicts,
     export_model_dir,
     list_checkpoints,
     load_training_state,
+    remove_stale_temporaries,
     save_training_state,
 )
 from asr.config import config_changes, dump_config, to_dict
@@ -87,10 +91,20 @@ class DataConfig:
     max_unlearnable_fraction: float = 0.05
     """Training refuses to start when more than this share of the training (or dev) utterances
     has too few listener frames for its transcript (see `asr.learnable`); fewer are dropped."""
+    max_bad_audio_fraction: float = 0.01
+    """Audio that fails to decode during training is skipped with a warning; training stops when more
+    than this share of an epoch's utterances has failed."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.max_unlearnable_fraction <= 1:
-            raise ValueError(f"max_unlearnable_fraction must lie in [0, 1], got {self.max_unlearnable_fraction}")
+        for name in ("max_unlearnable_fraction", "max_bad_audio_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.max_frames < 1 or (self.max_batch_size is not None and self.max_batch_size < 1):
+            raise ValueError("max_frames and max_batch_size must be at least 1 (max_batch_size may be null)")
+        if self.num_workers < 0 or self.sorted_epochs < 0:
+            raise ValueError("num_workers and sorted_epochs must not be negative")
+        if self.dev_utterances is not None and self.dev_utterances < 1:
+            raise ValueError(f"dev_utterances must be at least 1 or null, got {self.dev_utterances}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,14 @@ class OptimConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def __post_init__(self) -> None:
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ValueError(f"betas must lie in [0, 1), got {list(self.betas)}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 < self.grad_clip < math.inf:
+            raise ValueError(f"grad_clip must be a finite number > 0 (the largest gradient norm), got {self.grad_clip}")
 
 
 @dataclass(frozen=True)
@@ -169,7 +191,7 @@ def _rng_state() -> dict[str, Any]:
     }
 
 
-def _seed_step(seed: int, step: int) -> None:
+def seed_step(seed: int, step: int) -> None:
     """Make this step's randomness a function of (seed, step) alone."""
     value = (seed * 1_000_003 + step) % (2**63)
     torch.manual_seed(value)
@@ -222,13 +244,17 @@ class Trainer:
         self.track = track
         self.vocab = Vocabulary.default()
         self.progress = Progress()
+        self.bad_audio = 0  # utterances of this epoch whose audio failed to decode
         resumed = self._latest_state()
         self.stats = self._stats(resumed)
         self._load_data()
         model_config = dataclasses.replace(config.model, vocab_size=len(self.vocab))
         torch.manual_seed(config.seed)
         self.model = LAS(model_config).to(self.device)
-        self.frontend = Frontend(config.features, self.stats, config.spec_augment).to(self.device)
+        try:
+            self.frontend = Frontend(config.features, self.stats, config.spec_augment).to(self.device)
+        except ValueError as error:
+            raise TrainingError(f"data.stats: {error}; run asr stats --config CONFIG again") from None
         self.step_model = self._wrap(self.model)
         optimizer_class = torch.optim.AdamW if config.optim.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = optimizer_class(
@@ -336,11 +362,25 @@ class Trainer:
         }
 
     def _latest_state(self) -> dict[str, Any] | None:
-        """The newest checkpoint of EXP_DIR, if the run has one; refuses a config that changed what is done."""
-        found = list_checkpoints(self.checkpoints)
-        if not found:
+        """The newest readable checkpoint of EXP_DIR, if the run has one (a damaged newest one is passed
+        over with a warning); refuses a config that changed what is done."""
+        for folder in (self.checkpoints, self.exp_dir / "best"):
+            if remove_stale_temporaries(folder):
+                log.warning("removed the temporary files of an interrupted checkpoint write in %s", folder)
+        state = None
+        for path in reversed(list_checkpoints(self.checkpoints)):
+            try:
+                state = load_training_state(path)
+            except CheckpointError as error:
+                log.warning("%s; resuming from the checkpoint before it", error)
+                continue
+            missing = sorted(set(CHECKPOINT_KEYS) - set(state))
+            if missing:
+                raise TrainingError(f"{path}: not a training checkpoint of asr train (no {', '.join(missing)})")
+            log.info("resuming from %s", path)
+            break
+        if state is None:
             return None
-        state = load_training_state(found[-1])
         changed = [
             key
             for key in config_changes(yaml.safe_load(state["config"]), to_dict(self.config))
@@ -351,7 +391,6 @@ class Trainer:
                 f"{self.exp_dir}: holds a run with a different config ({', '.join(changed)} changed); use a new "
                 f"EXP_DIR, or the same config (a resumed run may change only {', '.join(sorted(RESUMABLE_CHANGES))})"
             )
-        log.info("resuming from %s", found[-1])
         return state
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -389,13 +428,16 @@ class Trainer:
         """One optimizer step over `batches` (gradients accumulated, each batch's loss weighted
         1 / len(batches)); returns the mean losses, or None if the step was skipped."""
         config = self.config
-        _seed_step(config.seed, self.progress.step)
+        seed_step(config.seed, self.progress.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.progress.step)
         self.model.train()
         self.frontend.train()
         self.optimizer.zero_grad(set_to_none=True)
         sums = {"loss": 0.0, "attention_loss": 0.0, "ctc_loss": 0.0}
+        if not all_agree(all(batch.ids for batch in batches), self.world, self.device):
+            log.warning("step %d: a batch lost all its utterances to unreadable audio; skipped", self.progress.step)
+            return None
         finite = True
         try:
             for i, batch in enumerate(batches):
@@ -448,6 +490,10 @@ class Trainer:
         ids, refs, hyps, plots = [], [], [], []
         text = {u.id: u.text for u in self.dev}
         for batch in loader:
+            for line in batch.failed:
+                log.warning("validation skipped %s", line)
+            if not batch.ids:
+                continue
             batch = batch.to(self.device)
             with _autocast(self.config.precision, self.device):
                 features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
@@ -464,6 +510,8 @@ class Trainer:
                 hyps.append(hypothesis.text)
                 if len(plots) < self.config.plot_utterances:
                     plots.append((batch.ids[i], hypothesis, features[i, : lengths[i]].float().cpu().numpy()))
+        if not ids:
+            raise TrainingError(f"{self.config.data.dev}: no dev utterance could be decoded (see the warnings)")
         corpus, _ = score(ids, refs, hyps)
         metrics = {key: value / tokens for key, value in totals.items()}
         metrics.update(wer=corpus.wer, cer=corpus.cer)
@@ -551,16 +599,18 @@ class Trainer:
     def _loop(self) -> None:
         config = self.config
         while not self._done():
-            started, utterances = time.monotonic(), 0
+            started, utterances, skipped, first_step = time.monotonic(), 0, 0, self.progress.step
             loader = self._loader()
             batches: Iterable[Any] = loader
             if self.world.is_main:
                 batches = self.track(loader, len(self.sampler), f"epoch {self.progress.epoch + 1}")
             for group in _groups(batches, config.accumulate_grad):
+                self._count_bad_audio(group)
                 losses = self._train_step(group)
                 self.progress.batch_in_epoch += len(group)
                 if losses is None:
                     self.progress.skipped_steps += 1
+                    skipped += 1
                 self.progress.step += 1
                 utterances += sum(len(batch.ids) for batch in group)
                 if losses is not None and self.writer is not None and self.progress.step % config.log_every == 0:
@@ -578,13 +628,41 @@ class Trainer:
                 if config.max_steps is not None and self.progress.step >= config.max_steps:
                     break
             else:
+                self._check_epoch(self.progress.step - first_step, skipped)
                 self.progress.epoch += 1
                 self.progress.batch_in_epoch = 0
+                self.bad_audio = 0
             self._validate_and_save()
+
+    def _count_bad_audio(self, batches: list[Any]) -> None:
+        """Warn about each utterance whose audio failed; stop when too many of the epoch have."""
+        for batch in batches:
+            for line in batch.failed:
+                log.warning("skipped %s", line)
+            self.bad_audio += len(batch.failed)
+        limit = self.config.data.max_bad_audio_fraction * len(self.dataset) / self.world.size
+        if self.bad_audio > limit:
+            raise TrainingError(
+                f"{self.bad_audio} utterances of epoch {self.progress.epoch + 1} could not be decoded (the last: "
+                f"{batches[-1].failed[-1] if batches[-1].failed else 'see the warnings'}), more than "
+                f"data.max_bad_audio_fraction={self.config.data.max_bad_audio_fraction}; "
+                "asr prepare ... --verify finds and leaves out such files"
+            )
+
+    def _check_epoch(self, steps: int, skipped: int) -> None:
+        """Stop when none of the epoch's `steps` was applied: every loss was NaN or infinite."""
+        if steps and skipped == steps:
+            raise TrainingError(
+                f"every step of epoch {self.progress.epoch + 1} was skipped (non-finite loss or gradient); "
+                "check the audio levels and data.stats, or lower optim.schedule.lr"
+            )
 
     def export(self, model_dir: Path) -> None:
         export_average(self.exp_dir, self.config, self.config.average_best, model_dir)
 
+
+CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "progress", "config", "stats", "longest_utterance_seconds")
+"""What a training checkpoint holds (and `_state` writes)."""
 
 RESUMABLE_CHANGES = frozenset(
     {"epochs", "max_steps", "data.num_workers", "validate_every", "checkpoint_every", "log_every", "plot_utterances"}
@@ -637,5 +715,20 @@ def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_d
 
 
 def train(config: TrainConfig, exp_dir: str | Path, device: str = "auto", track: Track = no_progress) -> Path:
-    """Train (or resume) in `exp_dir`; returns the exported model directory."""
-    return Trainer(config, Path(exp_dir), device, track).run()
+    """Train (or resume) in `exp_dir`; returns the exported model directory.
+
+    The first process holds `exp_dir` exclusively: a second `asr train` into it stops with
+    one line. A full disk stops training with one line; the last checkpoint stays intact.
+    """
+    first = int(os.environ.get("RANK", "0")) == 0
+    try:
+        with exclusive_folder(exp_dir, "asr train") if first else contextlib.nullcontext():
+            return Trainer(config, Path(exp_dir), device, track).run()
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            raise
+        where = error.filename or exp_dir
+        raise TrainingError(
+            f"{where}: {error.strerror.lower()}; the last complete checkpoint is intact: "
+            "make room (or fix the folder) and run the same command again to resume"
+        ) from None

@@ -34,7 +34,8 @@ def to_txt(transcript: Transcript) -> str:
 def to_dict(transcript: Transcript) -> dict:
     """The transcript as plain values: source, duration, text and segments (with words if any)."""
     return {
-        "source": transcript.source,
+        # a file name that is not UTF-8 holds surrogates (os.fsdecode); JSON text gets U+FFFD for its odd bytes
+        "source": transcript.source.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
         "duration": seconds(transcript.duration),
         "text": transcript.text,
         "segments": [

@@ -134,3 +134,35 @@ def test_blocks_join_into_the_whole_file_and_a_truncated_one_fails(tmp_path, spe
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
     with pytest.raises(AudioError, match="cut.wav: truncated"):
         list(audio_blocks(tmp_path / "cut.wav"))
+
+
+@pytest.mark.parametrize("rate", [44101, 22254, 96001, 384000])
+def test_rates_that_share_no_factor_with_16k_load_like_any_other(tmp_path, speech, rate) -> None:
+    """A resampler whose table grows with the rates' common factor took gigabytes at these rates."""
+    waveform, _ = load_audio(write(tmp_path / "x.wav", speech, rate, 1))
+    assert abs(waveform.shape[0] - speech.shape[0]) <= 1
+    assert correlation(waveform, speech) > 0.999
+
+
+@pytest.mark.parametrize("rate", [1, 3999, 768001])
+def test_absurd_sample_rates_are_refused_in_one_line(tmp_path, rate) -> None:
+    path = tmp_path / "odd.wav"
+    soundfile.write(path, np.zeros(max(rate, 10), dtype=np.float32), rate)
+    with pytest.raises(AudioError, match=f"odd.wav: sample rate {rate} Hz is outside 4000-768000 Hz"):
+        audio_info(path)
+
+
+def test_float_audio_far_outside_one_gets_one_warning(tmp_path, speech, caplog) -> None:
+    path = tmp_path / "int-as-float.wav"
+    soundfile.write(path, (speech * 32767).numpy(), SAMPLE_RATE, subtype="FLOAT")
+    load_audio(path)
+    load_audio(path, 0.1, 0.5)
+    warnings = [r.getMessage() for r in caplog.records if "far outside [-1, 1]" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{path}: samples reach")
+
+
+def test_an_unreadable_file_says_permission_denied(tmp_path, speech, monkeypatch) -> None:
+    path = write(tmp_path / "x.flac", speech, SAMPLE_RATE, 1)
+    monkeypatch.setattr("asr.audio.os.access", lambda p, mode: False)  # root reads everything: pretend
+    with pytest.raises(AudioError, match="x.flac: permission denied"):
+        audio_info(path)

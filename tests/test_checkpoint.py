@@ -1,7 +1,11 @@
+import os
 import pickle
+import re
+import stat
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 import yaml
 
@@ -13,10 +17,12 @@ from asr.checkpoint import (
     load_model_dir,
     load_training_state,
     read_model_dir,
+    remove_stale_temporaries,
     save_training_state,
 )
 from asr.config import to_dict
 from asr.decoding import DecodingError, SearchConfig
+from asr.errors import UserError
 from asr.features import NormStats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import Vocabulary
@@ -132,3 +138,78 @@ def test_decoding_overrides_are_checked_against_the_model(tmp_path: Path) -> Non
         loaded.search(ctc_weight=0.3)
     with pytest.raises(DecodingError, match="beam must be at least 1"):
         loaded.search(beam=0)
+
+
+def tiny_model_dir(folder: Path, training: dict | None = None) -> Path:
+    """A loadable model directory of a 1-layer model with 80-dim statistics."""
+    vocab = Vocabulary.default()
+    config = LASConfig(
+        listener=ListenerConfig(layers=1, units=8, reduce=()),
+        attention=AttentionConfig(dim=8),
+        speller=SpellerConfig(embedding_dim=4, units=8),
+        vocab_size=len(vocab),
+    )
+    record = {"model": to_dict(config), "decoding": {"beam": 3}, "training": training or {}}
+    stats = NormStats(mean=(0.0,) * 80, std=(1.0,) * 80, frames=1)
+    return export_model_dir(folder, record, LAS(config).state_dict(), vocab, stats)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda d: (d / "config.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"), "config.yaml: not a text file"),
+        (lambda d: (d / "tokens.txt").write_bytes(b"\xff\xfe\x00"), "tokens.txt: not a tokens file"),
+        (lambda d: (d / "tokens.txt").write_text("<blank>\n<pad>\n"), "tokens.txt: a vocabulary must start with"),
+        (lambda d: (d / "cmvn.json").write_bytes(b"\xff\xfe\x00"), "cmvn.json: not a statistics file"),
+        (
+            lambda d: (d / "cmvn.json").write_text('{"mean": [0.0], "std": [1.0], "frames": 1}'),
+            "cmvn.json: statistics have 1 dimensions, the features 80",
+        ),
+        (
+            lambda d: (d / "config.yaml").write_text(
+                (d / "config.yaml").read_text().replace("training: {}", "training: {longest_utterance_seconds: .inf}")
+            ),
+            "training.longest_utterance_seconds must be a positive number",
+        ),
+    ],
+)
+def test_a_damaged_model_directory_is_one_line_naming_the_file(tmp_path: Path, damage, problem: str) -> None:
+    directory = tiny_model_dir(tmp_path / "model")
+    load_model_dir(directory)  # loads before the damage
+    damage(directory)
+    with pytest.raises(UserError, match=re.escape(problem)):
+        load_model_dir(directory)
+
+
+def test_weights_with_nan_are_neither_exported_nor_loaded(tmp_path: Path) -> None:
+    weights = {"w": torch.tensor([1.0, float("nan")]), "steps": torch.tensor(3)}
+    with pytest.raises(
+        CheckpointError, match="1 weight tensors hold NaN or infinity \\(first: w\\); training diverged"
+    ):
+        export_model_dir(tmp_path / "model", {}, weights, Vocabulary.default(), STATS)
+    assert not (tmp_path / "model").exists()
+    directory = tiny_model_dir(tmp_path / "good")
+    state = safetensors.torch.load_file(str(directory / "model.safetensors"))
+    first = next(iter(state))
+    state[first][0] = float("inf")
+    safetensors.torch.save_file(state, str(directory / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=f"first: {re.escape(first)}"):
+        load_model_dir(directory)
+
+
+def test_model_files_follow_the_umask_so_others_can_load_them(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        directory = tiny_model_dir(tmp_path / "model")
+    finally:
+        os.umask(old)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in directory.iterdir()}
+    assert modes == dict.fromkeys(["config.yaml", "model.safetensors", "tokens.txt", "cmvn.json"], 0o644)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o755
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path: Path) -> None:
+    save_training_state({"x": torch.zeros(1)}, tmp_path, 5, keep=3)
+    (tmp_path / ".step-000000010.pt.ab12cd.tmp").write_bytes(b"half a checkpoint")
+    assert remove_stale_temporaries(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["step-000000005.pt"]

@@ -206,3 +206,8 @@ def test_frontend_normalises_and_augments_only_in_training(speech) -> None:
     torch.manual_seed(0)
     augmented, _ = frontend(speech[None], lengths)
     assert frames[0] == features.shape[0] and not torch.equal(augmented, normalized)
+
+
+def test_statistics_of_audio_far_out_of_range_are_refused(speech) -> None:
+    with pytest.raises(NormStatsError, match="mean or variance is not finite"):
+        compute_stats([speech * 1e29], FeatureConfig())

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import socket
@@ -10,13 +11,14 @@ import pytest
 import torch
 import yaml
 
-from asr.checkpoint import list_checkpoints, load_model_dir, load_training_state
+from asr.atomic import exclusive_folder
+from asr.checkpoint import list_checkpoints, load_model_dir, load_training_state, save_training_state
 from asr.cli import main
 from asr.config import load_config
 from asr.data import Batch, manifest_stats, read_manifest
 from asr.features import FeatureConfig
 from asr.prepare import prepare_librispeech
-from asr.training import TrainConfig, Trainer
+from asr.training import TrainConfig, Trainer, TrainingError
 
 TINY_MODEL = {
     "listener": {"layers": 2, "units": 32, "reduce": [1], "dropout": 0.1},
@@ -143,13 +145,21 @@ def test_a_missing_audio_file_stops_training_before_it_starts(experiment: Path, 
         ("data.max_frames=50", "data.max_frames"),
         ("optim.schedule.lr=-1", "lr > 0"),
         ("model.attention.kind=cosine", "model.attention.kind: expected one of"),
+        ("optim.schedule.lr=.inf", "need a finite lr > 0"),
+        ("optim.grad_clip=-1", "grad_clip must be a finite number > 0"),
+        ("optim.betas=[0.9,1.5]", "betas must lie in [0, 1)"),
+        ("optim.weight_decay=-0.1", "weight_decay must be a finite number >= 0"),
+        ("data.num_workers=-1", "num_workers and sorted_epochs must not be negative"),
+        ("data.max_batch_size=0", "max_frames and max_batch_size must be at least 1"),
+        ("features.n_mels=40", "computed with other feature settings than this config's (features.n_mels)"),
     ],
 )
 def test_bad_training_input_is_one_line_before_training_starts(experiment: Path, capsys, override, problem) -> None:
     args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "x"), "--set", override]
     assert main(args) == 1
-    err = capsys.readouterr().err
-    assert problem in err and err.count("\n") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert problem in err[-1] and err[-1].startswith("asr: error: ")
+    assert len(err) == 1 or (len(err) == 2 and err[0].startswith("dropped 4 of 4 utterances"))  # the reason first
 
 
 def free_port() -> int:
@@ -208,3 +218,90 @@ def test_a_plateau_seen_by_validation_lowers_the_rate_on_every_process(experimen
     for (index, a), b in zip(first["optimizer"]["state"].items(), second["optimizer"]["state"].values(), strict=True):
         for name in a:
             assert torch.equal(a[name], b[name]), (index, name)
+
+
+def test_a_second_training_into_the_same_folder_is_refused_naming_the_holder(experiment: Path, capsys) -> None:
+    exp = experiment / "exp"
+    with exclusive_folder(exp, "asr train"):
+        assert main(["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp)]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"asr: error: {exp}: another asr train (pid {os.getpid()}) is writing into this folder; "
+        "wait for it to finish or use another folder\n"
+    )
+    assert not (exp / "checkpoints").exists()
+
+
+def cut_flac(path: Path) -> None:
+    """Cut a FLAC file short, keeping its header: the header read passes, decoding fails."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+
+
+def test_audio_that_fails_to_decode_in_training_is_skipped_then_too_much_stops(
+    experiment: Path, caplog, capsys
+) -> None:
+    broken = next(iter(read_manifest(experiment / "dev-clean.jsonl"))).audio
+    cut_flac(broken)
+    overrides = ["epochs=1", "plot_utterances=0", "data.max_bad_audio_fraction=0.5"]
+    Trainer(load_config(TrainConfig, experiment / "tiny.yaml", overrides), experiment / "a", device="cpu")._loop()
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped utterance")]
+    assert len(skipped) == 1 and f"{broken}: corrupt audio data" in skipped[0]
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "b"), "--set", "epochs=1"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith(
+        "asr: error: 1 utterances of epoch 1 could not be decoded (the last: utterance 1001-2001-0000"
+    )
+    assert "more than data.max_bad_audio_fraction=0.01; asr prepare ... --verify finds" in err
+
+
+def test_evaluation_checks_its_input_before_decoding(experiment: Path, capsys) -> None:
+    exp = experiment / "exp"
+    assert main(["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp), "--set", "epochs=1"]) == 0
+    manifest = experiment / "test-clean.jsonl"
+    evaluate = ["evaluate", "--model", str(exp / "model"), "--out", str(experiment / "eval"), "--jobs", "0"]
+    lines = manifest.read_text().splitlines()
+    (experiment / "gone.jsonl").write_text(lines[0].replace("1003-2003-0000.flac", "gone.flac") + "\n" + lines[1])
+    assert main([*evaluate, "--manifest", str(experiment / "gone.jsonl")]) == 1
+    assert "utterance 1003-2003-0000:" in capsys.readouterr().err
+    silent = [json.dumps(json.loads(line) | {"text": "42 !"}) for line in lines]
+    (experiment / "silent.jsonl").write_text("\n".join(silent) + "\n")
+    assert main([*evaluate, "--manifest", str(experiment / "silent.jsonl")]) == 1
+    assert capsys.readouterr().err.endswith("no reference holds a word once normalised, so WER is undefined\n")
+    cut_flac(read_manifest(manifest)[1].audio)
+    assert main([*evaluate, "--manifest", str(manifest)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "utterance 1003-2003-0001:" in err and "corrupt audio data" in err
+    assert not (experiment / "eval" / "summary.json").exists()
+
+
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(experiment: Path, caplog) -> None:
+    config = load_config(TrainConfig, experiment / "tiny.yaml", ["max_steps=2", "checkpoint_every=1"])
+    Trainer(config, experiment / "exp", device="cpu")._loop()
+    newest = list_checkpoints(experiment / "exp" / "checkpoints")[-1]
+    newest.write_bytes(newest.read_bytes()[:100])
+    (newest.parent / ".step-000000003.pt.x1y2.tmp").write_bytes(b"partial")
+    trainer = Trainer(config, experiment / "exp", device="cpu")
+    assert trainer.progress.step == 1
+    assert not list(newest.parent.glob("*.tmp"))
+    assert any(f"{newest.name}: not a readable checkpoint" in r.getMessage() for r in caplog.records)
+
+
+def test_a_checkpoint_that_is_not_a_training_state_is_one_line(experiment: Path, capsys) -> None:
+    save_training_state({"model": {}}, experiment / "exp" / "checkpoints", 1, keep=1)
+    assert main(["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "exp")]) == 1
+    err = capsys.readouterr().err
+    assert "step-000000001.pt: not a training checkpoint of asr train (no config, longest_utterance_seconds" in err
+
+
+def test_a_device_that_is_not_cpu_or_cuda_is_refused(experiment: Path, capsys) -> None:
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "x"), "--device", "meta"]
+    assert main(args) == 1
+    assert capsys.readouterr().err == "asr: error: unknown device 'meta'; use auto, cpu, cuda or cuda:N\n"
+
+
+def test_an_epoch_in_which_every_step_was_skipped_stops_training(experiment: Path, monkeypatch) -> None:
+    trainer = Trainer(load_config(TrainConfig, experiment / "tiny.yaml"), experiment / "x", device="cpu")
+    monkeypatch.setattr(trainer, "_train_step", lambda batches: None)
+    with pytest.raises(TrainingError, match="every step of epoch 1 was skipped"):
+        trainer._loop()

@@ -3,8 +3,13 @@ long recordings, word times and alignments through the Python API."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -335,3 +340,48 @@ def test_segment_texts_and_words_are_normalised(model: asr.Recognizer, monkeypat
     assert segment.text == "IT'S A CAT"
     assert [w.text for w in segment.words] == ["IT'S", "A", "CAT"]
     assert segment.avg_log_prob == pytest.approx(-3.0 / (len(VOCAB.encode(raw)) + 1))
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_decoding(model_dir: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "out").write_text("a file")
+    assert main(["transcribe", "--model", str(model_dir), str(FILES[0]), "--output-dir", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"asr: error: {tmp_path / 'out'}: is a file, not a folder; give --output-dir a folder\n"
+
+
+def test_a_failed_write_is_one_line_and_the_other_files_are_written(
+    model_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asr import cli
+
+    real = cli.atomic_write_text
+
+    def disk_full_for_the_first(path: Path, text: str) -> None:
+        if path.stem == FILES[0].stem:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(cli, "atomic_write_text", disk_full_for_the_first)
+    out = tmp_path / "out"
+    assert main(["transcribe", "--model", str(model_dir), str(FILES[0]), str(FILES[1]), "--output-dir", str(out)]) == 1
+    assert capsys.readouterr().err == f"asr: error: {out / FILES[0].stem}.txt: no space left on device\n"
+    assert (out / f"{FILES[1].stem}.txt").read_text() == text_of(FILES[1]) + "\n"
+
+
+def test_a_file_name_that_is_not_utf8_is_transcribed_and_printed_as_its_bytes(model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    latin1 = os.fsencode(folder) + b"/caf\xe9.flac"
+    shutil.copy(FILES[0], latin1)
+    shutil.copy(FILES[1], folder / "plain.flac")
+    command = [sys.executable, "-m", "asr", "transcribe", "--model", str(model_dir), str(folder), "--device", "cpu"]
+    result = subprocess.run(command, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        latin1 + b"\t" + text_of(FILES[0]).encode(),
+        os.fsencode(folder / "plain.flac") + b"\t" + text_of(FILES[1]).encode(),
+    ]
+    assert subprocess.run([*command, "--format", "json,txt", "--output-dir", str(tmp_path / "out")]).returncode == 0
+    record = json.loads((tmp_path / "out" / "caf\udce9.json").read_text())
+    assert record["source"] == f"{folder}/caf\ufffd.flac" and record["text"] == text_of(FILES[0])
