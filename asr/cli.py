@@ -419,6 +419,101 @@ def add_align(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_align)
 
 
+def run_lm_train(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from asr.config import load_config
+    from asr.distributed import World, choose_device
+    from asr.lm.training import LMTrainConfig, LMTrainer
+
+    config = load_config(LMTrainConfig, args.config, args.set)
+    dev = str(args.dev_text) if args.dev_text is not None else config.data.dev
+    data = dataclasses.replace(config.data, train=tuple(map(str, args.text)), dev=dev)
+    config = dataclasses.replace(config, data=data)
+    logging.getLogger("asr.lm.training").setLevel(logging.INFO)  # validation results, resume, export
+    trainer = LMTrainer(config, args.out, choose_device(args.device, World()), track=progress)
+    print(trainer.text_report.summary())
+    print(f"{trainer.run()}: LM directory")
+
+
+def run_lm_evaluate(args: argparse.Namespace) -> None:
+    from asr.distributed import World, choose_device
+    from asr.lm import evaluate_lm, load_lm, read_text
+
+    model = load_lm(args.model, choose_device(args.device, World()))
+    corpus, report = read_text(args.text)
+    print(report.summary())
+    print(f"{', '.join(map(str, args.text))}: {evaluate_lm(model, corpus, args.max_tokens, progress).summary()}")
+
+
+def run_lm_text(args: argparse.Namespace) -> None:
+    from asr.lm import lm_text, transcripts, write_lm_text
+
+    if args.transcripts:
+        count = write_lm_text(transcripts(args.transcripts), args.out)
+        print(f"{args.out}: {count:,} transcripts of {', '.join(map(str, args.transcripts))}")
+        return
+    text = lm_text(args.sources, args.exclude)
+    write_lm_text(text.sentences, args.out)
+    print(f"{args.out}: {text.summary()}")
+
+
+def add_lm(commands: argparse._SubParsersAction) -> None:
+    from asr.synthesis.sentences import SOURCES
+
+    lm = commands.add_parser(
+        "lm",
+        help="train and evaluate a character language model for shallow fusion",
+        description="A character LSTM language model over the acoustic model's vocabulary: write its text, "
+        "train it (re-running resumes), evaluate it.",
+    )
+    actions = lm.add_subparsers(dest="lm_command", metavar="ACTION", required=True)
+    train = actions.add_parser(
+        "train",
+        help="train an LM on text files (re-running resumes)",
+        description="Train a character LM on text files of one sentence a line, normalised as transcripts are; "
+        "re-running the same command on EXP_DIR resumes. Writes EXP_DIR/model (the best weights by dev perplexity, "
+        "or the last ones without --dev-text).",
+    )
+    train.add_argument("--config", required=True, type=Path, help="YAML config of plain values")
+    train.add_argument("--text", required=True, nargs="+", type=Path, metavar="FILE", help="training text files")
+    train.add_argument("--dev-text", type=Path, metavar="FILE", help="dev text for perplexity at each validation")
+    train.add_argument("--out", required=True, type=Path, help="experiment folder (EXP_DIR)")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. model.units=256"
+    )
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    train.set_defaults(run=run_lm_train)
+
+    evaluate = actions.add_parser(
+        "evaluate",
+        help="bits per character and perplexity of an LM on text files",
+        description="Score text files (one sentence a line, normalised) with an LM directory: corpus-level bits per "
+        "character and perplexity over the characters and one <eos> per sentence.",
+    )
+    evaluate.add_argument("--model", required=True, type=Path, help="LM directory (asr lm train's EXP_DIR/model)")
+    evaluate.add_argument("--text", required=True, nargs="+", type=Path, metavar="FILE", help="text files")
+    evaluate.add_argument(
+        "--max-tokens", type=positive_int, default=20000, help="padded tokens per batch (default: %(default)s)"
+    )
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    evaluate.set_defaults(run=run_lm_evaluate)
+
+    text = actions.add_parser(
+        "text",
+        help="write LM training text from the synthetic recipe's sources",
+        description="Write the normalised sentences of Debian text packages, one a line, without any sentence "
+        "that a manifest given to --exclude holds (test and dev sets); or, with --transcripts, the normalised "
+        "transcripts of manifests (a dev text).",
+    )
+    what = text.add_mutually_exclusive_group()
+    what.add_argument("--sources", type=comma_names, default=tuple(SOURCES), help=f"from {','.join(SOURCES)}")
+    what.add_argument("--transcripts", nargs="+", type=Path, metavar="MANIFEST", help="write these transcripts")
+    text.add_argument("--exclude", nargs="*", default=[], type=Path, metavar="MANIFEST", help="manifests to hold out")
+    text.add_argument("--out", required=True, type=Path, help="text file to write")
+    text.set_defaults(run=run_lm_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",
@@ -528,6 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synthesize(commands)
     add_transcribe(commands)
     add_align(commands)
+    add_lm(commands)
     return parser
 
 

@@ -1,0 +1,179 @@
+"""Text for the language model: reading sentence files into batches, and writing LM text
+from the synthetic recipe's sources without the sentences of the test and dev sets (or the
+transcripts of a manifest, for a dev text).
+
+A text file holds one sentence a line. Every line goes through `asr.text.normalize()`,
+the normalisation of the acoustic model's targets; lines that normalise to nothing are
+counted and skipped. Sentences are kept as one flat array of token ids, so a corpus of
+millions of sentences costs about a byte a character.
+"""
+
+from __future__ import annotations
+
+import logging
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asr.atomic import atomic_open
+from asr.data import read_manifest
+from asr.errors import UserError
+from asr.synthesis.sentences import load_sentences
+from asr.text import ALPHABET, Vocabulary, normalize
+
+log = logging.getLogger(__name__)
+
+_VOCAB = Vocabulary.default()
+_IDS = bytes.maketrans("".join(ALPHABET).encode("ascii"), bytes(_VOCAB.tokens.index(ch) for ch in ALPHABET))
+"""Maps the bytes of a normalised sentence (ASCII) to token ids."""
+
+
+class LMTextError(UserError):
+    """A text file that cannot be used for the language model."""
+
+
+@dataclass(frozen=True)
+class TextReport:
+    """What reading text files kept and skipped."""
+
+    files: tuple[str, ...]
+    sentences: int
+    characters: int
+    empty: int
+    """Lines that normalise to nothing (blank lines, only digits or symbols)."""
+    too_long: int
+    """Sentences over the length limit, skipped."""
+    max_chars: int | None
+
+    def summary(self) -> str:
+        """One line: what was kept, what was skipped and why."""
+        line = f"{', '.join(self.files)}: {self.sentences:,} sentences, {self.characters:,} characters"
+        skipped = [f"{self.empty:,} lines empty after normalisation"]
+        if self.max_chars is not None:
+            skipped.append(f"{self.too_long:,} longer than {self.max_chars} characters")
+        return f"{line}; skipped {' and '.join(skipped)}"
+
+
+@dataclass(frozen=True)
+class TextBatch:
+    """Padded sentences: inputs <sos> + characters and targets characters + <eos>, both (B, L)
+    padded with <pad>, and lengths (B,) = characters + 1."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    lengths: torch.Tensor
+
+    def to(self, device: torch.device) -> TextBatch:
+        return TextBatch(self.inputs.to(device), self.targets.to(device), self.lengths.to(device))
+
+
+class TextCorpus:
+    """Normalised sentences as token ids: `ids` (total characters,) uint8 and `offsets` (N + 1,)."""
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+        self.ids = ids
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> list[int]:
+        """Tokens each sentence costs in a batch: characters + 1 (<sos> in, <eos> out)."""
+        return (np.diff(self.offsets) + 1).tolist()
+
+    def text(self, index: int) -> str:
+        """Sentence `index` as text."""
+        return _VOCAB.decode(self.ids[self.offsets[index] : self.offsets[index + 1]].tolist())
+
+    def batch(self, indices: Sequence[int]) -> TextBatch:
+        """The sentences `indices` as a padded batch."""
+        lengths = np.diff(self.offsets)[list(indices)] + 1  # (B,) characters + 1
+        inputs = np.full((len(indices), int(lengths.max())), _VOCAB.pad_id, dtype=np.int64)  # (B, L)
+        targets = inputs.copy()
+        for row, index in enumerate(indices):
+            characters = self.ids[self.offsets[index] : self.offsets[index + 1]]
+            inputs[row, 0] = _VOCAB.sos_id
+            inputs[row, 1 : len(characters) + 1] = characters
+            targets[row, : len(characters)] = characters
+            targets[row, len(characters)] = _VOCAB.eos_id
+        return TextBatch(torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(lengths))
+
+
+def read_text(paths: Sequence[str | Path], max_chars: int | None = None) -> tuple[TextCorpus, TextReport]:
+    """Read one sentence a line from `paths`, normalised; sentences over `max_chars` characters
+    (None: no limit) are skipped. Raises `LMTextError` naming a file that is missing or not
+    UTF-8 text, or when no sentence is left."""
+    ids, offsets = bytearray(), array("q", [0])
+    empty = too_long = 0
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise LMTextError(f"{path}: {'is a folder, not a text file' if path.is_dir() else 'no such file'}")
+        try:
+            with path.open(encoding="utf-8") as handle:
+                for line in handle:
+                    sentence = normalize(line)
+                    if not sentence:
+                        empty += 1
+                    elif max_chars is not None and len(sentence) > max_chars:
+                        too_long += 1
+                    else:
+                        ids += sentence.encode("ascii").translate(_IDS)
+                        offsets.append(len(ids))
+        except UnicodeDecodeError as error:
+            raise LMTextError(f"{path}: not UTF-8 text (byte {error.start} of a line)") from None
+    files = tuple(str(p) for p in paths)
+    report = TextReport(files, len(offsets) - 1, len(ids), empty, too_long, max_chars)
+    if report.sentences == 0:
+        raise LMTextError(f"{report.summary()}; no sentence is left to use")
+    log.info("%s", report.summary())
+    return TextCorpus(np.frombuffer(bytes(ids), dtype=np.uint8), np.asarray(offsets, dtype=np.int64)), report
+
+
+@dataclass(frozen=True)
+class LMText:
+    """Normalised sentences for a language model, and how many were removed because a
+    manifest to exclude (a test or dev set) holds them."""
+
+    sentences: tuple[str, ...]
+    sources: tuple[str, ...]
+    removed: int
+    excluded: int
+    """Distinct normalised transcripts of the manifests to exclude."""
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.sentences):,} sentences from {', '.join(self.sources)}; removed {self.removed:,} that "
+            f"the excluded manifests hold (of their {self.excluded:,} distinct transcripts)"
+        )
+
+
+def transcripts(manifests: Sequence[str | Path]) -> tuple[str, ...]:
+    """The normalised transcripts of `manifests`, in order, without those that normalise to nothing
+    (the dev text of an LM is the acoustic dev set's transcripts)."""
+    texts = (normalize(u.text) for path in manifests for u in read_manifest(path))
+    return tuple(text for text in texts if text)
+
+
+def lm_text(sources: Sequence[str], exclude: Sequence[str | Path] = ()) -> LMText:
+    """The sentences of the synthetic recipe's text `sources` (see `asr.synthesis.sentences.SOURCES`),
+    normalised, each once, without any whose normalised text is a transcript of a manifest in
+    `exclude`. Raises `TextSourceError` for a source that is unknown or not installed."""
+    held_out = set(transcripts(exclude))
+    sentences = [s.transcript for s in load_sentences(sources)]
+    kept = tuple(s for s in sentences if s not in held_out)
+    return LMText(kept, tuple(sources), len(sentences) - len(kept), len(held_out))
+
+
+def write_lm_text(sentences: Iterable[str], path: str | Path) -> int:
+    """Write `sentences` one a line, atomically; returns how many."""
+    count = 0
+    with atomic_open(path) as handle:
+        for sentence in sentences:
+            handle.write(f"{sentence}\n")
+            count += 1
+    return count
