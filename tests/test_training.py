@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import signal
@@ -305,3 +306,51 @@ def test_an_epoch_in_which_every_step_was_skipped_stops_training(experiment: Pat
     monkeypatch.setattr(trainer, "_train_step", lambda batches: None)
     with pytest.raises(TrainingError, match="every step of epoch 1 was skipped"):
         trainer._loop()
+
+
+def test_dev_references_without_a_character_are_refused_before_training(experiment: Path, capsys) -> None:
+    dev = experiment / "test-clean.jsonl"
+    dev.write_text(
+        "".join(json.dumps(json.loads(line) | {"text": "42"}) + "\n" for line in dev.read_text().splitlines())
+    )
+    assert main(["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "x")]) == 1
+    assert capsys.readouterr().err == (
+        f"asr: error: {dev}: no dev utterance has a transcript with a character to score\n"
+    )
+
+
+def test_a_full_disk_stops_training_in_one_line_and_keeps_the_last_checkpoint(
+    experiment: Path, capsys, monkeypatch
+) -> None:
+    from asr import training
+
+    exp = experiment / "exp"
+    real = training.save_training_state
+    calls = []
+
+    def full_on_the_second(state, directory, step, keep):
+        calls.append(step)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(Path(directory) / "x.tmp"))
+        return real(state, directory, step, keep)
+
+    monkeypatch.setattr(training, "save_training_state", full_on_the_second)
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp), "--set", "checkpoint_every=1"]
+    assert main([*args, "--set", "plot_utterances=0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "x.tmp: no space left on device; the last complete checkpoint is intact" in err
+    assert [p.name for p in list_checkpoints(exp / "checkpoints")] == [f"step-{calls[0]:09d}.pt"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["transcribe", "--model", "m", "f.wav", "--max-seconds", "nan"],
+        ["evaluate", "--model", "m", "--manifest", "x.jsonl", "--out", "o", "--jobs", "-1"],
+    ],  # fmt: skip
+)
+def test_impossible_numbers_on_the_command_line_are_usage_errors(args, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("asr ")
