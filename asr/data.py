@@ -15,6 +15,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -23,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from asr.atomic import atomic_open
-from asr.audio import AudioError, load_audio
+from asr.audio import AudioError, audio_info, load_audio
 from asr.errors import UserError
 from asr.features import FeatureConfig, NormStats, compute_stats, speed_perturb
 from asr.text import Vocabulary, normalize
@@ -371,6 +372,24 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return max(0, len(self.batches(self.epoch)) - self.start_batch)
+
+
+def first_unreadable(utterances: Sequence[Utterance], threads: int = 8) -> tuple[Utterance, AudioError] | None:
+    """The first utterance (in order) whose audio header cannot be read, with its error; headers are
+    read by `threads` threads at once."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for utterance, error in zip(utterances, pool.map(_header_error, [u.audio for u in utterances]), strict=True):
+            if error is not None:
+                return utterance, error
+    return None
+
+
+def _header_error(path: Path) -> AudioError | None:
+    try:
+        audio_info(path)
+    except AudioError as error:
+        return error
+    return None
 
 
 class _Waveforms(Dataset["torch.Tensor | AudioError"]):

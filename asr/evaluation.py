@@ -10,16 +10,14 @@ from __future__ import annotations
 import functools
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
-from asr.audio import AudioError, audio_info
 from asr.checkpoint import LoadedModel
-from asr.data import SpeechDataset, Track, Utterance, collate, no_progress, read_manifest
+from asr.data import SpeechDataset, Track, Utterance, collate, first_unreadable, no_progress, read_manifest
 from asr.decoding import SearchConfig, beam_search, greedy_search
 from asr.errors import UserError
 from asr.scoring import CorpusScore, score, worst_report
@@ -34,18 +32,9 @@ def _check(manifest: str | Path, utterances: list[Utterance], jobs: int) -> None
     """Before decoding anything: the references hold words, and every audio header can be read."""
     if not any(normalize(u.text) for u in utterances):
         raise EvaluationError(f"{manifest}: no reference holds a word once normalised, so WER is undefined")
-    with ThreadPoolExecutor(max_workers=max(1, jobs) * 4) as pool:
-        for utterance, error in zip(utterances, pool.map(_header_error, utterances), strict=True):
-            if error is not None:
-                raise EvaluationError(f"utterance {utterance.id}: {error}")
-
-
-def _header_error(utterance: Utterance) -> AudioError | None:
-    try:
-        audio_info(utterance.audio)
-    except AudioError as error:
-        return error
-    return None
+    found = first_unreadable(utterances, threads=max(1, jobs) * 4)
+    if found is not None:
+        raise EvaluationError(f"utterance {found[0].id}: {found[1]}")
 
 
 @torch.no_grad()

@@ -19,10 +19,9 @@ import os
 import random
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -32,7 +31,6 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
 from asr.atomic import atomic_write_text, exclusive_folder
-from asr.audio import AudioError, audio_info
 from asr.checkpoint import (
     CheckpointError,
     average_state_dicts,
@@ -45,126 +43,29 @@ from asr.checkpoint import (
 from asr.config import config_changes, dump_config, to_dict
 from asr.data import (
     BucketBatchSampler,
-    FilterConfig,
     SpeechDataset,
     Track,
     Utterance,
     collate,
     filter_utterances,
+    first_unreadable,
     no_progress,
     read_manifest,
 )
-from asr.decoding import SearchConfig, greedy_search
 from asr.distributed import all_agree, barrier, broadcast, choose_device, init_world, leave
 from asr.errors import UserError
-from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats, SpecAugmentConfig
+from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats
 from asr.learnable import find_unlearnable, rule
-from asr.model import LAS, LASConfig
+from asr.model import LAS
 from asr.plotting import attention_figure, save_figure
-from asr.schedule import LRSchedule, ScheduleConfig
-from asr.scoring import score
+from asr.schedule import LRSchedule
 from asr.text import Vocabulary, normalize
+from asr.train_config import RESUMABLE_CHANGES, TrainConfig
+from asr.validation import ValidationError, autocast, dev_metrics
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Manifests, statistics and batching. Paths are relative to the working directory."""
-
-    train: str = ""
-    dev: str = ""
-    stats: str = ""
-    """Normalisation statistics from `asr stats` over the training manifest."""
-    max_frames: int = 20000
-    """Padded feature frames per batch (per GPU)."""
-    max_batch_size: int | None = None
-    num_workers: int = 2
-    speed_perturb: bool = False
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    dev_utterances: int | None = None
-    """Validate on the first N dev utterances only (None: all)."""
-    sorted_epochs: int = 0
-    """The first N epochs take their batches shortest first (SortaGrad), then shuffled."""
-    max_unlearnable_fraction: float = 0.05
-    """Training refuses to start when more than this share of the training (or dev) utterances
-    has too few listener frames for its transcript (see `asr.learnable`); fewer are dropped."""
-    max_bad_audio_fraction: float = 0.01
-    """Audio that fails to decode during training is skipped with a warning; training stops when more
-    than this share of an epoch's utterances has failed."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_unlearnable_fraction", "max_bad_audio_fraction"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.max_frames < 1 or (self.max_batch_size is not None and self.max_batch_size < 1):
-            raise ValueError("max_frames and max_batch_size must be at least 1 (max_batch_size may be null)")
-        if self.num_workers < 0 or self.sorted_epochs < 0:
-            raise ValueError("num_workers and sorted_epochs must not be negative")
-        if self.dev_utterances is not None and self.dev_utterances < 1:
-            raise ValueError(f"dev_utterances must be at least 1 or null, got {self.dev_utterances}")
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """AdamW (or Adam) with gradient clipping; the learning rate follows `schedule`."""
-
-    optimizer: Literal["adamw", "adam"] = "adamw"
-    betas: tuple[float, float] = (0.9, 0.98)
-    weight_decay: float = 1e-4
-    grad_clip: float = 5.0
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-
-    def __post_init__(self) -> None:
-        if not all(0 <= beta < 1 for beta in self.betas):
-            raise ValueError(f"betas must lie in [0, 1), got {list(self.betas)}")
-        if not 0 <= self.weight_decay < math.inf:
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
-        if not 0 < self.grad_clip < math.inf:
-            raise ValueError(f"grad_clip must be a finite number > 0 (the largest gradient norm), got {self.grad_clip}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything `asr train` needs; written resolved to EXP_DIR/config.yaml."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    spec_augment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
-    model: LASConfig = field(default_factory=LASConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    decoding: SearchConfig = field(default_factory=SearchConfig)
-    """Decoding defaults exported with the model."""
-    epochs: int = 20
-    max_steps: int | None = None
-    """Stop after this many optimizer steps, whatever the epoch."""
-    accumulate_grad: int = 1
-    """Batches per optimizer step: the effective batch is processes x accumulate_grad x data.max_frames."""
-    seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """"auto": bf16 autocast on a GPU, fp32 on a CPU."""
-    compile: bool = False
-    """torch.compile the listener and the attention (the first steps then take a minute to compile)."""
-    log_every: int = 50
-    validate_every: int | None = None
-    """Also validate every N steps (validation always runs at each epoch's end)."""
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    average_best: int = 5
-    """The exported model averages the weights of the best N validations by dev WER."""
-    plot_utterances: int = 3
-    sampling_prob: float = 0.0
-    """Scheduled sampling: the largest probability of feeding the speller its own prediction."""
-    sampling_start: int = 0
-    sampling_ramp: int = 1
-    """The probability rises linearly from 0 at step `sampling_start` over `sampling_ramp` steps."""
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "log_every", "checkpoint_every", "keep_checkpoints", "average_best", "accumulate_grad"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 class TrainingError(UserError):
@@ -199,27 +100,11 @@ def seed_step(seed: int, step: int) -> None:
     np.random.seed(value % (2**32))
 
 
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def _check_audio(utterances: list[Utterance]) -> None:
+def _check_headers(utterances: list[Utterance]) -> None:
     """Read every audio header now, so a missing or broken file stops training before it starts."""
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for utterance, error in zip(utterances, pool.map(_header_error, [u.audio for u in utterances]), strict=True):
-            if error is not None:
-                raise TrainingError(f"utterance {utterance.id}: {error}")
-
-
-def _header_error(path: Path) -> AudioError | None:
-    try:
-        audio_info(path)
-    except AudioError as error:
-        return error
-    return None
+    found = first_unreadable(utterances)
+    if found is not None:
+        raise TrainingError(f"utterance {found[0].id}: {found[1]}")
 
 
 def _frames(duration: float, features: FeatureConfig, slowest: float) -> int:
@@ -291,16 +176,18 @@ class Trainer:
         for key in ("train", "dev"):
             if not getattr(data, key):
                 raise TrainingError(f"data.{key} is not set; give it in the config or with --set data.{key}=PATH")
-        train = filter_utterances(read_manifest(data.train), data.filters)
-        if not train:
-            raise TrainingError(f"{data.train}: no utterance is left after the filters in data.filters")
         speeds = SPEED_FACTORS if data.speed_perturb else (1.0,)
-        train = self._learnable(train, "training", data.train, max(speeds))
+        train: list[Utterance] = []
+        for source in data.sources:
+            kept = filter_utterances(read_manifest(source.manifest), data.filters)
+            if not kept:
+                raise TrainingError(f"{source.manifest}: no utterance is left after the filters in data.filters")
+            train += self._learnable(kept, "training", source.manifest, max(speeds)) * source.repeat
         dev = [u for u in read_manifest(data.dev)[: data.dev_utterances] if normalize(u.text)]
         if not dev:
             raise TrainingError(f"{data.dev}: no dev utterance has a transcript with a character to score")
         self.dev = self._learnable(dev, "dev", data.dev, 1.0)
-        _check_audio(train + self.dev)
+        _check_headers(list({u.audio: u for u in train}.values()) + self.dev)
         self.longest_seconds = max(u.duration for u in train)
         self.dataset = SpeechDataset(train, self.vocab, speeds, seed=self.config.seed)
         lengths = [_frames(u.duration, self.config.features, min(speeds)) for u in train]
@@ -446,7 +333,7 @@ class Trainer:
                 # DDP averages gradients across processes on the last batch only
                 sync = contextlib.nullcontext() if last or not self.world.distributed else self.step_model.no_sync()
                 with sync:
-                    with _autocast(config.precision, self.device):
+                    with autocast(config.precision, self.device):
                         features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
                         losses = self.step_model(
                             features, lengths, batch.targets, batch.target_lengths, self._sampling_prob()
@@ -472,49 +359,16 @@ class Trainer:
         return sums | {"grad_norm": norm.item()}
 
     # ------------------------------------------------------------- validation
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Dev loss and greedy WER/CER; writes attention plots. Runs on the main process."""
-        self.model.eval()
-        self.frontend.eval()
-        vocab = self.vocab
-        examples = SpeechDataset(self.dev, vocab)
-        loader = DataLoader(
-            examples,
-            batch_size=8,
-            num_workers=self.config.data.num_workers,
-            collate_fn=functools.partial(collate, pad_id=vocab.pad_id),
-        )
-        totals = {"loss": 0.0, "attention_loss": 0.0, "ctc_loss": 0.0}
-        tokens = 0
-        ids, refs, hyps, plots = [], [], [], []
-        text = {u.id: u.text for u in self.dev}
-        for batch in loader:
-            for line in batch.failed:
-                log.warning("validation skipped %s", line)
-            if not batch.ids:
-                continue
-            batch = batch.to(self.device)
-            with _autocast(self.config.precision, self.device):
-                features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
-                losses = self.model(features, lengths, batch.targets, batch.target_lengths)
-                hypotheses = greedy_search(self.model, features, lengths, vocab, self.config.decoding)
-            count = int(batch.target_lengths.sum()) + len(batch.ids)  # characters + <eos>
-            totals["loss"] += float(losses.total) * count
-            totals["attention_loss"] += float(losses.attention) * count
-            totals["ctc_loss"] += float(losses.ctc) * count
-            tokens += count
-            for i, hypothesis in enumerate(hypotheses):
-                ids.append(batch.ids[i])
-                refs.append(text[batch.ids[i]])
-                hyps.append(hypothesis.text)
-                if len(plots) < self.config.plot_utterances:
-                    plots.append((batch.ids[i], hypothesis, features[i, : lengths[i]].float().cpu().numpy()))
-        if not ids:
-            raise TrainingError(f"{self.config.data.dev}: no dev utterance could be decoded (see the warnings)")
-        corpus, _ = score(ids, refs, hyps)
-        metrics = {key: value / tokens for key, value in totals.items()}
-        metrics.update(wer=corpus.wer, cer=corpus.cer)
+        config = self.config
+        try:
+            metrics, plots = dev_metrics(
+                self.model, self.frontend, self.dev, self.vocab, config.decoding, config.precision, self.device,
+                config.data.num_workers, config.plot_utterances,
+            )  # fmt: skip
+        except ValidationError as error:
+            raise TrainingError(f"{config.data.dev}: {error}") from None
         self._plot(plots)
         return metrics
 
@@ -663,11 +517,6 @@ class Trainer:
 
 CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "progress", "config", "stats", "longest_utterance_seconds")
 """What a training checkpoint holds (and `_state` writes)."""
-
-RESUMABLE_CHANGES = frozenset(
-    {"epochs", "max_steps", "data.num_workers", "validate_every", "checkpoint_every", "log_every", "plot_utterances"}
-)
-"""Config keys a resumed run may change: none of them changes a step already taken."""
 
 
 def _groups(batches: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -29,7 +29,8 @@ from asr.lm.evaluation import evaluate_lm
 from asr.lm.model import CharLM, LMConfig
 from asr.schedule import LRSchedule
 from asr.text import Vocabulary
-from asr.training import OptimConfig, Progress, TrainingError, seed_step
+from asr.train_config import OptimConfig
+from asr.training import Progress, TrainingError, seed_step
 
 log = logging.getLogger(__name__)
 

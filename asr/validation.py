@@ -1,0 +1,99 @@
+"""Validation during training: dev loss and greedy WER/CER of the model as it stands.
+
+Training calls `dev_metrics` on its main process after each epoch (and every
+`validate_every` steps); the result reaches every process (`asr.training`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from asr.data import SpeechDataset, Utterance, collate
+from asr.decoding import Hypothesis, SearchConfig, greedy_search
+from asr.errors import UserError
+from asr.features import Frontend
+from asr.model import LAS
+from asr.scoring import score
+from asr.text import Vocabulary
+
+log = logging.getLogger(__name__)
+
+Plot = tuple[str, Hypothesis, np.ndarray]
+"""An utterance id, its hypothesis with attention, its features (T, D)."""
+
+
+class ValidationError(UserError):
+    """A dev set that cannot be scored."""
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for "bf16", and for "auto" on a GPU; nothing otherwise."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+@torch.no_grad()
+def dev_metrics(
+    model: LAS,
+    frontend: Frontend,
+    dev: Sequence[Utterance],
+    vocab: Vocabulary,
+    search: SearchConfig,
+    precision: str,
+    device: torch.device,
+    workers: int,
+    plots: int,
+) -> tuple[dict[str, float], list[Plot]]:
+    """Per-token dev losses (loss, attention_loss, ctc_loss over characters + <eos>), corpus
+    greedy WER and CER in percent, and the first `plots` utterances for attention plots.
+
+    Utterances whose audio fails to decode are left out with a warning; raises
+    `ValidationError` if none can be decoded.
+    """
+    model.eval()
+    frontend.eval()
+    loader = DataLoader(
+        SpeechDataset(dev, vocab),
+        batch_size=8,
+        num_workers=workers,
+        collate_fn=functools.partial(collate, pad_id=vocab.pad_id),
+    )
+    totals = {"loss": 0.0, "attention_loss": 0.0, "ctc_loss": 0.0}
+    tokens = 0
+    ids, refs, hyps, shown = [], [], [], []
+    text = {u.id: u.text for u in dev}
+    for batch in loader:
+        for line in batch.failed:
+            log.warning("validation skipped %s", line)
+        if not batch.ids:
+            continue
+        batch = batch.to(device)
+        with autocast(precision, device):
+            features, lengths = frontend(batch.waveforms, batch.waveform_lengths)
+            losses = model(features, lengths, batch.targets, batch.target_lengths)
+            hypotheses = greedy_search(model, features, lengths, vocab, search)
+        count = int(batch.target_lengths.sum()) + len(batch.ids)  # characters + <eos>
+        for key, value in zip(totals, (losses.total, losses.attention, losses.ctc), strict=True):
+            totals[key] += float(value) * count
+        tokens += count
+        for i, hypothesis in enumerate(hypotheses):
+            ids.append(batch.ids[i])
+            refs.append(text[batch.ids[i]])
+            hyps.append(hypothesis.text)
+            if len(shown) < plots:
+                shown.append((batch.ids[i], hypothesis, features[i, : lengths[i]].float().cpu().numpy()))
+    if not ids:
+        raise ValidationError("no dev utterance could be decoded (see the warnings)")
+    corpus, _ = score(ids, refs, hyps)
+    metrics = {key: value / tokens for key, value in totals.items()}
+    metrics.update(wer=corpus.wer, cer=corpus.cer)
+    return metrics, shown
