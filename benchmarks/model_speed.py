@@ -1,19 +1,39 @@
-"""Speed of the LAS model on a fixed, seeded workload; prints one JSON line per measurement.
+"""Speed of the LAS model on a seeded workload; prints one JSON line per measurement.
 
     .venv/bin/python benchmarks/model_speed.py [--device cpu|cuda] [--threads 2] [--repeats 5] [--bf16] [--compile]
+        [--workload benchmark|librispeech] [--config PATH] [--set KEY=VALUE] [--max-frames N] [--utterances N]
+        [--measures train,greedy,beam10] [--warmups 2] [--tiny]
 
-Workload (the model issue's): 16 utterances of 80-dim features, lengths evenly spread
-over 800..1500 frames (184 s of audio at 10 ms a frame), character targets of
-frames // 8 over a 32-symbol vocabulary; listener 4 BiLSTM layers x 320 units with 2
-pyramid reductions (4x), location-aware attention of 320, one 320-unit speller LSTM.
+Workloads (features are given: the log-mel front end is not timed):
 
-Measured: a training step (forward + loss + backward; median of `repeats` after 2
-warm-ups), greedy decoding of the batch and beam-10 decoding of the batch with a fixed
-length (EOS suppressed until half the listener frames). Each with its real-time factor
-(seconds / 184 s of audio) and the process CPU seconds it took: on an unshared machine
-these are about threads x seconds, so a lower ratio shows the run was disturbed.
-On a GPU, bf16 autocast (on a CPU too with --bf16). `--compile` compiles the listener and
-the attention as `compile: true` in training does; the compile time is reported apart.
+- `benchmark` (the default; the model issue's): 16 utterances of 80-dim features,
+  lengths evenly spread over 800..1500 frames (184 s of audio at 10 ms a frame),
+  character targets of frames // 8 over a 32-symbol vocabulary; listener 4 BiLSTM layers
+  x 320 units with 2 pyramid reductions (4x), location-aware attention of 320, one
+  320-unit speller LSTM. `--utterances N` spreads N utterances over the same lengths.
+- `librispeech`: one training batch as `asr train` would form it on LibriSpeech, with
+  the model, `data.max_frames`, `data.filters` and `data.speed_perturb` of a training
+  config (`--config`, default recipes/librispeech/conf/train_clean_100.yaml, with `--set`
+  overrides). Utterance durations are drawn (seeded) from a LibriSpeech-like distribution:
+  normal with mean 12.7 s and sd 3.0 s, clipped to 1..24.5 s (train-clean-100: mean
+  12.7 s, most between 10 and 16.5 s, longest 24.5 s), then the config's filters; the
+  batch is the run of sorted durations around the median that fills `max_frames` padded
+  frames as asr train's sampler counts them (at the slowest speed factor when
+  speed_perturb is on), or `--utterances N` of them. Targets: 15 random characters per
+  second of audio, about LibriSpeech's rate, over the default vocabulary.
+
+Measured: a training step (forward + loss + backward, no optimizer step; median of
+`repeats` after `warmups`), greedy decoding of the batch and beam-10 decoding of the
+batch with a fixed length (EOS suppressed until as many characters as the targets have
+per second of audio). Each with its real-time factor (seconds / seconds of audio), the
+process CPU seconds it took (on an unshared machine these are about threads x seconds,
+so a lower ratio shows the run was disturbed) and the peak memory (GPU: most allocated
+during that measure; CPU: the process's peak RSS so far). On a GPU, bf16 autocast (on a
+CPU too with --bf16). `--compile` compiles the listener and the attention as
+`compile: true` in training does; the compile time is reported apart. `--tiny` swaps the
+model for a tiny one (listener 2 x 32, speller 32) and shortens every utterance (and
+max_frames) to a tenth, to check that a script runs: its figures mean nothing. Every line
+names its workload.
 """
 
 from __future__ import annotations
@@ -25,29 +45,123 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from asr.config import apply_overrides, from_dict, read_yaml
+from asr.data import FilterConfig
 from asr.decoding import SearchConfig, beam_search, greedy_search
+from asr.features import SPEED_FACTORS, FeatureConfig
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import SPECIALS, Vocabulary
-from asr.training import compile_model
 
 UTTERANCES = 16
 FRAME_SECONDS = 0.01
+LIBRISPEECH_CONFIG = Path(__file__).resolve().parents[1] / "recipes" / "librispeech" / "conf" / "train_clean_100.yaml"
+DURATION_MEAN, DURATION_SD, SHORTEST, LONGEST = 12.7, 3.0, 1.0, 24.5
+"""Seconds: the LibriSpeech-like duration distribution (normal, clipped)."""
+POOL = 4000
+"""Durations drawn for the librispeech workload before its batch is cut from them."""
+CHARACTERS_PER_SECOND = 15.0
+MEASURES = ("train", "greedy", "beam10")
 
 
-def workload(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Features (16, 1500, 80), lengths, targets (16, 187), target lengths, audio seconds."""
-    generator = torch.Generator().manual_seed(0)
-    lengths = torch.linspace(800, 1500, UTTERANCES).round().long()
-    features = torch.randn(UTTERANCES, int(lengths.max()), 80, generator=generator)
+@dataclass(frozen=True)
+class Workload:
+    """A batch to time: features (B, T, 80) and lengths (B,), targets (B, L) and lengths (B,), all on
+    the device; its seconds of audio, target characters per second of audio, and a description."""
+
+    features: torch.Tensor
+    lengths: torch.Tensor
+    targets: torch.Tensor
+    target_lengths: torch.Tensor
+    seconds: float
+    characters_per_second: float
+    description: dict[str, object]
+
+
+def _padded(
+    lengths: torch.Tensor, target_lengths: torch.Tensor, vocab_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random features (B, T, 80), zero past each length, and random targets (B, L) padded with id 1."""
+    features = torch.randn(len(lengths), int(lengths.max()), 80, generator=generator)
     features *= (torch.arange(features.shape[1])[None, :] < lengths[:, None])[..., None]
-    target_lengths = lengths // 8
-    targets = torch.randint(len(SPECIALS), 32, (UTTERANCES, int(target_lengths.max())), generator=generator)
+    targets = torch.randint(len(SPECIALS), vocab_size, (len(lengths), int(target_lengths.max())), generator=generator)
     targets[torch.arange(targets.shape[1])[None, :] >= target_lengths[:, None]] = 1  # pad id
+    return features, targets
+
+
+def benchmark_workload(device: torch.device, utterances: int = UTTERANCES, scale: float = 1.0) -> Workload:
+    """`utterances` utterances spread over 800..1500 frames (times `scale`), targets of frames // 8 over 32 symbols."""
+    generator = torch.Generator().manual_seed(0)
+    lengths = (torch.linspace(800, 1500, utterances) * scale).round().long()
+    target_lengths = lengths // 8
+    features, targets = _padded(lengths, target_lengths, 32, generator)
     seconds = float(lengths.sum()) * FRAME_SECONDS
-    return features.to(device), lengths, targets.to(device), target_lengths, seconds
+    description = {"name": "benchmark", "utterances": utterances, "audio_seconds": round(seconds, 2), "scale": scale}
+    return Workload(
+        features.to(device), lengths.to(device), targets.to(device), target_lengths.to(device),
+        seconds, 12.5, description,
+    )  # fmt: skip (12.5 characters a second: frames // 8 at 10 ms a frame)
+
+
+def librispeech_workload(
+    device: torch.device,
+    filters: FilterConfig,
+    max_frames: int,
+    speed_perturb: bool,
+    vocab_size: int,
+    utterances: int | None = None,
+    scale: float = 1.0,
+) -> Workload:
+    """The batch around the median of seeded LibriSpeech-like durations (see the module's docstring);
+    durations and `max_frames` times `scale` after the filters."""
+    generator = torch.Generator().manual_seed(0)
+    drawn = (torch.randn(POOL, generator=generator, dtype=torch.float64) * DURATION_SD + DURATION_MEAN).clamp(
+        SHORTEST, LONGEST
+    )
+    longest_target = filters.max_target_length or 10**9
+    durations = sorted(
+        d * scale
+        for d in drawn.tolist()
+        if filters.min_duration <= d <= filters.max_duration and round(d * CHARACTERS_PER_SECOND) <= longest_target
+    )
+    max_frames = round(max_frames * scale)
+    features_config = FeatureConfig()
+    slowest = min(SPEED_FACTORS) if speed_perturb else 1.0
+    counted = [features_config.frames_for_duration(d / slowest) for d in durations]  # as asr train's sampler counts
+
+    def window(size: int) -> range:
+        start = len(durations) // 2 - size // 2
+        return range(start, start + size)
+
+    if utterances is None:
+        size = 1
+        while size < len(durations) and (size + 1) * counted[window(size + 1)[-1]] <= max_frames:
+            size += 1
+    else:
+        size = min(utterances, len(durations))
+    chosen = [durations[i] for i in window(size)]
+    lengths = torch.tensor([features_config.frames_for_duration(d) for d in chosen])
+    target_lengths = torch.tensor([round(d * CHARACTERS_PER_SECOND) for d in chosen])
+    features, targets = _padded(lengths, target_lengths, vocab_size, generator)
+    seconds = sum(chosen)
+    description = {
+        "name": "librispeech",
+        "utterances": size,
+        "audio_seconds": round(seconds, 2),
+        "durations_s": [round(chosen[0], 2), round(chosen[len(chosen) // 2], 2), round(chosen[-1], 2)],
+        "padded_frames": int(lengths.max()) * size,
+        "max_frames": max_frames if utterances is None else None,
+        "speed_perturb": speed_perturb,
+        "scale": scale,
+    }
+    return Workload(
+        features.to(device), lengths.to(device), targets.to(device), target_lengths.to(device),
+        seconds, CHARACTERS_PER_SECOND, description,
+    )  # fmt: skip
 
 
 def model_config() -> LASConfig:
@@ -58,6 +172,16 @@ def model_config() -> LASConfig:
         vocab_size=32,
         ctc_weight=0.3,
         label_smoothing=0.1,
+    )
+
+
+def tiny_model_config(vocab_size: int) -> LASConfig:
+    """For checking that a script runs: its figures mean nothing."""
+    return LASConfig(
+        listener=ListenerConfig(layers=2, units=32, reduce=(1,), dropout=0.1),
+        attention=AttentionConfig(kind="location", dim=32),
+        speller=SpellerConfig(embedding_dim=16, units=32, layers=1, dropout=0.1),
+        vocab_size=vocab_size,
     )
 
 
@@ -80,22 +204,71 @@ def timed(run: Callable[[], object], device: torch.device, repeats: int, warmups
     return statistics.median(walls), statistics.median(cpus)
 
 
+def peak_memory_mib(device: torch.device) -> int:
+    """GPU: the most allocated since the last reset of the peak; CPU: the process's peak RSS."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # kB -> MiB
+
+
+def measure_list(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated names out of MEASURES."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in MEASURES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected some of {','.join(MEASURES)}, got {text!r}")
+    return names
+
+
+def setup(args: argparse.Namespace, device: torch.device) -> tuple[LASConfig, Vocabulary, Workload]:
+    """The model's config, the vocabulary and the batch that the arguments ask for."""
+    scale = 0.1 if args.tiny else 1.0
+    if args.workload == "benchmark":
+        vocab = Vocabulary(SPECIALS + tuple(chr(ord("a") + i) for i in range(32 - len(SPECIALS))))
+        config = tiny_model_config(len(vocab)) if args.tiny else model_config()
+        return config, vocab, benchmark_workload(device, args.utterances or UTTERANCES, scale)
+    vocab = Vocabulary.default()
+    data = apply_overrides(read_yaml(args.config), args.set)
+    config = from_dict(LASConfig, {**data.get("model", {}), "vocab_size": len(vocab)}, "model")
+    if args.tiny:
+        config = tiny_model_config(len(vocab))
+    batching = data.get("data", {})
+    if args.max_frames is None and "max_frames" not in batching:
+        raise SystemExit(f"{args.config}: no data.max_frames; give --max-frames")
+    filters = from_dict(FilterConfig, batching.get("filters", {}), "data.filters")
+    max_frames = args.max_frames or int(batching["max_frames"])
+    speed_perturb = bool(batching.get("speed_perturb", False))
+    work = librispeech_workload(device, filters, max_frames, speed_perturb, len(vocab), args.utterances, scale)
+    work.description.update(config=str(args.config), overrides=args.set)
+    return config, vocab, work
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timed training steps (decoding: at most 3)")
+    parser.add_argument("--warmups", type=int, default=2, help="untimed training steps first (decoding: at most 1)")
     parser.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on a GPU only)"
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the listener and the attention")
+    parser.add_argument("--workload", choices=("benchmark", "librispeech"), default="benchmark")
+    parser.add_argument("--config", type=Path, default=LIBRISPEECH_CONFIG, help="librispeech: the training config")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="librispeech: config override")
+    parser.add_argument("--max-frames", type=int, help="librispeech: padded frames per batch (default: the config's)")
+    parser.add_argument("--utterances", type=int, help="utterances in the batch (librispeech: instead of max-frames)")
+    parser.add_argument("--measures", type=measure_list, default=MEASURES, help="default: train,greedy,beam10")
+    parser.add_argument("--tiny", action="store_true", help="a tiny model on a tenth of the lengths (script check)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    config, vocab, work = setup(args, device)
     torch.manual_seed(0)
-    model = LAS(model_config()).to(device)
-    features, lengths, targets, target_lengths, seconds = workload(device)
-    vocab = Vocabulary(SPECIALS + tuple(chr(ord("a") + i) for i in range(32 - len(SPECIALS))))
+    model = LAS(config).to(device)
+    parameters = sum(p.numel() for p in model.parameters())
+    work.description.update(parameters=parameters, tiny=args.tiny)
+    utterances = len(work.lengths)
     bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     machine = {
@@ -105,35 +278,56 @@ def main() -> None:
         "torch": torch.__version__,
         "compile": args.compile,
     }
+    peaks = [peak_memory_mib(device)]
 
     def report(name: str, times: tuple[float, float], **extra: object) -> None:
         wall, cpu = times
-        measured = {"seconds": round(wall, 4), "cpu_seconds": round(cpu, 4), "rtf": round(wall / seconds, 5)}
-        print(json.dumps({"measure": name, **measured, **extra, **machine}), flush=True)
+        measured = {"seconds": round(wall, 4), "cpu_seconds": round(cpu, 4), "rtf": round(wall / work.seconds, 5)}
+        print(json.dumps({"measure": name, **measured, **extra, **machine, "workload": work.description}), flush=True)
+
+    def measured(run: Callable[[], object], repeats: int, warmups: int) -> tuple[tuple[float, float], int]:
+        """timed(), and the peak memory (MiB) of these runs alone."""
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = timed(run, device, repeats, warmups)
+        peaks.append(peak_memory_mib(device))
+        return times, peaks[-1]
 
     def train_step() -> None:
         model.train()
         model.zero_grad(set_to_none=True)
         with autocast:
-            losses = model(features, lengths, targets, target_lengths)
+            losses = model(work.features, work.lengths, work.targets, work.target_lengths)
         losses.total.backward()
 
+    def decode(name: str, search: Callable[..., object], beam: int) -> None:
+        length = round(work.characters_per_second * FRAME_SECONDS * config.listener.subsampling, 6)  # per frame
+        search_config = SearchConfig(beam=beam, max_length_ratio=length, min_length_ratio=length)
+        with torch.no_grad(), autocast:
+            times, peak = measured(
+                lambda: search(model, work.features, work.lengths, vocab, search_config),
+                min(3, args.repeats),
+                min(1, args.warmups),
+            )
+        report(name, times, utterances=utterances, beam=beam, peak_memory_mib=peak)
+
     if args.compile:
+        from asr.training import compile_model  # here: asr.training needs tensorboard, the model alone does not
+
         compile_model(model)
-        report("compile_and_first_step", timed(train_step, device, repeats=1, warmups=0))
-    report("train_step", timed(train_step, device, args.repeats, warmups=2), utterances=UTTERANCES)
+        if "train" in args.measures:
+            report("compile_and_first_step", measured(train_step, repeats=1, warmups=0)[0])
+    if "train" in args.measures:
+        times, peak = measured(train_step, args.repeats, args.warmups)
+        rate = round(utterances / times[0], 3)
+        report("train_step", times, utterances=utterances, utterances_per_second=rate, peak_memory_mib=peak)
     model.eval()
-    greedy = SearchConfig(beam=1, max_length_ratio=0.5, min_length_ratio=0.5)
-    beam10 = SearchConfig(beam=10, max_length_ratio=0.5, min_length_ratio=0.5)
-    with torch.no_grad(), autocast:
-        report("greedy_decode", timed(lambda: greedy_search(model, features, lengths, vocab, greedy), device, 3, 1))
-        report("beam10_decode", timed(lambda: beam_search(model, features, lengths, vocab, beam10), device, 3, 1))
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB -> MiB (process peak RSS)
-    parameters = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"measure": "model", "parameters": parameters, "peak_memory_mib": round(peak), **machine}))
+    if "greedy" in args.measures:
+        decode("greedy_decode", greedy_search, beam=1)
+    if "beam10" in args.measures:
+        decode("beam10_decode", beam_search, beam=10)
+    model_record = {"measure": "model", "parameters": parameters, "peak_memory_mib": max(peaks), **machine}
+    print(json.dumps({**model_record, "workload": work.description}))
 
 
 if __name__ == "__main__":

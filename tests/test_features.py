@@ -81,6 +81,7 @@ def test_features_are_float32_under_autocast(speech) -> None:
     assert features.dtype == torch.float32
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_gpu_features_match_cpu(speech) -> None:
     module = LogMel(CONFIG).cuda()
