@@ -12,7 +12,6 @@ loads without pickle, so a model from a stranger cannot run code.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -30,7 +29,6 @@ import yaml
 
 from asr.atomic import atomic_open, atomic_write_text, default_mode
 from asr.config import ConfigError, from_dict
-from asr.decoding import DecodingError, SearchConfig
 from asr.errors import UserError
 from asr.features import FeatureConfig, Frontend, NormStats
 from asr.model import LAS, LASConfig
@@ -219,22 +217,6 @@ class LoadedModel:
     device: torch.device
     longest_utterance_seconds: float | None = None
     """The longest utterance in training, if the model directory records it."""
-
-    def search(self, **overrides: Any) -> SearchConfig:
-        """The model's decoding defaults with the non-None `overrides` (beam=..., ctc_weight=...).
-
-        Raises `DecodingError` naming the setting that cannot be used with this model.
-        """
-        try:
-            config = from_dict(SearchConfig, self.decoding, "decoding")
-            config = dataclasses.replace(
-                config, **{key: value for key, value in overrides.items() if value is not None}
-            )
-        except ValueError as error:
-            raise DecodingError(f"decoding: {error}") from None
-        if config.ctc_weight > 0 and self.model.ctc_head is None:
-            raise DecodingError(f"decoding: ctc_weight is {config.ctc_weight}, but this model has no CTC head; use 0")
-        return config
 
 
 def load_model_dir(directory: str | Path, device: torch.device | str = "cpu") -> LoadedModel:

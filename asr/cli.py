@@ -156,13 +156,56 @@ def run_average(args: argparse.Namespace) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     from asr.checkpoint import load_model_dir
-    from asr.distributed import World, choose_device
+    from asr.device import choose_device
     from asr.evaluation import evaluate
+    from asr.lm import load_lm
+    from asr.recognize import search_settings
 
-    loaded = load_model_dir(args.model, choose_device(args.device, World()))
-    search = loaded.search(beam=args.beam, ctc_weight=args.ctc_weight)
-    corpus = evaluate(loaded, args.manifest, args.out, search, args.batch_size, args.jobs, track=progress)
+    groups = read_groups(args.groups) if args.groups is not None else None
+    loaded = load_model_dir(args.model, choose_device(args.device))
+    lm = load_lm(args.lm, loaded.device, loaded.vocab) if args.lm is not None else None
+    overrides = {"beam": args.beam, "ctc_weight": args.ctc_weight, "lm_weight": args.lm_weight}
+    search = search_settings(loaded.decoding, loaded.model, lm, length_bonus=args.length_bonus, **overrides)
+    corpus = evaluate(loaded, args.manifest, args.out, search, args.batch_size, args.jobs, progress, groups, lm)
     print(f"{args.manifest}: {corpus.summary()}")
+
+
+def add_lm_options(parser: argparse.ArgumentParser) -> None:
+    """--lm, --lm-weight and --length-bonus: shallow fusion with a character LM in the search."""
+    parser.add_argument("--lm", type=Path, help="character LM directory (asr lm train's EXP_DIR/model) to fuse")
+    parser.add_argument("--lm-weight", type=float, help="weight of the LM's log-probabilities (default: the model's)")
+    parser.add_argument(
+        "--length-bonus", type=float, help="added to the score of every character, against an LM's short bias"
+    )
+
+
+def read_groups(path: Path) -> dict[str, str]:
+    """A `speaker group` table (one pair a line, as Kaldi's spk2gender) -> speaker -> group."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise UserError(f"{path}: {(error.strerror or str(error)).lower()}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (invalid UTF-8)") from None
+    groups = {}
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise UserError(f"{path}:{number}: expected 'speaker group', found {line.strip()!r}")
+        groups[fields[0]] = fields[1]
+    return groups
+
+
+def run_split(args: argparse.Namespace) -> None:
+    from asr.data import split_by_speaker, write_manifest
+
+    kept, held = split_by_speaker(read_manifest(args.manifest), args.held_out, args.seed)
+    write_manifest(args.out_kept, kept)
+    write_manifest(args.out_held, held)
+    for path, part in ((args.out_kept, kept), (args.out_held, held)):
+        print(f"{path}: {len(part)} utterances, {len({u.speaker for u in part})} speakers")
 
 
 def comma_names(text: str) -> tuple[str, ...]:
@@ -310,8 +353,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
                     "transcribe them into different --output-dir folders"
                 )
             targets[name] = path
-    model = load_model(args.model, args.device)
-    config = model.config(args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps)
+    model = load_model(args.model, args.device, lm=args.lm)
+    config = model.config(
+        args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps, args.lm_weight,
+        args.length_bonus,
+    )  # fmt: skip
     if args.output_dir is not None:
         writable_folder(args.output_dir)
     for line in errors:
@@ -381,6 +427,7 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
         "--word-timestamps", action="store_true", help="estimate word times from attention (json output)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    add_lm_options(parser)
     parser.set_defaults(run=run_transcribe)
 
 
@@ -423,7 +470,7 @@ def run_lm_train(args: argparse.Namespace) -> None:
     import dataclasses
 
     from asr.config import load_config
-    from asr.distributed import World, choose_device
+    from asr.device import choose_device
     from asr.lm.training import LMTrainConfig, LMTrainer
 
     config = load_config(LMTrainConfig, args.config, args.set)
@@ -431,16 +478,16 @@ def run_lm_train(args: argparse.Namespace) -> None:
     data = dataclasses.replace(config.data, train=tuple(map(str, args.text)), dev=dev)
     config = dataclasses.replace(config, data=data)
     logging.getLogger("asr.lm.training").setLevel(logging.INFO)  # validation results, resume, export
-    trainer = LMTrainer(config, args.out, choose_device(args.device, World()), track=progress)
+    trainer = LMTrainer(config, args.out, choose_device(args.device), track=progress)
     print(trainer.text_report.summary())
     print(f"{trainer.run()}: LM directory")
 
 
 def run_lm_evaluate(args: argparse.Namespace) -> None:
-    from asr.distributed import World, choose_device
+    from asr.device import choose_device
     from asr.lm import evaluate_lm, load_lm, read_text
 
-    model = load_lm(args.model, choose_device(args.device, World()))
+    model = load_lm(args.model, choose_device(args.device))
     corpus, report = read_text(args.text)
     print(report.summary())
     print(f"{', '.join(map(str, args.text))}: {evaluate_lm(model, corpus, args.max_tokens, progress).summary()}")
@@ -618,7 +665,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--jobs", type=non_negative_int, default=2, help="audio decoding workers, 0: none (default: %(default)s)"
     )
+    evaluate.add_argument(
+        "--groups", type=Path, help="a 'speaker group' table: adds each group's WER to summary.json and report.txt"
+    )
+    add_lm_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)
+
+    split = commands.add_parser(
+        "split",
+        help="hold out a share of a manifest's speakers",
+        description="Split a manifest in two by speaker (seeded): the held-out speakers' utterances, e.g. a dev "
+        "set that shares no speaker with training, and the rest.",
+    )
+    split.add_argument("manifest", type=Path, help="manifest to split (.jsonl); every utterance needs a speaker")
+    split.add_argument("--held-out", type=float, default=0.1, help="share of the speakers (default: %(default)s)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--out-kept", required=True, type=Path, help="manifest of the other speakers")
+    split.add_argument("--out-held", required=True, type=Path, help="manifest of the held-out speakers")
+    split.set_defaults(run=run_split)
 
     add_synthesize(commands)
     add_transcribe(commands)

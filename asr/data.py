@@ -14,31 +14,24 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from asr.atomic import atomic_open
 from asr.audio import AudioError, audio_info, load_audio
+from asr.augment import AugmentConfig, augment
 from asr.errors import UserError
 from asr.features import FeatureConfig, NormStats, compute_stats, speed_perturb
+from asr.progress import Track, no_progress
 from asr.text import Vocabulary, normalize
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Track = Callable[[Iterable[T], int, str], Iterable[T]]
-"""`track(items, total, description)` yields `items`; entry points pass a progress bar."""
-
-
-def no_progress(items: Iterable[T], total: int, description: str) -> Iterable[T]:
-    """A `Track` that shows nothing."""
-    return items
 
 
 class ManifestError(UserError):
@@ -152,6 +145,27 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
             handle.write(utterance.to_json() + "\n")
 
 
+def split_by_speaker(
+    utterances: Sequence[Utterance], fraction: float, seed: int = 0
+) -> tuple[list[Utterance], list[Utterance]]:
+    """(kept, held out): a seeded `fraction` of the speakers (at least one, never all) with all
+    their utterances held out, e.g. for a dev set no training speaker is in.
+
+    Raises `ManifestError` if an utterance has no speaker or there are fewer than two speakers.
+    """
+    if not 0 < fraction < 1:
+        raise ManifestError(f"the held-out fraction must lie between 0 and 1, got {fraction}")
+    missing = [u.id for u in utterances if u.speaker is None]
+    if missing:
+        raise ManifestError(f"utterance {missing[0]} (and {len(missing) - 1} more) has no speaker to split by")
+    speakers = sorted({u.speaker for u in utterances if u.speaker is not None})
+    if len(speakers) < 2:
+        raise ManifestError(f"{len(speakers)} speaker: a speaker-disjoint split needs at least two")
+    count = min(len(speakers) - 1, max(1, round(fraction * len(speakers))))
+    held = set(random.Random(seed).sample(speakers, count))
+    return [u for u in utterances if u.speaker not in held], [u for u in utterances if u.speaker in held]
+
+
 @dataclass(frozen=True)
 class FilterConfig:
     """Which utterances training uses: durations in seconds, target length in characters."""
@@ -196,13 +210,19 @@ class Example:
 class SpeechDataset(Dataset[Example]):
     """Loads audio and encodes transcripts.
 
-    With several `speed_factors`, each item is played at one of them, picked from
-    (seed, epoch, index) alone: the same epoch gives the same choices in any worker,
-    so a resumed run sees the same data as an uninterrupted one.
+    With several `speed_factors`, each item is played at one of them, and with an
+    `augment` config it is reverberated, noised and scaled (`asr.augment`); both are
+    drawn from (seed, epoch, index) alone: the same epoch gives the same choices in any
+    worker, so a resumed run sees the same data as an uninterrupted one.
     """
 
     def __init__(
-        self, utterances: Sequence[Utterance], vocab: Vocabulary, speed_factors: Sequence[float] = (1.0,), seed: int = 0
+        self,
+        utterances: Sequence[Utterance],
+        vocab: Vocabulary,
+        speed_factors: Sequence[float] = (1.0,),
+        seed: int = 0,
+        augment: AugmentConfig | None = None,
     ) -> None:
         if not speed_factors or min(speed_factors) <= 0:
             raise ValueError(f"speed_factors must be positive numbers, got {speed_factors}")
@@ -210,6 +230,7 @@ class SpeechDataset(Dataset[Example]):
         self.vocab = vocab
         self.speed_factors = tuple(speed_factors)
         self.seed = seed
+        self.augment = augment
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -232,6 +253,8 @@ class SpeechDataset(Dataset[Example]):
         if len(self.speed_factors) > 1:
             rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
             waveform = speed_perturb(waveform, rng.choice(self.speed_factors))
+        if self.augment is not None:
+            waveform = augment(waveform, self.augment, np.random.default_rng((self.seed, self.epoch, index)))
         targets = torch.tensor(self.vocab.encode(utterance.text), dtype=torch.long)
         return Example(utterance.id, waveform, targets)
 

@@ -14,13 +14,7 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
-from asr.errors import UserError
-
 T = TypeVar("T")
-
-
-class DeviceError(UserError):
-    """A device was asked for that this machine does not have."""
 
 
 @dataclass(frozen=True)
@@ -39,23 +33,6 @@ class World:
     @property
     def distributed(self) -> bool:
         return self.size > 1
-
-
-def choose_device(requested: str, world: World) -> torch.device:
-    """`requested` is "auto", "cpu", "cuda" or "cuda:N"; under torchrun each rank takes its local GPU."""
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested != "cpu" and requested.split(":")[0] != "cuda":
-        raise DeviceError(f"unknown device '{requested}'; use auto, cpu, cuda or cuda:N")
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device '{requested}' was asked for, but this machine has no CUDA GPU")
-        if requested == "cuda":
-            return torch.device("cuda", world.local_rank)
-    try:
-        return torch.device(requested)
-    except RuntimeError:
-        raise DeviceError(f"unknown device '{requested}'; use auto, cpu, cuda or cuda:N") from None
 
 
 def init_world(requested_device: str) -> World:

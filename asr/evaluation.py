@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -17,10 +18,12 @@ from torch.utils.data import DataLoader
 
 from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
 from asr.checkpoint import LoadedModel
-from asr.data import SpeechDataset, Track, Utterance, collate, first_unreadable, no_progress, read_manifest
-from asr.decoding import SearchConfig, beam_search, greedy_search
+from asr.data import SpeechDataset, Utterance, collate, first_unreadable, read_manifest
+from asr.decoding import LanguageModel, SearchConfig
 from asr.errors import UserError
-from asr.scoring import CorpusScore, score, worst_report
+from asr.progress import Track, no_progress
+from asr.recognize import recognize
+from asr.scoring import CorpusScore, group_scores, score, worst_report
 from asr.text import normalize
 
 
@@ -46,8 +49,13 @@ def evaluate(
     batch_size: int = 16,
     workers: int = 2,
     track: Track = no_progress,
+    groups: Mapping[str, str] | None = None,
+    lm: LanguageModel | None = None,
 ) -> CorpusScore:
     """Decode every utterance of `manifest` in batches (longest first), score, write the results.
+
+    `groups` (speaker -> group name, e.g. "child" / "adult") adds each group's corpus-level
+    score to summary.json and report.txt; `lm` is the LM for shallow fusion (`search.lm_weight`).
 
     The real-time factor is decoding time (front end, listener and search; not audio
     loading) over audio duration. Holds `out_dir` exclusively while it runs. Raises
@@ -55,7 +63,7 @@ def evaluate(
     headers, and for audio that fails to decode (naming it).
     """
     with exclusive_folder(out_dir, "asr evaluate"):
-        return _evaluate(loaded, manifest, Path(out_dir), search, batch_size, workers, track)
+        return _evaluate(loaded, manifest, Path(out_dir), search, batch_size, workers, track, groups or {}, lm)
 
 
 def _evaluate(
@@ -66,6 +74,8 @@ def _evaluate(
     batch_size: int,
     workers: int,
     track: Track,
+    groups: Mapping[str, str],
+    lm: LanguageModel | None,
 ) -> CorpusScore:
     utterances = sorted(read_manifest(manifest), key=lambda u: -u.duration)
     _check(manifest, utterances, workers)
@@ -76,16 +86,16 @@ def _evaluate(
         num_workers=workers,
         collate_fn=functools.partial(collate, pad_id=loaded.vocab.pad_id),
     )
-    decode = greedy_search if search.beam == 1 else beam_search
     hyps: dict[str, str] = {}
     decoding_seconds = 0.0
     for batch in track(loader, len(loader), "decoding"):
         if batch.failed:
             raise EvaluationError(f"{batch.failed[0]}; asr prepare ... --verify finds and leaves out such files")
         started = time.perf_counter()
-        waveforms = batch.waveforms.to(loaded.device)
-        features, lengths = loaded.frontend(waveforms, batch.waveform_lengths.to(loaded.device))
-        hypotheses = decode(loaded.model, features, lengths, loaded.vocab, search)
+        batch = batch.to(loaded.device)
+        *_, hypotheses = recognize(
+            loaded.model, loaded.frontend, batch.waveforms, batch.waveform_lengths, loaded.vocab, search, lm
+        )
         if loaded.device.type == "cuda":
             torch.cuda.synchronize(loaded.device)
         decoding_seconds += time.perf_counter() - started
@@ -104,6 +114,11 @@ def _evaluate(
         "ctc_weight": search.ctc_weight,
         "lm_weight": search.lm_weight,
     }
+    group_of = {u.id: groups[u.speaker] for u in utterances if u.speaker in groups}
+    by_group = group_scores(per_utterance, group_of)
+    lines = [corpus.summary()] + [f"{name}: {score.summary()}" for name, score in by_group.items()]
+    if by_group:
+        summary["groups"] = {name: score.to_dict() for name, score in by_group.items()}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    atomic_write_text(out / "report.txt", corpus.summary() + "\n\n" + worst_report(per_utterance))
+    atomic_write_text(out / "report.txt", "\n".join(lines) + "\n\n" + worst_report(per_utterance))
     return corpus

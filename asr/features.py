@@ -335,6 +335,11 @@ class Frontend(nn.Module):
         self.norm = GlobalNorm(stats)
         self.augment = SpecAugment(augment) if augment is not None else None
 
+    @property
+    def hop_seconds(self) -> float:
+        """Seconds between feature frames."""
+        return self.logmel.config.hop_ms / 1000
+
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, frame_lengths = self.logmel(waveforms, lengths)
         features = self.norm(features, frame_lengths)

@@ -6,7 +6,7 @@ errors over total reference words (or characters), not a mean of per-utterance r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import jiwer
@@ -91,21 +91,37 @@ def score(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str]) -> tuple
         s, d, ins = _counts(word_output.alignments[i])
         cs, cd, ci = _counts(char_output.alignments[i])
         utterances.append(UtteranceScore(ids[i], ref, hyp, len(ref.split()), s, d, ins, cs + cd + ci))
-    chars = sum(len(r) for r in refs)
-    char_errors = char_output.substitutions + char_output.deletions + char_output.insertions
-    word_errors = word_output.substitutions + word_output.deletions + word_output.insertions
-    corpus = CorpusScore(
-        wer=100.0 * word_errors / words,
+    corpus = _corpus(utterances)
+    return corpus, utterances
+
+
+def group_scores(utterances: Sequence[UtteranceScore], group_of: Mapping[str, str]) -> dict[str, CorpusScore]:
+    """Corpus-level scores of each group of utterances (`group_of`: utterance id -> group name),
+    in group-name order; utterances without a group are left out."""
+    groups: dict[str, list[UtteranceScore]] = {}
+    for u in utterances:
+        if u.id in group_of:
+            groups.setdefault(group_of[u.id], []).append(u)
+    return {name: _corpus(groups[name]) for name in sorted(groups)}
+
+
+def _corpus(utterances: Sequence[UtteranceScore]) -> CorpusScore:
+    """The corpus-level score of already scored utterances."""
+    words = sum(u.words for u in utterances)
+    chars = sum(len(u.ref) for u in utterances)
+    s, d, i = (sum(getattr(u, key) for u in utterances) for key in ("substitutions", "deletions", "insertions"))
+    char_errors = sum(u.char_errors for u in utterances)
+    return CorpusScore(
+        wer=100.0 * (s + d + i) / max(words, 1),
         cer=100.0 * char_errors / max(chars, 1),
-        utterances=len(refs),
+        utterances=len(utterances),
         words=words,
-        substitutions=word_output.substitutions,
-        deletions=word_output.deletions,
-        insertions=word_output.insertions,
+        substitutions=s,
+        deletions=d,
+        insertions=i,
         chars=chars,
         char_errors=char_errors,
     )
-    return corpus, utterances
 
 
 def align(ref: str, hyp: str) -> str:

@@ -91,6 +91,11 @@ class Vocabulary:
     def eos_id(self) -> int:
         return 3
 
+    @property
+    def space_id(self) -> int | None:
+        """The id of the space between words (None in a vocabulary without one)."""
+        return self._ids.get(" ")  # type: ignore[attr-defined]
+
     def __len__(self) -> int:
         return len(self.tokens)
 

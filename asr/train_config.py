@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from asr.augment import AugmentConfig
 from asr.data import FilterConfig
 from asr.decoding import SearchConfig
 from asr.features import FeatureConfig, SpecAugmentConfig
@@ -49,6 +50,8 @@ class DataConfig:
     max_batch_size: int | None = None
     num_workers: int = 2
     speed_perturb: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Reverberation, noise and gain applied to training audio on the fly (all off by default)."""
     filters: FilterConfig = field(default_factory=FilterConfig)
     dev_utterances: int | None = None
     """Validate on the first N dev utterances only (None: all)."""

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
 from asr.atomic import atomic_write_text, exclusive_folder
+from asr.augment import noise_files
 from asr.checkpoint import (
     CheckpointError,
     average_state_dicts,
@@ -44,20 +45,20 @@ from asr.config import config_changes, dump_config, to_dict
 from asr.data import (
     BucketBatchSampler,
     SpeechDataset,
-    Track,
     Utterance,
     collate,
     filter_utterances,
     first_unreadable,
-    no_progress,
     read_manifest,
 )
-from asr.distributed import all_agree, barrier, broadcast, choose_device, init_world, leave
+from asr.device import choose_device
+from asr.distributed import all_agree, barrier, broadcast, init_world, leave
 from asr.errors import UserError
 from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats
 from asr.learnable import find_unlearnable, rule
 from asr.model import LAS
 from asr.plotting import attention_figure, save_figure
+from asr.progress import Track, no_progress
 from asr.schedule import LRSchedule
 from asr.text import Vocabulary, normalize
 from asr.train_config import RESUMABLE_CHANGES, TrainConfig
@@ -125,7 +126,7 @@ class Trainer:
         self.config = config
         self.exp_dir = Path(exp_dir)
         self.world = init_world(device)
-        self.device = choose_device(device, self.world)
+        self.device = choose_device(device, self.world.local_rank)
         self.track = track
         self.vocab = Vocabulary.default()
         self.progress = Progress()
@@ -189,7 +190,9 @@ class Trainer:
         self.dev = self._learnable(dev, "dev", data.dev, 1.0)
         _check_headers(list({u.audio: u for u in train}.values()) + self.dev)
         self.longest_seconds = max(u.duration for u in train)
-        self.dataset = SpeechDataset(train, self.vocab, speeds, seed=self.config.seed)
+        if data.augment.noise_dir is not None:
+            noise_files(data.augment.noise_dir)  # a bad folder fails now, not inside a loader worker
+        self.dataset = SpeechDataset(train, self.vocab, speeds, seed=self.config.seed, augment=data.augment)
         lengths = [_frames(u.duration, self.config.features, min(speeds)) for u in train]
         try:
             self.sampler = BucketBatchSampler(

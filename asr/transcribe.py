@@ -37,9 +37,11 @@ from asr.audio import (
     resample,
 )
 from asr.checkpoint import LoadedModel, load_model_dir
-from asr.decoding import Hypothesis, SearchConfig, beam_search, greedy_search
-from asr.distributed import World, choose_device
+from asr.decoding import Hypothesis, LanguageModel, SearchConfig
+from asr.device import choose_device
 from asr.errors import UserError
+from asr.lm import load_lm
+from asr.recognize import recognize, search_settings
 from asr.segmentation import SegmenterConfig, find_segments, frame_levels
 from asr.text import normalize
 
@@ -164,8 +166,9 @@ def _spans(
 class Recognizer:
     """A loaded model directory that transcribes files and waveforms (see the module's example)."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, lm: LanguageModel | None = None) -> None:
         self.loaded = loaded
+        self.lm = lm
         longest = loaded.longest_utterance_seconds
         self.max_seconds = max(SegmenterConfig.max_seconds if longest is None else math.ceil(longest), 1.0)
         listener = loaded.model.config.listener
@@ -178,14 +181,18 @@ class Recognizer:
         batch_size: int = 16,
         max_seconds: float | None = None,
         word_timestamps: bool = False,
+        lm_weight: float | None = None,
+        length_bonus: float | None = None,
     ) -> TranscribeConfig:
         """The model's decoding defaults with these overrides (None keeps the model's).
 
         Raises `DecodingError` for settings the model cannot use, `TranscribeError` for the rest.
         """
+        loaded = self.loaded
+        overrides = {"beam": beam, "ctc_weight": ctc_weight, "lm_weight": lm_weight, "length_bonus": length_bonus}
         try:
             return TranscribeConfig(
-                search=self.loaded.search(beam=beam, ctc_weight=ctc_weight),
+                search=search_settings(loaded.decoding, loaded.model, self.lm, **overrides),
                 batch_size=batch_size,
                 segmenter=SegmenterConfig(max_seconds=max_seconds or self.max_seconds),
                 word_timestamps=word_timestamps,
@@ -315,9 +322,10 @@ class Recognizer:
         loaded = self.loaded
         lengths = torch.tensor([piece.waveform.shape[0] for piece in pieces])
         waveforms = torch.nn.utils.rnn.pad_sequence([piece.waveform for piece in pieces], batch_first=True)
-        features, feature_lengths = loaded.frontend(waveforms.to(loaded.device), lengths.to(loaded.device))
-        decode = greedy_search if search.beam == 1 else beam_search
-        return features, feature_lengths, decode(loaded.model, features, feature_lengths, loaded.vocab, search)
+        device = loaded.device
+        return recognize(
+            loaded.model, loaded.frontend, waveforms.to(device), lengths.to(device), loaded.vocab, search, self.lm
+        )
 
     def _segment(self, piece: _Piece, hypothesis: Hypothesis, config: TranscribeConfig) -> Segment:
         words = self._words(piece, hypothesis) if config.word_timestamps else ()
@@ -338,9 +346,14 @@ class Recognizer:
         )
 
 
-def load_model(directory: str | os.PathLike, device: str = "auto") -> Recognizer:
-    """Load a model directory (no pickle) for transcription on `device` (auto, cpu, cuda, cuda:N).
+def load_model(directory: str | os.PathLike, device: str = "auto", lm: str | os.PathLike | None = None) -> Recognizer:
+    """Load a model directory (no pickle) for transcription on `device` (auto, cpu, cuda, cuda:N),
+    with the character LM directory `lm` for shallow fusion (its weight: `lm_weight=` in the
+    transcribe calls, or the model's decoding section).
 
-    Raises `CheckpointError` for a folder that is not a model directory.
+    Raises `CheckpointError` for a folder that is not a model directory, `LMDirectoryError` for
+    one that is not an LM directory, `VocabularyError` for an LM over other characters.
     """
-    return Recognizer(load_model_dir(directory, choose_device(device, World())))
+    loaded = load_model_dir(directory, choose_device(device))
+    language_model = load_lm(lm, loaded.device, loaded.vocab) if lm is not None else None
+    return Recognizer(loaded, language_model)

@@ -7,6 +7,7 @@ Training calls `dev_metrics` on its main process after each epoch (and every
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
@@ -16,10 +17,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from asr.data import SpeechDataset, Utterance, collate
-from asr.decoding import Hypothesis, SearchConfig, greedy_search
+from asr.decoding import Hypothesis, SearchConfig
 from asr.errors import UserError
 from asr.features import Frontend
 from asr.model import LAS
+from asr.recognize import recognize
 from asr.scoring import score
 from asr.text import Vocabulary
 
@@ -54,13 +56,15 @@ def dev_metrics(
     plots: int,
 ) -> tuple[dict[str, float], list[Plot]]:
     """Per-token dev losses (loss, attention_loss, ctc_loss over characters + <eos>), corpus
-    greedy WER and CER in percent, and the first `plots` utterances for attention plots.
+    WER and CER in percent of greedy search (with `search`'s other rules, without an LM), and
+    the first `plots` utterances for attention plots.
 
     Utterances whose audio fails to decode are left out with a warning; raises
     `ValidationError` if none can be decoded.
     """
     model.eval()
     frontend.eval()
+    greedy = dataclasses.replace(search, beam=1, lm_weight=0.0)
     loader = DataLoader(
         SpeechDataset(dev, vocab),
         batch_size=8,
@@ -78,9 +82,10 @@ def dev_metrics(
             continue
         batch = batch.to(device)
         with autocast(precision, device):
-            features, lengths = frontend(batch.waveforms, batch.waveform_lengths)
+            features, lengths, hypotheses = recognize(
+                model, frontend, batch.waveforms, batch.waveform_lengths, vocab, greedy
+            )
             losses = model(features, lengths, batch.targets, batch.target_lengths)
-            hypotheses = greedy_search(model, features, lengths, vocab, search)
         count = int(batch.target_lengths.sum()) + len(batch.ids)  # characters + <eos>
         for key, value in zip(totals, (losses.total, losses.attention, losses.ctc), strict=True):
             totals[key] += float(value) * count

@@ -21,7 +21,6 @@ from asr.checkpoint import (
     save_training_state,
 )
 from asr.config import to_dict
-from asr.decoding import DecodingError, SearchConfig
 from asr.errors import UserError
 from asr.features import NormStats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
@@ -117,27 +116,6 @@ def test_a_pickle_posing_as_weights_is_refused(tmp_path: Path) -> None:
     (tmp_path / "model" / "model.safetensors").write_bytes(pickle.dumps(Exploit()))
     with pytest.raises(CheckpointError, match="not readable safetensors"):
         read_model_dir(tmp_path / "model")
-
-
-def test_decoding_overrides_are_checked_against_the_model(tmp_path: Path) -> None:
-    vocab = Vocabulary.default()
-    config = LASConfig(
-        listener=ListenerConfig(layers=1, units=8, reduce=()),
-        attention=AttentionConfig(dim=8),
-        speller=SpellerConfig(embedding_dim=4, units=8),
-        vocab_size=len(vocab),
-        ctc_weight=0.0,
-    )
-    record = {"model": to_dict(config), "decoding": {"beam": 3, "ctc_weight": 0.0}}
-    stats = NormStats(mean=(0.0,) * 80, std=(1.0,) * 80, frames=1)
-    export_model_dir(tmp_path / "model", record, LAS(config).state_dict(), vocab, stats)
-    loaded = load_model_dir(tmp_path / "model")
-    assert loaded.search() == SearchConfig(beam=3, ctc_weight=0.0)
-    assert loaded.search(beam=5, ctc_weight=None).beam == 5
-    with pytest.raises(DecodingError, match="this model has no CTC head"):
-        loaded.search(ctc_weight=0.3)
-    with pytest.raises(DecodingError, match="beam must be at least 1"):
-        loaded.search(beam=0)
 
 
 def tiny_model_dir(folder: Path, training: dict | None = None) -> Path:

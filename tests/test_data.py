@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asr.audio import load_audio
 from asr.data import (
     BucketBatchSampler,
     FilterConfig,
@@ -18,7 +19,6 @@ from asr.data import (
     read_manifest,
     write_manifest,
 )
-from asr.audio import load_audio
 from asr.features import FeatureConfig, LogMel
 from asr.prepare import prepare_librispeech
 from asr.text import Vocabulary

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from asr.decoding import CTCPrefixScorer, Hypothesis, SearchConfig, beam_search, greedy_search
+from asr.decoding.ranking import ended
+from asr.decoding.rules import RepetitionGuard
 from asr.model import LAS
 from tests.test_model import VOCAB, digits, random_batch, tiny
 
@@ -84,7 +86,7 @@ def test_hypotheses_carry_attention_over_listener_frames(trained) -> None:
 def test_length_limits_hold(trained) -> None:
     model, features, lengths, _ = trained
     frames = model.encode(features, lengths)[1]
-    fixed = SearchConfig(beam=3, min_length_ratio=0.5, max_length_ratio=0.5)
+    fixed = SearchConfig(beam=3, min_length_ratio=0.5, max_length_ratio=0.5, max_chars_per_second=1000)
     for hypothesis, n in zip(beam_search(model, features, lengths, VOCAB, fixed), frames.tolist(), strict=True):
         assert len(hypothesis.tokens) == n // 2  # EOS suppressed until the maximum length
 
@@ -130,6 +132,19 @@ def test_ctc_prefix_score_of_a_whole_sequence_is_its_ctc_probability() -> None:
         log_probs.transpose(0, 1), torch.tensor([sequence]), torch.tensor([12]), torch.tensor([4]), reduction="sum"
     )
     assert float(scores[0, 0]) == pytest.approx(float(expected), abs=1e-4)
+
+
+@pytest.mark.parametrize("search", [greedy_search, beam_search])
+def test_an_untrained_model_on_real_audio_stops_where_the_audio_does(fsdd, search) -> None:
+    """A model that never says EOS must stop at `max_chars_per_second` of its audio, not run on."""
+    torch.manual_seed(3)
+    model = LAS(tiny("location")).eval()
+    with torch.no_grad():
+        model.speller.output.bias[VOCAB.eos_id] -= 20  # never ends by itself
+    features, lengths, _, _, _ = digits(fsdd)
+    config = SearchConfig(beam=3, max_chars_per_second=15.0, ctc_weight=0.0)
+    for hypothesis, frames in zip(search(model, features, lengths, VOCAB, config), lengths.tolist(), strict=True):
+        assert len(hypothesis.tokens) == int(frames * 0.01 * 15.0)  # 15 characters a second, 10 ms frames
 
 
 def test_bad_search_settings_are_rejected() -> None:
@@ -182,3 +197,51 @@ def test_an_utterance_without_listener_frames_gets_an_empty_text_and_spares_the_
     assert empty.text == "" and empty.tokens == () and math.isfinite(empty.score)
     assert normal.tokens == alone.tokens and normal.score == pytest.approx(alone.score, abs=1e-5)
     assert not torch.isnan(normal.attention).any() and not torch.isnan(empty.attention).any()
+
+
+def test_the_repetition_guard_stops_a_fourth_saying_of_a_word_in_a_row() -> None:
+    space, eos = VOCAB.space_id, VOCAB.eos_id
+    guard = RepetitionGuard.start(1, torch.device("cpu"))
+    for token in VOCAB.encode("FOR FOR FOR FOR"):
+        guard = guard.advance(torch.tensor([0]), torch.tensor([token]), space)
+    scores = guard.apply(torch.zeros(1, len(VOCAB)), limit=3, space=space, eos=eos)
+    assert scores[0, space] == scores[0, eos] == float("-inf")  # "FOR" a fourth time may not end
+    assert torch.isfinite(scores[0, VOCAB.encode("T")[0]])  # "FORT..." may go on
+    other = RepetitionGuard.start(1, torch.device("cpu"))
+    for token in VOCAB.encode("FOR THE FOR FOR"):
+        other = other.advance(torch.tensor([0]), torch.tensor([token]), space)
+    assert torch.isfinite(other.apply(torch.zeros(1, len(VOCAB)), limit=3, space=space, eos=eos)[0, space])
+
+
+def test_a_model_that_loops_on_a_word_is_stopped_by_the_guard() -> None:
+    """An untrained speller whose output always favours one short loop: the guard must cut it."""
+    torch.manual_seed(0)
+    model = LAS(tiny("location")).eval()
+    loop = VOCAB.encode("AB ")
+    with torch.no_grad():
+        model.speller.output.weight.zero_()
+        model.speller.output.bias.fill_(-5.0)
+        model.speller.output.bias[loop] = 0.0  # A, B and space equally likely at every step
+        model.speller.output.bias[VOCAB.eos_id] = -8.0
+    features, lengths = torch.randn(1, 200, 80), torch.tensor([200])
+    config = SearchConfig(beam=1, max_chars_per_second=20.0, max_word_repeats=2)
+    (hypothesis,) = greedy_search(model, features, lengths, VOCAB, config)
+    words = hypothesis.text.split()
+    assert all(not (a == b == c) for a, b, c in zip(words, words[1:], words[2:], strict=False))
+
+
+def test_end_detection_stops_when_recent_endings_are_far_worse() -> None:
+    config = SearchConfig(end_detect=True, end_window=2, end_margin=5.0)
+    finished = [(-3.0, 4, 0), (-20.0, 9, 1), (-30.0, 10, 2)]
+    assert ended(finished, 10, config)
+    assert not ended(finished, 11, config)  # nothing ended at step 11
+    assert not ended([(-3.0, 4, 0), (-6.0, 9, 1), (-30.0, 10, 2)], 10, config)  # step 9 is near the best
+    assert not ended(finished, 10, SearchConfig(end_detect=False))
+
+
+def test_a_length_bonus_lengthens_what_an_lm_would_cut_short(trained) -> None:
+    model, features, lengths, _ = trained
+    lm = ForbiddingLM("Q")
+    plain = beam_search(model, features, lengths, VOCAB, SearchConfig(beam=3, lm_weight=2.0), lm=lm)
+    bonus = beam_search(model, features, lengths, VOCAB, SearchConfig(beam=3, lm_weight=2.0, length_bonus=5.0), lm=lm)
+    assert sum(len(h.tokens) for h in bonus) > sum(len(h.tokens) for h in plain)

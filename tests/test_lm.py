@@ -36,7 +36,24 @@ from asr.text import Vocabulary
 
 VOCAB = Vocabulary.default()
 TINY = LMConfig(embedding_dim=8, units=16, layers=2, dropout=0.1)
-WORDS = ["THE", "A", "CAT", "DOG", "SAT", "RAN", "ON", "UNDER", "MAT", "TREE", "AND", "IT", "WAS", "GOOD", "DON'T", "LORD"]
+WORDS = [
+    "THE",
+    "A",
+    "CAT",
+    "DOG",
+    "SAT",
+    "RAN",
+    "ON",
+    "UNDER",
+    "MAT",
+    "TREE",
+    "AND",
+    "IT",
+    "WAS",
+    "GOOD",
+    "DON'T",
+    "LORD",
+]
 
 
 def tiny_lm(seed: int = 0) -> CharLM:

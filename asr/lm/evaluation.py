@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
-from asr.data import BucketBatchSampler, Track, no_progress
+from asr.data import BucketBatchSampler
 from asr.lm.corpus import TextCorpus
 from asr.lm.model import CharLM
+from asr.progress import Track, no_progress
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from functools import cache
 from pathlib import Path
 
 from asr.audio import AudioError, AudioInfo, audio_blocks, audio_info
-from asr.data import ManifestError, Track, Utterance, write_manifest
+from asr.data import ManifestError, Utterance, write_manifest
+from asr.progress import Track
 from asr.synthesis.sentences import spell_numbers
 from asr.text import normalize
 

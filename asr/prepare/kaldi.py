@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from asr.data import ManifestError, Track, no_progress
+from asr.data import ManifestError
 from asr.prepare.common import (
     Candidate,
     PrepareConfig,
@@ -20,6 +20,7 @@ from asr.prepare.common import (
     read_text,
     write_prepared,
 )
+from asr.progress import Track, no_progress
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from asr.data import ManifestError, Track, no_progress
+from asr.data import ManifestError
 from asr.prepare.common import (
     Candidate,
     PrepareConfig,
@@ -15,6 +15,7 @@ from asr.prepare.common import (
     read_text,
     write_prepared,
 )
+from asr.progress import Track, no_progress
 
 
 def _find_subset(root: Path, subset: str) -> Path:

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from asr.data import ManifestError, Track, no_progress
+from asr.data import ManifestError
 from asr.prepare.common import (
     Candidate,
     PrepareConfig,
@@ -20,6 +20,7 @@ from asr.prepare.common import (
     read_text,
     write_prepared,
 )
+from asr.progress import Track, no_progress
 
 AUDIO_COLUMNS = ("audio", "path", "file")
 

@@ -30,8 +30,8 @@ import torch
 
 from asr.atomic import atomic_open, atomic_write_text
 from asr.audio import SAMPLE_RATE
-from asr.data import Track, no_progress
 from asr.errors import UserError
+from asr.progress import Track, no_progress
 from asr.synthesis.engines import ENGINES, NOISE_COLORS, VOICES, Speaker, Voice, add_noise, check_engines, synthesize
 from asr.synthesis.sentences import SOURCES, Sentence, closed_vocabulary, load_sentences
 

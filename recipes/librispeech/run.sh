@@ -11,7 +11,8 @@
 #   4 train (resumes)            5 average the best checkpoints into EXP/model
 #   6 evaluate the test sets and write EXP/RESULTS.md
 #
-# --beam B and --ctc-weight W override the search of the config's decoding section in stage 6.
+# --beam B and --ctc-weight W override the search of the config's decoding section in stage 6;
+# --groups FILE (speaker group) adds a row per group to RESULTS.md.
 #
 # Other corpora in the LibriSpeech layout (the synthetic one) and other recipes (FSDD)
 # reuse stages 2-6 with --data, --train, --dev, --test and --manifests.
@@ -30,6 +31,7 @@ manifests=""                   # default: EXP/manifests
 nproc=1
 device=auto
 search_args=()                 # --beam / --ctc-weight; default: the config's decoding section
+groups=""                      # --groups FILE: a "speaker group" table; RESULTS.md gets a row per group
 batch_size=32
 asr=${ASR:-.venv/bin/asr}
 train_args=()
@@ -49,6 +51,7 @@ while [ $# -gt 0 ]; do
         --device) device=$2; shift 2 ;;
         --beam|--ctc-weight) search_args+=("$1" "$2"); shift 2 ;;
         --batch-size) batch_size=$2; shift 2 ;;
+        --groups) groups=$2; shift 2 ;;
         --set) train_args+=(--set "$2"); shift 2 ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -118,13 +121,15 @@ if run_stage 6 "evaluate"; then
     } > "$exp/RESULTS.md.tmp"
     for subset in $(echo "$test" | tr ',' ' '); do
         "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$exp/eval/$subset" \
-            "${search_args[@]}" --batch-size "$batch_size" --device "$device"
+            "${search_args[@]}" --batch-size "$batch_size" --device "$device" ${groups:+--groups "$groups"}
         "$(dirname "$asr")/python" - "$subset" "$exp/eval/$subset/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[2]))
-print(f"| {sys.argv[1]} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | {s['cer']:.2f} | "
-      f"{s['substitutions']} | {s['deletions']} | {s['insertions']} | {100 * s['insertions'] / s['words']:.2f} | "
-      f"{s['rtf']:.4f} | beam {s['beam']}, CTC weight {s['ctc_weight']:g}, LM weight {s.get('lm_weight', 0):g} |")
+search = f"beam {s['beam']}, CTC weight {s['ctc_weight']:g}, LM weight {s.get('lm_weight', 0):g}"
+for name, g in [(sys.argv[1], s)] + [(f"{sys.argv[1]}: {k}", v) for k, v in s.get("groups", {}).items()]:
+    print(f"| {name} | {g['utterances']} | {g['words']} | {g['wer']:.2f} | {g['cer']:.2f} | "
+          f"{g['substitutions']} | {g['deletions']} | {g['insertions']} | {100 * g['insertions'] / g['words']:.2f} | "
+          f"{s['rtf']:.4f} | {search} |")
 PY
     done
     mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"

@@ -1,0 +1,291 @@
+"""Waveform augmentation for training: room reverberation, additive noise, gain.
+
+`augment(waveform, config, rng)` applies each augmentation with its own probability, in
+the order a recording would: the room first (reverberation), then the noise around the
+microphone, then the recording level (gain). It is a pure function of its inputs, so a
+data loader that seeds `rng` from (seed, epoch, utterance index) gives a resumed run the
+same data as an uninterrupted one. Everything is off by default; recipes switch it on.
+
+Noise is generated (white, pink or brown) or, with `noise_dir`, cut from a folder of noise
+recordings such as MUSAN's `noise/`. Room impulse responses are simulated: the image
+method (Allen & Berkley 1979) for the early reflections of a shoebox room, then noise
+decaying exponentially at the room's reverberation time for the diffuse tail, with the
+tail's energy from statistical room acoustics (Kuttruff, "Room Acoustics", ch. 5);
+absorption is frequency independent and follows from the drawn RT60 by Eyring's formula.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioInfo, audio_info, load_audio
+from asr.errors import UserError
+
+NoiseColor = Literal["white", "pink", "brown"]
+NOISE_COLORS: tuple[NoiseColor, ...] = ("white", "pink", "brown")
+_COLOR_EXPONENTS: dict[str, float] = {"white": 0.0, "pink": 0.5, "brown": 1.0}
+"""Amplitude falls as frequency**-exponent: 0, 3 and 6 dB per octave."""
+
+SPEED_OF_SOUND = 343.0
+"""Metres per second, in air at 20 degrees C."""
+EARLY_REFLECTIONS = 0.05
+"""Seconds after the direct path during which reflections are computed by the image method;
+after that the impulse response is a diffuse tail of decaying noise."""
+WALL_MARGIN = 0.5
+"""Metres that the source and the microphone keep from every wall."""
+MIN_ROOM_SIZE = 2.0
+"""Metres: the smallest room side, leaving at least 1 m between the wall margins."""
+_DIRECTION_TRIES = 16
+"""Random directions tried to place the source `source_distance` from the microphone."""
+
+
+class AugmentError(UserError):
+    """A noise folder that cannot be used; the message names the folder."""
+
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which augmentations a training utterance gets, with what probability, and their ranges.
+
+    Every value in a range is drawn uniformly between its two ends. All probabilities are 0
+    by default: the library leaves the audio alone unless a recipe asks.
+    """
+
+    reverb_prob: float = 0.0
+    rt60: Range = (0.2, 0.8)
+    """Reverberation time in seconds (decay by 60 dB)."""
+    room_size: Range = (3.0, 10.0)
+    """Length and width of the room in metres (each drawn on its own)."""
+    room_height: Range = (2.4, 4.0)
+    """Height of the room in metres."""
+    source_distance: Range = (0.5, 3.0)
+    """Metres between talker and microphone (nearer when the room is too small for the drawn distance)."""
+    noise_prob: float = 0.0
+    snr_db: Range = (5.0, 30.0)
+    """Speech-to-noise power ratio in dB, both powers taken over the whole utterance."""
+    noise_colors: tuple[NoiseColor, ...] = NOISE_COLORS
+    """Generated noise colours, drawn with equal probability."""
+    noise_dir: str | None = None
+    """A folder of noise recordings (searched recursively; e.g. MUSAN's noise/), or None."""
+    recorded_noise_prob: float = 0.5
+    """With `noise_dir` set: the share of noisy utterances whose noise is a recording rather than a colour."""
+    gain_prob: float = 0.0
+    gain_db: Range = (-10.0, 10.0)
+    """Level change in dB."""
+
+    def __post_init__(self) -> None:
+        for name in ("reverb_prob", "noise_prob", "recorded_noise_prob", "gain_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        _check_range("rt60", self.rt60, 0.05, 5.0, "seconds")
+        _check_range("room_size", self.room_size, MIN_ROOM_SIZE, 100.0, "metres")
+        _check_range("room_height", self.room_height, MIN_ROOM_SIZE, 100.0, "metres")
+        _check_range("source_distance", self.source_distance, 0.1, 100.0, "metres")
+        _check_range("snr_db", self.snr_db, -30.0, 100.0, "dB")
+        _check_range("gain_db", self.gain_db, -60.0, 60.0, "dB")
+        unknown = [color for color in self.noise_colors if color not in NOISE_COLORS]
+        if unknown:
+            raise ValueError(f"noise_colors must be among {', '.join(NOISE_COLORS)}, got {unknown[0]!r}")
+        if self.noise_dir == "":
+            raise ValueError("noise_dir must name a folder, or be null for generated noise only")
+        if not self.noise_colors and (self.noise_dir is None or self.recorded_noise_prob < 1):
+            raise ValueError("noise_colors is empty: set noise_dir and recorded_noise_prob: 1.0, or name a colour")
+
+
+def _check_range(name: str, value: Range, lowest: float, highest: float, unit: str) -> None:
+    """Raise ValueError naming `name` unless lowest <= value[0] <= value[1] <= highest."""
+    low, high = value
+    if not lowest <= low <= high <= highest:
+        raise ValueError(
+            f"{name} must be [low, high] {unit} with {lowest:g} <= low <= high <= {highest:g}, got {list(value)}"
+        )
+
+
+def augment(waveform: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Reverberate, add noise, change gain, each with its probability: (N,) float32 at 16 kHz -> (N,) float32.
+
+    The same `rng` state gives the same output. Each augmentation draws from its own
+    generator (seeded by three draws from `rng`), so changing one probability does not
+    change the rooms, noises or gains of the others. Without any augmentation drawn the
+    input itself is returned. Nothing is clipped: gain and noise may take samples beyond
+    [-1, 1]. Raises `AugmentError` for an unusable `noise_dir` and `AudioError` for a noise
+    recording that cannot be read.
+
+    A data loader seeds `rng` per item, e.g. `np.random.default_rng((seed, epoch, index))`.
+    """
+    reverb_rng, noise_rng, gain_rng = (np.random.default_rng(seed) for seed in rng.integers(2**63, size=3))
+    reverb = reverb_rng.random() < config.reverb_prob
+    noise = noise_rng.random() < config.noise_prob
+    gain = gain_rng.random() < config.gain_prob
+    if not (reverb or noise or gain) or waveform.numel() == 0:
+        return waveform
+    samples = waveform.numpy(force=True).astype(np.float64)
+    if reverb:
+        samples = reverberate(samples, room_impulse_response(sample_room(config, reverb_rng), reverb_rng))
+    if noise:
+        snr_db = noise_rng.uniform(*config.snr_db)
+        if config.noise_dir is not None and noise_rng.random() < config.recorded_noise_prob:
+            background = recorded_noise(config.noise_dir, len(samples), noise_rng)
+        else:
+            color = config.noise_colors[noise_rng.integers(len(config.noise_colors))]
+            background = colored_noise(len(samples), color, noise_rng)
+        samples = mix_at_snr(samples, background, snr_db)
+    if gain:
+        samples = samples * 10 ** (gain_rng.uniform(*config.gain_db) / 20)
+    return torch.from_numpy(samples.astype(np.float32))
+
+
+def colored_noise(length: int, color: NoiseColor, rng: np.random.Generator) -> np.ndarray:
+    """(length,) float64 Gaussian noise: white is flat, pink falls 3 dB and brown 6 dB per octave.
+
+    Shaped in the frequency domain; DC gets the gain of the lowest non-zero frequency.
+    """
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    frequencies = np.fft.rfftfreq(length)
+    frequencies[0] = frequencies[1] if length > 1 else 1.0  # no infinite gain at DC
+    return np.fft.irfft(spectrum / frequencies ** _COLOR_EXPONENTS[color], n=length)
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """(N,) speech + (N,) noise scaled to `snr_db` dB below the speech (mean powers over all N samples).
+
+    Silent speech or silent noise is returned unchanged (no SNR can be set).
+    """
+    speech_power = float(np.mean(speech**2))
+    noise_power = float(np.mean(noise**2))
+    if speech_power == 0 or noise_power == 0:
+        return speech
+    return speech + noise * math.sqrt(speech_power / (noise_power * 10 ** (snr_db / 10)))
+
+
+@functools.cache
+def noise_files(folder: str) -> tuple[tuple[Path, AudioInfo], ...]:
+    """The audio files in `folder` and below, sorted, with their headers (read once per process).
+
+    Raises `AugmentError` for a missing folder or one without audio, `AudioError` for a file
+    whose header cannot be read.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise AugmentError(f"noise_dir {folder}: {'not a folder' if root.exists() else 'no such folder'}")
+    paths = sorted(path for path in root.rglob("*") if path.suffix.lower() in AUDIO_EXTENSIONS and path.is_file())
+    if not paths:
+        extensions = " ".join(sorted(AUDIO_EXTENSIONS))
+        raise AugmentError(f"noise_dir {folder}: no audio files ({extensions}) in it or below it")
+    return tuple((path, audio_info(path)) for path in paths)
+
+
+def recorded_noise(folder: str, length: int, rng: np.random.Generator) -> np.ndarray:
+    """(length,) float64 samples at 16 kHz from a random file of `folder`, at a random offset.
+
+    A recording shorter than `length` is repeated from a random starting point.
+    """
+    files = noise_files(folder)
+    path, info = files[rng.integers(len(files))]
+    seconds = length / SAMPLE_RATE
+    if info.duration > seconds:
+        noise, _ = load_audio(path, start=rng.uniform(0, info.duration - seconds), duration=seconds)
+        samples = noise.numpy().astype(np.float64)
+    else:
+        noise, _ = load_audio(path)
+        samples = np.roll(noise.numpy().astype(np.float64), -int(rng.integers(noise.shape[0])))
+    return np.resize(samples, length)  # resampling may leave a sample more or less; a short file repeats
+
+
+@dataclass(frozen=True)
+class Room:
+    """A shoebox room with one source and one microphone: positions (x, y, z) in metres from
+    one corner, `size` its (length, width, height) in metres, `rt60` its reverberation time
+    in seconds."""
+
+    size: tuple[float, float, float]
+    source: tuple[float, float, float]
+    microphone: tuple[float, float, float]
+    rt60: float
+
+
+def sample_room(config: AugmentConfig, rng: np.random.Generator) -> Room:
+    """A random room within `config`'s ranges, source and microphone at least `WALL_MARGIN` from the walls.
+
+    The source is placed `source_distance` from the microphone in a random direction; when no
+    direction of `_DIRECTION_TRIES` leaves room for it, the source moves closer.
+    """
+    size = np.array([rng.uniform(*config.room_size), rng.uniform(*config.room_size), rng.uniform(*config.room_height)])
+    low, high = np.full(3, WALL_MARGIN), size - WALL_MARGIN
+    rt60 = rng.uniform(*config.rt60)
+    microphone = rng.uniform(low, high)
+    distance = rng.uniform(*config.source_distance)
+    directions = rng.standard_normal((_DIRECTION_TRIES, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    # how far the source can go along each direction before it comes within WALL_MARGIN of a wall
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.where(directions > 0, (high - microphone) / directions, (low - microphone) / directions)
+    reach = np.nan_to_num(reach, nan=np.inf).min(axis=1)  # (tries, 3) -> (tries,)
+    fits = np.flatnonzero(reach >= distance)
+    choice = int(fits[0]) if fits.size else int(reach.argmax())
+    source = microphone + min(distance, reach[choice]) * directions[choice]
+    return Room(tuple(size.tolist()), tuple(source.tolist()), tuple(microphone.tolist()), rt60)
+
+
+def room_impulse_response(room: Room, rng: np.random.Generator) -> np.ndarray:
+    """(L,) float64 impulse response at 16 kHz from `room`'s source to its microphone.
+
+    Sample 0 is the direct path, with amplitude 1 (the propagation delay is left out, so
+    convolved speech stays aligned with its transcript). Reflections arriving within
+    `EARLY_REFLECTIONS` seconds of it come from the image method, rounded to whole samples;
+    later ones are Gaussian noise whose energy decays by 60 dB per `rt60` seconds. L covers
+    the decay to -60 dB.
+    """
+    size, source, microphone = np.array(room.size), np.array(room.source), np.array(room.microphone)
+    volume = float(np.prod(size))
+    surface = 2 * float(size[0] * size[1] + size[0] * size[2] + size[1] * size[2])
+    # Eyring: rt60 = 24 ln(10) V / (-c S ln(1 - alpha)); a wall reflects beta = sqrt(1 - alpha) of the pressure
+    log_beta = -12 * math.log(10) * volume / (SPEED_OF_SOUND * surface * room.rt60)
+    direct = float(np.linalg.norm(source - microphone))
+    horizon = direct + SPEED_OF_SOUND * EARLY_REFLECTIONS  # longest path of an early reflection, metres
+    # Per axis, image sources lie at (1 - 2p) s + 2 r L after |r - p| + |r| reflections (Allen & Berkley).
+    offsets, bounces = [], []
+    for axis in range(3):
+        r = np.arange(-math.ceil(horizon / (2 * size[axis])) - 1, math.ceil(horizon / (2 * size[axis])) + 2)
+        p = np.array([0, 1])
+        images = (1 - 2 * p[:, None]) * source[axis] + 2 * r[None, :] * size[axis]  # (2, R)
+        offsets.append((images - microphone[axis]).ravel())
+        bounces.append((np.abs(r[None, :] - p[:, None]) + np.abs(r[None, :])).ravel())
+    distances = np.sqrt(
+        offsets[0][:, None, None] ** 2 + offsets[1][None, :, None] ** 2 + offsets[2][None, None, :] ** 2
+    ).ravel()  # (I_x, I_y, I_z) -> (I,)
+    reflections = (bounces[0][:, None, None] + bounces[1][None, :, None] + bounces[2][None, None, :]).ravel()
+    early = distances <= horizon
+    delays = np.rint((distances[early] - direct) / SPEED_OF_SOUND * SAMPLE_RATE).astype(np.int64)
+    amplitudes = direct / distances[early] * np.exp(log_beta * reflections[early])  # direct path: 1
+
+    length = max(math.ceil(room.rt60 * SAMPLE_RATE), round(EARLY_REFLECTIONS * SAMPLE_RATE) + 1)
+    response = np.bincount(delays, weights=amplitudes, minlength=length)[:length]
+    # Diffuse tail: at time t after emission the response carries c / (4 pi V) exp(-6 ln(10) t / rt60)
+    # energy per second (relative to a direct path of 1 / (4 pi r) at distance r); scaled by 4 pi r here.
+    tail_start = round(EARLY_REFLECTIONS * SAMPLE_RATE) + 1
+    emitted = direct / SPEED_OF_SOUND + np.arange(tail_start, length) / SAMPLE_RATE  # seconds since emission
+    energy = SPEED_OF_SOUND / (4 * math.pi * volume * SAMPLE_RATE) * np.exp(-6 * math.log(10) * emitted / room.rt60)
+    response[tail_start:] = 4 * math.pi * direct * np.sqrt(energy) * rng.standard_normal(length - tail_start)
+    return response
+
+
+def reverberate(waveform: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """(N,) convolved with the impulse response (L,) by FFT -> (N,) with the input's mean power.
+
+    The reverberation past the input's end is cut off, so the length stays N.
+    """
+    size = 1 << (len(waveform) + len(response) - 2).bit_length()  # a power of two >= N + L - 1
+    wet = np.fft.irfft(np.fft.rfft(waveform, size) * np.fft.rfft(response, size), size)[: len(waveform)]
+    wet_power = float(np.mean(wet**2))
+    return wet * math.sqrt(float(np.mean(waveform**2)) / wet_power) if wet_power > 0 else wet

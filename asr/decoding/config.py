@@ -1,0 +1,105 @@
+"""What a search is told (`SearchConfig`), what it returns (`Hypothesis`), and what an external
+language model must offer (`LanguageModel`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from asr.errors import UserError
+
+
+class DecodingError(UserError):
+    """Decoding settings that cannot be used (with this model)."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Decoding settings; every entry point takes them (the beam size, above all).
+
+    Lengths: a hypothesis holds at most `max_chars_per_second` characters per second of
+    audio (and at least `min_chars_per_second`), so a search cannot run on past what the
+    audio can hold; `max_length_ratio` / `min_length_ratio` also bound it in characters per
+    listener frame (ESPnet's maxlenratio / minlenratio; null: no such bound). EOS is allowed
+    only when its score is at least `eos_threshold` times the best other score of the step
+    (scores are negative, so 1.5 allows an EOS up to 1.5 times less likely in log terms).
+    Scores join the attention with CTC prefix scores
+    (`ctc_weight`) and an external LM (`lm_weight`); `length_bonus` is added for every
+    character (not EOS), which keeps an LM from favouring short hypotheses. A hypothesis
+    may not say the same word more than `max_word_repeats` times in a row (0: no limit).
+    `end_detect` stops an utterance's search once the hypotheses that ended in the last
+    `end_window` steps are all worse than its best by more than `end_margin` (ESPnet's end
+    detection). Final scores are divided by length ** `length_normalization`; the coverage
+    penalty adds `coverage_penalty` x the number of listener frames whose total attention
+    exceeds 0.5.
+    """
+
+    beam: int = 10
+    max_chars_per_second: float = 25.0
+    min_chars_per_second: float = 0.0
+    max_length_ratio: float | None = None
+    min_length_ratio: float = 0.0
+    length_normalization: float = 1.0
+    eos_threshold: float = 1.5
+    coverage_penalty: float = 0.0
+    ctc_weight: float = 0.0
+    ctc_candidates: int = 20
+    """CTC prefix scores are computed for this many best attention candidates per hypothesis (and EOS)."""
+    lm_weight: float = 0.0
+    length_bonus: float = 0.0
+    max_word_repeats: int = 0
+    end_detect: bool = False
+    end_window: int = 3
+    end_margin: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.beam < 1:
+            raise ValueError(f"beam must be at least 1, got {self.beam}")
+        if not 0 <= self.min_chars_per_second <= self.max_chars_per_second < math.inf or self.max_chars_per_second <= 0:
+            raise ValueError("need 0 <= min_chars_per_second <= max_chars_per_second, a finite number above 0")
+        if not 0 <= self.min_length_ratio <= (self.max_length_ratio or math.inf) or self.max_length_ratio == 0:
+            raise ValueError("need 0 <= min_length_ratio <= max_length_ratio and max_length_ratio > 0 (or null)")
+        if not 0 <= self.ctc_weight <= 1 or self.lm_weight < 0 or self.eos_threshold < 1:
+            raise ValueError("need 0 <= ctc_weight <= 1, lm_weight >= 0 and eos_threshold >= 1")
+        if self.ctc_candidates < 1:
+            raise ValueError(f"ctc_candidates must be at least 1, got {self.ctc_candidates}")
+        if self.max_word_repeats < 0 or self.end_window < 1 or self.end_margin <= 0:
+            raise ValueError("need max_word_repeats >= 0, end_window >= 1 and end_margin > 0")
+        values = (self.length_normalization, self.coverage_penalty, self.lm_weight, self.length_bonus)
+        if not all(math.isfinite(value) for value in values):
+            raise ValueError("length_normalization, coverage_penalty, lm_weight and length_bonus must be finite")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A decoded utterance: its text, token ids (no sos/eos), the search's ranking score
+    (log-probability after length normalisation and penalties), the log-probability
+    itself summed over the tokens and <eos> (joint with CTC and the LM where they were
+    used, length bonus included), and attention weights (len(tokens) + 1, T') over the
+    listener frames, the last row for <eos>."""
+
+    text: str
+    tokens: tuple[int, ...]
+    score: float
+    attention: torch.Tensor
+    log_prob: float = -math.inf
+
+    @property
+    def avg_log_prob(self) -> float:
+        """Log-probability per output token, <eos> included."""
+        return self.log_prob / (len(self.tokens) + 1)
+
+
+class LanguageModel(Protocol):
+    """What shallow fusion needs from an external character LM over the same vocabulary."""
+
+    def initial_state(self, batch: int, device: torch.device) -> Any: ...
+
+    def score(self, state: Any, tokens: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """(state, previous tokens (N,)) -> log-probabilities (N, vocab) of the next token, new state."""
+        ...
+
+    def reorder(self, state: Any, index: torch.Tensor) -> Any: ...

@@ -1,0 +1,55 @@
+"""Recognising audio with a model: its search settings with a caller's overrides, and "front end,
+then greedy or beam search", written once for evaluation, transcription and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from asr.config import ConfigError, from_dict
+from asr.decoding import DecodingError, Hypothesis, LanguageModel, SearchConfig, beam_search, greedy_search
+from asr.features import Frontend
+from asr.model import LAS
+from asr.text import Vocabulary
+
+
+def search_settings(
+    decoding: Mapping[str, Any], model: LAS, lm: LanguageModel | None = None, **overrides: Any
+) -> SearchConfig:
+    """A model's decoding defaults (the `decoding` section of its config) with the non-None
+    `overrides` (beam=..., ctc_weight=..., lm_weight=...).
+
+    Raises `DecodingError` naming a setting that cannot be used with this model (CTC without a
+    CTC head) or without an LM (an LM weight).
+    """
+    try:
+        config = from_dict(SearchConfig, decoding, "decoding")
+        config = dataclasses.replace(config, **{key: value for key, value in overrides.items() if value is not None})
+    except (ValueError, ConfigError) as error:
+        raise DecodingError(f"decoding: {error}") from None
+    if config.ctc_weight > 0 and model.ctc_head is None:
+        raise DecodingError(f"decoding: ctc_weight is {config.ctc_weight}, but this model has no CTC head; use 0")
+    if config.lm_weight > 0 and lm is None:
+        raise DecodingError(f"decoding: lm_weight is {config.lm_weight}, but no language model was given (--lm DIR)")
+    return config
+
+
+@torch.no_grad()
+def recognize(
+    model: LAS,
+    frontend: Frontend,
+    waveforms: torch.Tensor,
+    lengths: torch.Tensor,
+    vocab: Vocabulary,
+    config: SearchConfig,
+    lm: LanguageModel | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[Hypothesis]]:
+    """Padded waveforms (B, N) at 16 kHz, (B,) samples -> features (B, T, D), (B,) frames, and the
+    best hypothesis of each (greedy search for beam 1, beam search otherwise)."""
+    features, feature_lengths = frontend(waveforms, lengths)
+    search = greedy_search if config.beam == 1 else beam_search
+    hypotheses = search(model, features, feature_lengths, vocab, config, lm, frame_seconds=frontend.hop_seconds)
+    return features, feature_lengths, hypotheses
