@@ -175,8 +175,9 @@ class FilterConfig:
     max_target_length: int | None = None
 
 
-def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig) -> list[Utterance]:
-    """Keep utterances within the limits; log how many were dropped and why."""
+def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig, report: bool = True) -> list[Utterance]:
+    """Keep utterances within the limits; log how many were dropped and why (if `report`: one
+    process of a distributed run reports for all)."""
     kept = []
     dropped: Counter[str] = Counter()
     for u in utterances:
@@ -191,7 +192,7 @@ def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig) -> 
             dropped[f"more than {config.max_target_length} characters"] += 1
         else:
             kept.append(u)
-    for reason, count in sorted(dropped.items()):
+    for reason, count in sorted(dropped.items()) if report else ():
         log.warning("dropped %d of %d utterances: %s", count, len(utterances), reason)
     return kept
 

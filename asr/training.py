@@ -180,7 +180,7 @@ class Trainer:
         speeds = SPEED_FACTORS if data.speed_perturb else (1.0,)
         train: list[Utterance] = []
         for source in data.sources:
-            kept = filter_utterances(read_manifest(source.manifest), data.filters)
+            kept = filter_utterances(read_manifest(source.manifest), data.filters, self.world.is_main)
             if not kept:
                 raise TrainingError(f"{source.manifest}: no utterance is left after the filters in data.filters")
             train += self._learnable(kept, "training", source.manifest, max(speeds)) * source.repeat

@@ -352,7 +352,7 @@ def test_an_output_dir_that_is_a_file_is_refused_before_decoding(model_dir: Path
 def test_a_failed_write_is_one_line_and_the_other_files_are_written(
     model_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from asr import cli
+    from asr.cli import transcribe as cli
 
     real = cli.atomic_write_text
 

@@ -1,0 +1,92 @@
+"""What every `asr` sub-command shares: argument types, checks of output folders, the progress bar,
+and the shallow-fusion options."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+from asr.errors import UserError
+
+T = TypeVar("T")
+
+
+def progress(items: Iterable[T], total: int, description: str) -> Iterable[T]:
+    """A progress bar on stderr (hidden when stderr is not a terminal and CI is set)."""
+    return tqdm(items, total=total, desc=description, unit="utt", dynamic_ncols=True, disable=None)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text}")
+    return value
+
+
+def writable_folder(folder: Path) -> None:
+    """Create `folder` if needed and check that files can be written in it, before any work is done."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: is a file, not a folder; give --output-dir a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{folder}: cannot create the folder ({(error.strerror or str(error)).lower()})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: permission denied (cannot write into this folder)")
+
+
+def default_jobs() -> int:
+    return min(8, os.cpu_count() or 1)
+
+
+def comma_names(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated names."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def comma_numbers(text: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated numbers."""
+    try:
+        return tuple(float(part) for part in comma_names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_lm_options(parser: argparse.ArgumentParser) -> None:
+    """--lm, --lm-weight and --length-bonus: shallow fusion with a character LM in the search."""
+    parser.add_argument("--lm", type=Path, help="character LM directory (asr lm train's EXP_DIR/model) to fuse")
+    parser.add_argument("--lm-weight", type=float, help="weight of the LM's log-probabilities (default: the model's)")
+    parser.add_argument(
+        "--length-bonus", type=float, help="added to the score of every character, against an LM's short bias"
+    )

@@ -1,0 +1,235 @@
+"""`asr prepare`, `asr split`, `asr stats` and `asr synthesize`: the data commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from asr.cli.arguments import (
+    comma_names,
+    comma_numbers,
+    default_jobs,
+    positive_int,
+    progress,
+)
+from asr.data import manifest_stats, read_manifest
+from asr.features import FeatureConfig
+from asr.prepare import PrepareConfig, PrepareReport, prepare_kaldi, prepare_librispeech, prepare_tsv
+
+
+def prepare_config(args: argparse.Namespace) -> PrepareConfig:
+    return PrepareConfig(jobs=args.jobs, verify=args.verify, expand_numbers=args.expand_numbers)
+
+
+def print_report(report: PrepareReport) -> None:
+    """The summary line, then one line per kind of transcript text that normalisation loses."""
+    print(report.summary())
+    for note in report.notes:
+        print(f"{report.manifest}: {note}")
+
+
+def run_prepare_librispeech(args: argparse.Namespace) -> None:
+    subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+    for report in prepare_librispeech(args.root, subsets, args.out, prepare_config(args), track=progress):
+        print_report(report)
+
+
+def run_prepare_tsv(args: argparse.Namespace) -> None:
+    print_report(prepare_tsv(args.file, args.out, prepare_config(args), track=progress))
+
+
+def run_prepare_kaldi(args: argparse.Namespace) -> None:
+    print_report(prepare_kaldi(args.dir, args.out, prepare_config(args), track=progress))
+
+
+def add_prepare_options(parser: argparse.ArgumentParser) -> None:
+    """--jobs, --verify and --expand-numbers, shared by every `prepare` corpus."""
+    parser.add_argument(
+        "--jobs", type=positive_int, default=default_jobs(), help="audio files read at once (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="decode every audio file once and skip those that fail (slower; a header read misses cut-off files)",
+    )
+    parser.add_argument(
+        "--expand-numbers", action="store_true", help="write digits in transcripts as words (42 -> forty-two)"
+    )
+
+
+def run_stats(args: argparse.Namespace) -> None:
+    features = FeatureConfig()
+    if args.config is not None:
+        from asr.config import load_config
+        from asr.training import TrainConfig
+
+        features = load_config(TrainConfig, args.config).features
+    utterances = read_manifest(args.manifest)
+    stats = manifest_stats(utterances, features, jobs=args.jobs, track=progress)
+    stats.save(args.out)
+    print(f"{args.out}: mean/std of {stats.frames} frames from {len(utterances)} utterances")
+
+
+def run_split(args: argparse.Namespace) -> None:
+    from asr.data import split_by_speaker, write_manifest
+
+    kept, held = split_by_speaker(read_manifest(args.manifest), args.held_out, args.seed)
+    write_manifest(args.out_kept, kept)
+    write_manifest(args.out_held, held)
+    for path, part in ((args.out_kept, kept), (args.out_held, held)):
+        print(f"{path}: {len(part)} utterances, {len({u.speaker for u in part})} speakers")
+
+
+def run_synthesize(args: argparse.Namespace) -> None:
+    from asr.synthesis.corpus import CheckConfig, CorpusConfig, CorpusError, check_corpus, synthesize_corpus
+    from asr.synthesis.engines import available_engines
+
+    if not args.check_only:
+        engines = tuple(available_engines()) if args.engines == ("available",) else args.engines
+        config = CorpusConfig(
+            train_utterances=args.train_utterances,
+            dev_utterances=args.dev_utterances,
+            test_utterances=args.test_utterances,
+            chapter_utterances=args.chapter_utterances,
+            engines=engines,
+            texts=args.texts,
+            vocabulary=args.vocabulary,
+            rates=args.rates,
+            pitches=args.pitches,
+            held_out_voice_fraction=args.held_out_voice_fraction,
+            noise_prob=args.noise_prob,
+            snr_db=args.snr,
+            seed=args.seed,
+        )
+        report = synthesize_corpus(args.out, config, jobs=args.jobs, track=progress)
+        print(f"{report.root}: synthesised {report.synthesized} utterances now")
+        for subset in report.subsets:
+            print(subset.summary())
+    problems = check_corpus(args.out, CheckConfig(), jobs=args.jobs)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        raise CorpusError(f"{args.out}: the check found {len(problems)} broken files (listed above)")
+
+
+def add_synthesize(commands: argparse._SubParsersAction) -> None:
+    from asr.synthesis.corpus import CorpusConfig
+    from asr.synthesis.engines import ENGINES
+    from asr.synthesis.sentences import SOURCES
+
+    defaults = CorpusConfig()
+    parser = commands.add_parser(
+        "synthesize",
+        help="build a speech corpus in the LibriSpeech layout with TTS voices",
+        description="Synthesise OUT/{train,dev,test}/<speaker>/<chapter>/ with espeak-ng, flite and festival "
+        "voices reading free English texts (disjoint in voices and sentences), then check every file. "
+        "Re-running with the same settings resumes.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="corpus root folder")
+    parser.add_argument("--train-utterances", type=int, default=defaults.train_utterances)
+    parser.add_argument("--dev-utterances", type=int, default=defaults.dev_utterances)
+    parser.add_argument("--test-utterances", type=int, default=defaults.test_utterances)
+    parser.add_argument(
+        "--chapter-utterances",
+        type=positive_int,
+        default=defaults.chapter_utterances,
+        help="utterances per chapter (one engine process per chapter for festival)",
+    )
+    parser.add_argument(
+        "--engines",
+        type=comma_names,
+        default=ENGINES,
+        help=f"comma-separated, from {','.join(ENGINES)}; or 'available' for the installed ones",
+    )
+    parser.add_argument("--texts", type=comma_names, default=defaults.texts, help=f"from {','.join(SOURCES)}")
+    parser.add_argument(
+        "--vocabulary",
+        type=int,
+        default=defaults.vocabulary,
+        help="keep only sentences made of the N most frequent words of the texts (default: all sentences)",
+    )
+    parser.add_argument(
+        "--rates", type=comma_numbers, default=defaults.rates, help="speed factors (default 0.85,1,1.15)"
+    )
+    parser.add_argument("--pitches", type=comma_numbers, default=defaults.pitches, help="semitones (default -2,0,2)")
+    parser.add_argument(
+        "--held-out-voice-fraction",
+        type=float,
+        default=defaults.held_out_voice_fraction,
+        help="share of the talkers that dev, and test, each get (default %(default)s)",
+    )
+    parser.add_argument(
+        "--noise-prob", type=float, default=defaults.noise_prob, help="probability of adding coloured noise"
+    )
+    parser.add_argument("--snr", type=comma_numbers, default=defaults.snr_db, help="SNR range in dB (default 5,30)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--jobs", type=positive_int, default=default_jobs(), help="parallel chapters")
+    parser.add_argument("--check-only", action="store_true", help="only check the files already under --out")
+    parser.set_defaults(run=run_synthesize)
+
+
+def add_data_commands(commands: argparse._SubParsersAction) -> None:
+    """prepare (librispeech, tsv, kaldi), stats and split."""
+    prepare = commands.add_parser(
+        "prepare", help="write JSONL manifests from a corpus", description="Write JSONL manifests."
+    )
+    corpora = prepare.add_subparsers(dest="corpus", metavar="CORPUS", required=True)
+    libri = corpora.add_parser(
+        "librispeech",
+        help="a LibriSpeech-layout tree",
+        description="Write OUT/<subset>.jsonl for each subset of a LibriSpeech-layout tree.",
+    )
+    libri.add_argument("root", type=Path, help="folder holding the subsets, or holding LibriSpeech/")
+    libri.add_argument("--subsets", required=True, help="comma-separated, e.g. dev-clean,test-clean")
+    libri.add_argument("--out", required=True, type=Path, help="output folder")
+    add_prepare_options(libri)
+    libri.set_defaults(run=run_prepare_librispeech)
+    tsv = corpora.add_parser(
+        "tsv",
+        help="a tab-separated table of audio paths and transcripts",
+        description="Write a manifest from a TSV file whose header names an audio column (audio, path or file) "
+        "and a text column; paths are relative to the file's folder.",
+    )
+    tsv.add_argument("file", type=Path, help="the TSV file")
+    tsv.add_argument("--out", required=True, type=Path, help="output manifest (.jsonl)")
+    add_prepare_options(tsv)
+    tsv.set_defaults(run=run_prepare_tsv)
+    kaldi = corpora.add_parser(
+        "kaldi",
+        help="a Kaldi data directory (wav.scp, text, optional utt2spk and segments)",
+        description="Write a manifest from a Kaldi data directory. Relative wav.scp paths are taken from the "
+        "current folder, else the directory's parent, grandparent or the directory itself (whichever holds "
+        "them); commands (... |) are refused. With segments, each line also holds start and end in seconds.",
+    )
+    kaldi.add_argument("dir", type=Path, help="the data directory, e.g. data/train")
+    kaldi.add_argument("--out", required=True, type=Path, help="output manifest (.jsonl)")
+    add_prepare_options(kaldi)
+    kaldi.set_defaults(run=run_prepare_kaldi)
+
+    stats = commands.add_parser(
+        "stats",
+        help="feature normalisation statistics of a training manifest",
+        description="Compute the global mean and standard deviation of the log-mel features of a manifest; "
+        "the file records the feature settings, and training refuses statistics of other settings.",
+    )
+    stats.add_argument("manifest", type=Path, help="training manifest (.jsonl)")
+    stats.add_argument("--out", required=True, type=Path, help="output statistics file (.json)")
+    stats.add_argument(
+        "--config", type=Path, help="training config whose features section to use (default: the default features)"
+    )
+    stats.add_argument("--jobs", type=positive_int, default=2, help="audio decoding workers (default: %(default)s)")
+    stats.set_defaults(run=run_stats)
+
+    split = commands.add_parser(
+        "split",
+        help="hold out a share of a manifest's speakers",
+        description="Split a manifest in two by speaker (seeded): the held-out speakers' utterances, e.g. a dev "
+        "set that shares no speaker with training, and the rest.",
+    )
+    split.add_argument("manifest", type=Path, help="manifest to split (.jsonl); every utterance needs a speaker")
+    split.add_argument("--held-out", type=float, default=0.1, help="share of the speakers (default: %(default)s)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--out-kept", required=True, type=Path, help="manifest of the other speakers")
+    split.add_argument("--out-held", required=True, type=Path, help="manifest of the held-out speakers")
+    split.set_defaults(run=run_split)

@@ -1,0 +1,177 @@
+"""`asr transcribe` and `asr align`: the commands that transcribe recordings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from asr.atomic import atomic_write_text
+from asr.cli.arguments import (
+    add_lm_options,
+    comma_names,
+    positive_int,
+    positive_seconds,
+    writable_folder,
+)
+from asr.errors import UserError
+
+
+def audio_files(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Files to transcribe, each with its output name (no suffix), and one error line per bad input.
+
+    A file argument is taken whatever its suffix and named by its stem; a folder is searched
+    recursively for audio suffixes and its files are named by their path inside it.
+    """
+    from asr.audio import AUDIO_EXTENSIONS
+
+    files, errors = [], []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            if not found:
+                errors.append(f"{item}: no audio files in this folder ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+            files.extend((path, path.relative_to(item).with_suffix("")) for path in found)
+        elif item.exists():
+            files.append((item, Path(item.stem)))
+        else:
+            errors.append(f"{item}: no such file or folder")
+    return files, errors
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    from asr.audio import AudioError, audio_info
+    from asr.transcribe import load_model
+    from asr.writers import WRITERS
+
+    formats = tuple(WRITERS) if args.format == ("all",) else args.format
+    unknown = [name for name in formats if name not in WRITERS]
+    if unknown or not formats:
+        given = ",".join(unknown) or "(none)"
+        raise UserError(f"--format: unknown format {given}; choose from {', '.join(WRITERS)}, or all")
+    files, errors = audio_files(args.inputs)
+    if args.output_dir is None and len(formats) > 1:
+        raise UserError("several --format values need --output-dir (one file per format)")
+    if args.output_dir is not None:
+        targets: dict[Path, Path] = {}
+        for path, name in files:
+            if name in targets:
+                raise UserError(
+                    f"{targets[name]} and {path} would both write {args.output_dir / name}.*; "
+                    "transcribe them into different --output-dir folders"
+                )
+            targets[name] = path
+    model = load_model(args.model, args.device, lm=args.lm)
+    config = model.config(
+        args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps, args.lm_weight,
+        args.length_bonus,
+    )  # fmt: skip
+    if args.output_dir is not None:
+        writable_folder(args.output_dir)
+    for line in errors:
+        print(f"asr: error: {line}", file=sys.stderr)
+    durations = []
+    for path, _ in files:
+        try:
+            durations.append(audio_info(path).duration)
+        except AudioError:
+            durations.append(0.0)  # reported when its turn comes
+    show = len(files) > 1 or any(d > config.segmenter.max_seconds for d in durations)
+    bar = tqdm(total=round(sum(durations), 1), unit="s", desc="transcribing", disable=None if show else True)
+    failures = len(errors)
+    with bar:
+        results = model.transcribe_all([path for path, _ in files], config, progress=lambda s: bar.update(round(s, 1)))
+        for index, result in results:
+            path, name = files[index]
+            if isinstance(result, AudioError):
+                tqdm.write(f"asr: error: {result}", file=sys.stderr)
+                failures += 1
+            elif args.output_dir is not None:
+                try:
+                    for fmt in formats:
+                        atomic_write_text(args.output_dir / f"{name}.{fmt}", WRITERS[fmt](result))
+                except OSError as error:  # a full disk, a folder that went away: report, go on with the rest
+                    where = error.filename or args.output_dir / name
+                    tqdm.write(f"asr: error: {where}: {(error.strerror or str(error)).lower()}", file=sys.stderr)
+                    failures += 1
+            else:
+                tqdm.write(printed(formats[0], WRITERS[formats[0]](result), path if len(files) > 1 else None), end="")
+    return 1 if failures else 0
+
+
+def printed(fmt: str, text: str, path: Path | None) -> str:
+    """What stdout shows of one transcript; `path` is given when several files share stdout:
+    txt becomes a `path<TAB>text` line, json stays one object a line, the others get a header."""
+    if path is None or fmt == "json":
+        return text
+    return f"{path}\t{text}" if fmt == "txt" else f"==> {path} <==\n{text}"
+
+
+def add_transcribe(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "transcribe",
+        help="transcribe audio files or folders",
+        description="Transcribe audio files (any format soundfile reads, any rate, any channels) and folders "
+        "(searched recursively). Long recordings are cut at pauses; pieces of all files are decoded in batches. "
+        "Output goes to stdout (with several files: txt as 'path<TAB>text' lines, json as JSON Lines, the rest "
+        "under '==> path <==' headers) or to --output-dir as NAME.FORMAT. A bad file is reported and skipped; "
+        "the exit status is 1 if any input failed.",
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR", help="audio files or folders")
+    parser.add_argument("--model", required=True, type=Path, help="model directory (asr train's EXP_DIR/model)")
+    parser.add_argument(
+        "--format", type=comma_names, default=("txt",), help="txt, json, srt, vtt, tsv, comma-separated, or all"
+    )
+    parser.add_argument("--output-dir", type=Path, help="write NAME.FORMAT files here instead of printing")
+    parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
+    parser.add_argument("--ctc-weight", type=float, help="joint CTC weight (default: the model's)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="pieces per batch (default: %(default)s)")
+    parser.add_argument(
+        "--max-seconds",
+        type=positive_seconds,
+        help="cut recordings into pieces of at most this many seconds (default: the longest training utterance)",
+    )
+    parser.add_argument(
+        "--word-timestamps", action="store_true", help="estimate word times from attention (json output)"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    add_lm_options(parser)
+    parser.set_defaults(run=run_transcribe)
+
+
+def run_align(args: argparse.Namespace) -> None:
+    from asr.plotting import attention_figure, save_figure
+    from asr.transcribe import load_model
+
+    model = load_model(args.model, args.device)
+    alignment = model.align(args.file, beam=args.beam)
+    characters = [*alignment.hypothesis.text, "<eos>"]
+    title = f"{args.file.name} {alignment.start:.2f}-{alignment.end:.2f} s: {alignment.hypothesis.text}"
+    figure = attention_figure(
+        alignment.hypothesis.attention.numpy(),
+        characters,
+        alignment.features.numpy(),
+        model.loaded.features.hop_ms / 1000,
+        title,
+    )
+    save_figure(figure, args.plot)
+    print(f"{args.plot}: {alignment.hypothesis.text}")
+
+
+def add_align(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "align",
+        help="plot a recording's attention alignment",
+        description="Decode one recording and draw the speller's attention over its spectrogram, one row per "
+        "output character, as a PNG. A recording longer than the model's longest training utterance is "
+        "plotted for its first piece.",
+    )
+    parser.add_argument("file", type=Path, help="audio file")
+    parser.add_argument("--model", required=True, type=Path, help="model directory")
+    parser.add_argument("--plot", required=True, type=Path, help="PNG file to write")
+    parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    parser.set_defaults(run=run_align)
