@@ -6,11 +6,12 @@ INSTALLED := $(VENV)/.installed
 # uv (pinned in the lock, installed with pip) or pip: both install requirements.lock
 INSTALLER ?= uv
 
-.PHONY: help install lock test demo demo-fsdd clean
+.PHONY: help install lock test demo demo-fsdd demo-real clean
 
 help:
 	@echo "make demo     install into $(VENV) and run the main job end to end (synthetic speech, CPU)"
 	@echo "make demo-fsdd  train and evaluate on real recordings of spoken digits (FSDD)"
+	@echo "make demo-real  train and evaluate on real read sentences (speechocean762; about an hour on 2 cores)"
 	@echo "make test     install what the tests need and run them"
 	@echo "make install  only install (Debian packages if missing, then the locked Python environment)"
 	@echo "make lock     refresh requirements.lock after a change to pyproject.toml (UPGRADE=1: newest releases)"
@@ -48,5 +49,12 @@ demo-fsdd: $(INSTALLED)
 	@echo "== demo-fsdd: train a LAS on real spoken digits (FSDD) and evaluate it on the official test split"
 	ASR=$(BIN)/asr bash recipes/fsdd/run.sh --data $(FSDD) --exp exp/demo-fsdd
 
+# speechocean762: ../shared/data/speechocean762 where this checkout has it, else downloaded.
+SPEECHOCEAN ?= $(firstword $(wildcard ../shared/data/speechocean762) data/speechocean762)
+
+demo-real: $(INSTALLED)
+	@echo "== demo-real: train a LAS on real read sentences (speechocean762) and evaluate it on the official test set"
+	ASR=$(BIN)/asr bash recipes/speechocean762/run.sh --data $(SPEECHOCEAN) --exp exp/demo-real
+
 clean:
-	rm -rf $(VENV) exp/demo exp/demo-fsdd data/demo
+	rm -rf $(VENV) exp/demo exp/demo-fsdd exp/demo-real data/demo

@@ -37,18 +37,23 @@ def test_recipe_rejects_an_unknown_option() -> None:
     assert result.returncode == 2 and "unknown option --nonsense" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the Debian package espeak-ng (make install)")
-def test_synthetic_recipe_synthesises_trains_evaluates_and_transcribes(tmp_path: Path) -> None:
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+    reason="needs the Debian packages espeak-ng and flite (make install)",
+)
+def test_synthetic_recipe_trains_on_one_engine_and_tests_on_held_out_voices_and_engine(tmp_path: Path) -> None:
     config = {"data": {"max_frames": 2000, "num_workers": 0}, "model": TINY_MODEL, "epochs": 1, "plot_utterances": 1}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    args = ["--data", str(tmp_path / "synth"), "--exp", str(tmp_path / "exp"), "--train-utterances", "8",
-            "--dev-utterances", "4", "--test-utterances", "4", "--vocabulary", "500", "--nproc", "1",
-            "--config", str(tmp_path / "tiny.yaml"), "--device", "cpu"]  # fmt: skip
+    args = ["--data", str(tmp_path / "synth"), "--exp", str(tmp_path / "exp"), "--engines", "espeak",
+            "--held-out-engine", "flite", "--train-utterances", "8", "--dev-utterances", "4", "--test-utterances", "4",
+            "--vocabulary", "500", "--nproc", "1", "--config", str(tmp_path / "tiny.yaml"), "--device", "cpu",
+            "--speechocean", str(tmp_path / "absent")]  # fmt: skip
     result = run("recipes/synthetic/run.sh", *args)
     assert result.returncode == 0, result.stderr[-2000:]
-    for stage in (0, 2, 3, 4, 5, 6, 7):
+    for stage in (0, 1, 3, 4, 5, 6, 7):
         assert f"== stage {stage}:" in result.stdout
-    assert "| test | 4 |" in (tmp_path / "exp" / "RESULTS.md").read_text()
+    results = (tmp_path / "exp" / "RESULTS.md").read_text()
+    assert "| test | 4 |" in results and "| flite | 4 |" in results  # held-out voices, held-out engine
     transcribed = result.stdout.split("== stage 7:")[1]
-    assert transcribed.count("  REF: ") == transcribed.count("  HYP: ") == 1  # one test chapter of four
+    assert transcribed.count("  REF: ") == transcribed.count("  HYP: ") == 2  # a held-out voice and engine
     assert result.stdout.rstrip().endswith("|")  # the WER table comes last

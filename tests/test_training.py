@@ -354,3 +354,32 @@ def test_impossible_numbers_on_the_command_line_are_usage_errors(args, capsys) -
         main(args)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("asr ")
+
+
+def test_several_training_manifests_are_batched_together_with_their_repeats(experiment: Path) -> None:
+    sources = (
+        f"data.train=[{{manifest: {experiment / 'dev-clean.jsonl'}, repeat: 2}}, "
+        f"{{manifest: {experiment / 'test-clean.jsonl'}}}]"
+    )
+    trainer = Trainer(load_config(TrainConfig, experiment / "tiny.yaml", [sources]), experiment / "x", device="cpu")
+    ids = sorted(u.id for u in trainer.dataset.utterances)
+    assert len(ids) == 2 * 4 + 2 and ids.count("1001-2001-0000") == 2 and ids.count("1003-2003-0000") == 1
+    assert sorted(i for batch in trainer.sampler.batches(0) for i in batch) == list(range(10))
+
+
+def test_a_resumed_run_over_several_manifests_equals_an_uninterrupted_one(experiment: Path) -> None:
+    sources = (
+        f"data.train=[{{manifest: {experiment / 'dev-clean.jsonl'}, repeat: 2}}, "
+        f"{{manifest: {experiment / 'test-clean.jsonl'}}}]"
+    )
+    base = [sources, "epochs=3", "checkpoint_every=1", "plot_utterances=0", "data.speed_perturb=true"]
+    # a constant rate: the run stopped at max_steps=3 validated there, which a plateau rule would act on
+    base += ["data.augment={noise_prob: 0.5, gain_prob: 0.5}", "optim.schedule.decay=constant"]
+    whole = Trainer(load_config(TrainConfig, experiment / "tiny.yaml", [*base, "max_steps=6"]), experiment / "a")
+    whole._loop()
+    Trainer(load_config(TrainConfig, experiment / "tiny.yaml", [*base, "max_steps=3"]), experiment / "b")._loop()
+    resumed = Trainer(load_config(TrainConfig, experiment / "tiny.yaml", [*base, "max_steps=6"]), experiment / "b")
+    assert resumed.progress.step == 3
+    resumed._loop()
+    for key, value in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)

@@ -10,9 +10,13 @@
 #   2 prepare manifests          3 normalisation statistics (vocabulary: the fixed character set)
 #   4 train (resumes)            5 average the best checkpoints into EXP/model
 #   6 evaluate the test sets and write EXP/RESULTS.md
+#   7 download the LibriSpeech LM corpus (openslr.org/11, 800 M words) and train a character LM
+#     (recipes/librispeech/conf/lm.yaml, a GPU) into EXP/lm; skipped when --lm is given
+#   8 choose the LM weight on the dev set (--lm-weights), then evaluate the test sets with the LM
 #
-# --beam B and --ctc-weight W override the search of the config's decoding section in stage 6;
-# --groups FILE (speaker group) adds a row per group to RESULTS.md.
+# --beam B and --ctc-weight W override the search of the config's decoding section in stages 6
+# and 8; --groups FILE (speaker group) adds a row per group to RESULTS.md; --lm DIR uses an LM
+# trained elsewhere.
 #
 # Other corpora in the LibriSpeech layout (the synthetic one) and other recipes (FSDD)
 # reuse stages 2-6 with --data, --train, --dev, --test and --manifests.
@@ -21,6 +25,9 @@ command="$0 $*"
 
 stage=1
 stop_stage=6
+lm=""                          # --lm DIR: an LM directory (default with stage 7: EXP/lm/model)
+lm_weights="0.1,0.2,0.3,0.4,0.5"
+lm_config=recipes/librispeech/conf/lm.yaml
 data=data/librispeech          # holds LibriSpeech/<subset>/ (downloads go here)
 train="train-clean-100"        # comma-separated training subsets
 dev="dev-clean"
@@ -52,8 +59,11 @@ while [ $# -gt 0 ]; do
         --beam|--ctc-weight) search_args+=("$1" "$2"); shift 2 ;;
         --batch-size) batch_size=$2; shift 2 ;;
         --groups) groups=$2; shift 2 ;;
+        --lm) lm=$2; shift 2 ;;
+        --lm-weights) lm_weights=$2; shift 2 ;;
+        --lm-config) lm_config=$2; shift 2 ;;
         --set) train_args+=(--set "$2"); shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -110,19 +120,13 @@ if run_stage 5 "average the best checkpoints"; then
     finish 5
 fi
 
-if run_stage 6 "evaluate"; then
-    {
-        echo "# Results: $exp"
-        echo
-        echo "Model: \`$exp/model\`; $(date -u +%Y-%m-%d). Command: \`$command\`."
-        echo
-        echo "| test set | utterances | words | WER % | CER % | sub | del | ins | insertion rate % | RTF | search |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    } > "$exp/RESULTS.md.tmp"
-    for subset in $(echo "$test" | tr ',' ' '); do
-        "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$exp/eval/$subset" \
-            "${search_args[@]}" --batch-size "$batch_size" --device "$device" ${groups:+--groups "$groups"}
-        "$(dirname "$asr")/python" - "$subset" "$exp/eval/$subset/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
+# evaluate SUBSET OUT [ARGS...]: decode one manifest; append its RESULTS.md rows (and its groups') to EXP/RESULTS.md.tmp
+evaluate() {
+    local subset=$1 out=$2
+    shift 2
+    "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$out" \
+        "${search_args[@]}" --batch-size "$batch_size" --device "$device" ${groups:+--groups "$groups"} "$@"
+    "$(dirname "$asr")/python" - "$subset" "$out/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[2]))
 search = f"beam {s['beam']}, CTC weight {s['ctc_weight']:g}, LM weight {s.get('lm_weight', 0):g}"
@@ -131,9 +135,67 @@ for name, g in [(sys.argv[1], s)] + [(f"{sys.argv[1]}: {k}", v) for k, v in s.ge
           f"{g['substitutions']} | {g['deletions']} | {g['insertions']} | {100 * g['insertions'] / g['words']:.2f} | "
           f"{s['rtf']:.4f} | {search} |")
 PY
+}
+results_header() {
+    {
+        echo "# Results: $exp"
+        echo
+        echo "Model: \`$exp/model\`; $(date -u +%Y-%m-%d). Command: \`$command\`."
+        echo
+        echo "| test set | utterances | words | WER % | CER % | sub | del | ins | insertion rate % | RTF | search |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    } > "$exp/RESULTS.md.tmp"
+}
+
+if run_stage 6 "evaluate"; then
+    results_header
+    for subset in $(echo "$test" | tr ',' ' '); do
+        evaluate "$subset" "$exp/eval/$subset"
     done
     mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
     finish 6
+fi
+
+if [ -z "$lm" ] && run_stage 7 "language model"; then
+    if [ ! -f "$data/librispeech-lm-norm.txt" ]; then
+        wget --continue -P "$data" https://www.openslr.org/resources/11/librispeech-lm-norm.txt.gz
+        gunzip -k "$data/librispeech-lm-norm.txt.gz"
+    fi
+    "$asr" lm text --transcripts "$manifests/$dev.jsonl" --out "$exp/lm-dev.txt"
+    "$asr" lm train --config "$lm_config" --text "$data/librispeech-lm-norm.txt" --dev-text "$exp/lm-dev.txt" \
+        --out "$exp/lm" --device "$device"
+    finish 7
+fi
+lm=${lm:-$exp/lm/model}
+
+if run_stage 8 "LM weight on $dev, then the test sets with the LM"; then
+    cp "$exp/RESULTS.md" "$exp/RESULTS.md.tmp"
+    for weight in $(echo "$lm_weights" | tr ',' ' '); do
+        "$asr" evaluate --model "$exp/model" --manifest "$manifests/$dev.jsonl" --out "$exp/eval/lm/$dev-$weight" \
+            "${search_args[@]}" --batch-size "$batch_size" --device "$device" --lm "$lm" --lm-weight "$weight" > /dev/null
+    done
+    chosen=$("$(dirname "$asr")/python" - "$exp/eval/lm" "$dev" "$lm_weights" <<'PY'
+import json, pathlib, sys
+folder, dev, weights = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
+wer = {w: json.loads((folder / f"{dev}-{w}" / "summary.json").read_text())["wer"] for w in weights}
+print(min(weights, key=lambda w: (wer[w], float(w))))
+PY
+)
+    {
+        echo
+        echo "With the LM \`$lm\`: weight $chosen, chosen on $dev among $lm_weights (dev WER, in order:" \
+            "$(for w in $(echo "$lm_weights" | tr ',' ' '); do
+                "$(dirname "$asr")/python" -c "import json,sys; print(f\"{json.load(open(sys.argv[1]))['wer']:.2f}\")" \
+                    "$exp/eval/lm/$dev-$w/summary.json"; done | paste -sd' ')). Test sets with the LM:"
+        echo
+        echo "| test set | utterances | words | WER % | CER % | sub | del | ins | insertion rate % | RTF | search |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    } >> "$exp/RESULTS.md.tmp"
+    for subset in $(echo "$test" | tr ',' ' '); do
+        evaluate "$subset" "$exp/eval/lm/$subset" --lm "$lm" --lm-weight "$chosen"
+    done
+    mv "$exp/RESULTS.md.tmp" "$exp/RESULTS.md"
+    finish 8
 fi
 if [ "$stop_stage" -ge 6 ] && [ -f "$exp/RESULTS.md" ]; then
     cat "$exp/RESULTS.md"

@@ -1,74 +1,109 @@
 #!/usr/bin/env bash
-# Synthetic speech on a CPU: TTS voices read free English texts into a LibriSpeech-layout
-# corpus, then the LibriSpeech recipe's stages 2-6 train and evaluate a LAS on it, and
-# `asr transcribe` transcribes a few held-out recordings. Needs no download beyond
-# Debian's TTS engines and texts (installed by `make install`). `make demo` runs it.
+# Synthetic speech on a CPU: text-to-speech voices read free English texts into one
+# LibriSpeech-layout corpus per engine; a LAS trained on the voices of some engines (with
+# reverberation, noise and gain added on the fly) is evaluated on held-out voices of those
+# engines and on an engine it never heard, then `asr transcribe` transcribes a few recordings,
+# one of them real speech when speechocean762 is at hand. Needs no download beyond Debian's
+# TTS engines and texts (installed by `make install`). `make demo` runs it.
 #
-#   recipes/synthetic/run.sh [--data DIR] [--exp DIR] [--train-utterances N] [--engines LIST]
-#                            [--stage N] [--stop-stage N] [--nproc N]
+#   recipes/synthetic/run.sh [--data DIR] [--exp DIR] [--engines espeak,flite] [--held-out-engine festival]
+#                            [--train-utterances N] [--config FILE] [--stage N] [--stop-stage N] [--nproc N]
+#                            [--speechocean DIR]
 #
-#   0 synthesise DIR/{train,dev,test}: voices and sentences disjoint across subsets (resumes)
-#   2-6 prepare, statistics, train, average, evaluate on the held-out test voices (RESULTS.md)
-#   7 transcribe three held-out test recordings with asr transcribe
-#
-# The corpus: espeak-ng's voices (8 English accents x 16 variants, each at 3 rates and 3
-# pitches), sentences made of the 1,000 most frequent words of the three texts. The
-# recorded-voice engines (flite, festival: --engines espeak,flite,festival) have five
-# talkers in all, too few for a model to learn to generalise to an unseen one.
+#   0 synthesise DIR/<engine>/{train,dev,test} for each engine, the same seed and sizes for all,
+#     so that the test sentences (the same for every engine) are in no training set; voices are
+#     disjoint across subsets; the held-out engine gets a test set only (DIR/<engine>_test)
+#   1 manifests: train (the engines' train sets, batched together), dev, and two test sets:
+#     "test" (held-out voices of the training engines) and the held-out engine's
+#   3-6 the LibriSpeech recipe's stages: statistics, train, average, evaluate (RESULTS.md)
+#   7 transcribe a held-out voice, a held-out-engine recording and a real one with asr transcribe
 set -euo pipefail
 
 data=data/synth
 exp=exp/synthetic
-train_utterances=4000
-dev_utterances=200
+engines=espeak,flite
+held_out=festival
+train_utterances=1500
+dev_utterances=100
 test_utterances=300
-engines=espeak
-vocabulary=1000
+vocabulary=0                   # 0: every sentence of the texts (open vocabulary); N: the N most frequent words
+config=recipes/synthetic/conf/general.yaml
 stage=0
 stop_stage=7
 nproc=2
 asr=${ASR:-.venv/bin/asr}
+speechocean=../shared/data/speechocean762
 passthrough=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --data) data=$2; shift 2 ;;
         --exp) exp=$2; shift 2 ;;
+        --engines) engines=$2; shift 2 ;;
+        --held-out-engine) held_out=$2; shift 2 ;;
         --train-utterances) train_utterances=$2; shift 2 ;;
         --dev-utterances) dev_utterances=$2; shift 2 ;;
         --test-utterances) test_utterances=$2; shift 2 ;;
-        --engines) engines=$2; shift 2 ;;
         --vocabulary) vocabulary=$2; shift 2 ;;
+        --config) config=$2; shift 2 ;;
         --stage) stage=$2; shift 2 ;;
         --stop-stage) stop_stage=$2; shift 2 ;;
         --nproc) nproc=$2; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --speechocean) speechocean=$2; shift 2 ;;
+        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) passthrough+=("$1"); shift ;;
     esac
 done
+selected() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+read -r -a training <<< "$(echo "$engines" | tr ',' ' ')"
+manifests=$exp/manifests
+mkdir -p "$manifests"
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-    echo "== stage 0: synthesise the corpus ($engines voices)"
-    "$asr" synthesize --out "$data" --engines "$engines" --vocabulary "$vocabulary" \
-        --train-utterances "$train_utterances" --dev-utterances "$dev_utterances" \
-        --test-utterances "$test_utterances" --jobs "$(nproc)"
+if selected 0; then
+    echo "== stage 0: synthesise one corpus per engine (${training[*]}; held out: $held_out)"
+    for engine in "${training[@]}"; do
+        "$asr" synthesize --out "$data/$engine" --engines "$engine" --vocabulary "$vocabulary" \
+            --train-utterances "$train_utterances" --dev-utterances "$dev_utterances" \
+            --test-utterances "$test_utterances" --jobs "$(nproc)"
+    done
+    # dev and train are cut after the test sentences: a held-out engine needs no dev set, but the same test sentences
+    "$asr" synthesize --out "$data/${held_out}_test" --engines "$held_out" --vocabulary "$vocabulary" \
+        --train-utterances 0 --dev-utterances 0 --test-utterances "$test_utterances" --jobs "$(nproc)"
+fi
+
+if selected 1; then
+    echo "== stage 1: manifests"
+    for engine in "${training[@]}"; do
+        "$asr" prepare librispeech "$data/$engine" --subsets train,dev,test --out "$manifests/$engine"
+    done
+    "$asr" prepare librispeech "$data/${held_out}_test" --subsets test --out "$manifests/$held_out"
+    for subset in train dev test; do
+        for engine in "${training[@]}"; do cat "$manifests/$engine/$subset.jsonl"; done > "$manifests/$subset.jsonl"
+    done
+    cp "$manifests/$held_out/test.jsonl" "$manifests/$held_out.jsonl"
 fi
 
 recipes=$(dirname "$0")/..
-if [ "$stop_stage" -ge 2 ] && [ "$stage" -le 6 ]; then
+if [ "$stop_stage" -ge 3 ] && [ "$stage" -le 6 ]; then
+    sources=$(for engine in "${training[@]}"; do printf '{manifest: %s}, ' "$manifests/$engine/train.jsonl"; done)
     # two training processes of one thread each use two cores better than one process of two threads
-    "$recipes/librispeech/run.sh" --stage "$(( stage > 2 ? stage : 2 ))" --stop-stage "$(( stop_stage < 6 ? stop_stage : 6 ))" \
-        --data "$data" --train train --dev dev --test test --exp "$exp" --nproc "$nproc" \
-        --config "$recipes/synthetic/conf/train.yaml" "${passthrough[@]}"
+    "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$(( stop_stage < 6 ? stop_stage : 6 ))" \
+        --exp "$exp" --manifests "$manifests" --dev dev --test "test,$held_out" --nproc "$nproc" \
+        --config "$config" --set "data.train=[${sources%, }]" "${passthrough[@]}"
 fi
 
-if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-    echo "== stage 7: transcribe three held-out test recordings"
-    mapfile -t files < <(find "$data/test" -name '*.flac' | sort | awk 'NR % 100 == 1' | head -n 3)
-    "$asr" transcribe --model "$exp/model" "${files[@]}" | while IFS=$'\t' read -r file text; do
-        id=$(basename "$file" .flac)
-        echo "$file"
-        echo "  REF: $(grep -h "^$id " "$(dirname "$file")"/*.trans.txt | cut -d' ' -f2-)"
-        echo "  HYP: $text"
+if selected 7; then
+    echo "== stage 7: transcribe a held-out voice, a held-out engine and real speech"
+    files=("$(head -n 1 "$manifests/test.jsonl")" "$(head -n 1 "$manifests/$held_out.jsonl")")
+    if [ -f "$speechocean/test/wav.scp" ]; then
+        files+=("$(printf '{"audio": "%s", "text": "%s"}' "$speechocean/$(head -n 1 "$speechocean/test/wav.scp" | cut -f2)" \
+            "$(head -n 1 "$speechocean/test/text" | cut -f2-)")")
+    fi
+    for line in "${files[@]}"; do
+        audio=$(echo "$line" | "$(dirname "$asr")/python" -c "import json,sys; print(json.load(sys.stdin)['audio'])")
+        text=$(echo "$line" | "$(dirname "$asr")/python" -c "import json,sys; print(json.load(sys.stdin)['text'])")
+        echo "$audio"
+        echo "  REF: $text"
+        echo "  HYP: $("$asr" transcribe --model "$exp/model" "$audio")"
     done
     echo
     cat "$exp/RESULTS.md"
