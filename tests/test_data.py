@@ -204,3 +204,20 @@ def test_a_cut_of_a_recording_loads_only_its_span(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text(json.dumps(line) + "\n")
     with pytest.raises(ManifestError, match="bad.jsonl:1: 'start' and 'end' must be seconds with 0 <= start < end"):
         read_manifest(tmp_path / "bad.jsonl")
+
+
+def test_augmentation_in_the_dataset_depends_on_seed_epoch_and_index_alone(tmp_path: Path) -> None:
+    from asr.augment import AugmentConfig
+
+    audio = LIBRISPEECH / "dev-clean" / "1001" / "2001" / "1001-2001-0000.flac"
+    utterances = [Utterance("a", audio, 1.83, "A"), Utterance("b", audio, 1.83, "B")]
+    config = AugmentConfig(noise_prob=1.0, gain_prob=1.0)
+    dataset = SpeechDataset(utterances, Vocabulary.default(), seed=3, augment=config)
+    first = dataset[0].waveform
+    again = SpeechDataset(utterances, Vocabulary.default(), seed=3, augment=config)[0].waveform
+    assert torch.equal(first, again)  # another worker, or a resumed run, draws the same
+    assert not torch.equal(first, dataset[1].waveform)  # another utterance, another draw
+    dataset.set_epoch(1)
+    assert not torch.equal(first, dataset[0].waveform)  # another epoch, another draw
+    plain = SpeechDataset(utterances, Vocabulary.default(), seed=3)[0].waveform
+    assert first.shape == plain.shape and not torch.equal(first, plain)

@@ -24,6 +24,7 @@ import soundfile
 import torch
 
 from asr.audio import SAMPLE_RATE, resample
+from asr.augment import NOISE_COLORS, colored_noise, mix_at_snr
 from asr.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ SILENT_PEAK = 1e-3
 """Output quieter than this peak (-60 dBFS) is left as it is, for the check pass to report."""
 ESPEAK_WORDS_PER_MINUTE = 175
 """espeak-ng's default speaking rate; rate 1.0 uses it."""
-NOISE_COLORS: tuple[str, ...] = ("white", "pink", "brown")
 
 
 class EngineMissingError(UserError):
@@ -272,23 +272,13 @@ def synthesize(speaker: Speaker, texts: Sequence[str], workdir: Path) -> list[np
 def add_noise(waveform: np.ndarray, color: str, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Mix `color` noise into `waveform` (N,) at `snr_db` dB signal-to-noise (powers over the whole file).
 
-    White noise is flat, pink falls 3 dB and brown 6 dB per octave (shaped in the
-    frequency domain). The sum is scaled down if it would clip.
+    The noise and the mixing are those of training augmentation (`asr.augment`); the sum is
+    scaled down if it would clip.
     """
     if color not in NOISE_COLORS:
         raise ValueError(f"noise color must be one of {NOISE_COLORS}, got {color!r}")
-    length = len(waveform)
-    spectrum = np.fft.rfft(rng.standard_normal(length))
-    frequencies = np.fft.rfftfreq(length)
-    frequencies[0] = frequencies[1] if length > 1 else 1.0  # no infinite gain at DC
-    exponent = {"white": 0.0, "pink": 0.5, "brown": 1.0}[color]
-    noise = np.fft.irfft(spectrum / frequencies**exponent, n=length)
-    signal_power = float(np.mean(waveform.astype(np.float64) ** 2))
-    noise_power = float(np.mean(noise**2))
-    if signal_power == 0.0 or noise_power == 0.0:
-        return waveform
-    mixed = waveform + noise * np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    mixed = mix_at_snr(waveform.astype(np.float64), colored_noise(len(waveform), color, rng), snr_db)
     peak = float(np.abs(mixed).max())
     if peak > PEAK:
-        mixed *= PEAK / peak
+        mixed = mixed * (PEAK / peak)
     return mixed.astype(np.float32)
