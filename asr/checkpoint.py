@@ -186,14 +186,21 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, tor
         raise CheckpointError(
             f"{directory}: model format version {version!r}; this toolkit reads version {FORMAT_VERSION}"
         )
+    weights = load_weights(directory / WEIGHTS_FILE)
+    return config, weights, Vocabulary.load(directory / TOKENS_FILE), NormStats.load(directory / STATS_FILE)
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (no pickle); `CheckpointError` naming it if it cannot be read
+    or holds NaN or infinity."""
     try:
-        weights = safetensors.torch.load_file(str(directory / WEIGHTS_FILE))
+        weights = safetensors.torch.load_file(str(path))
     except (safetensors.SafetensorError, OSError) as error:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE}: not readable safetensors ({error})") from None
+        raise CheckpointError(f"{path}: not readable safetensors ({error})") from None
     broken = non_finite(weights)
     if broken:
-        raise CheckpointError(f"{directory / WEIGHTS_FILE}: {broken}")
-    return config, weights, Vocabulary.load(directory / TOKENS_FILE), NormStats.load(directory / STATS_FILE)
+        raise CheckpointError(f"{path}: {broken}")
+    return weights
 
 
 def non_finite(weights: Mapping[str, torch.Tensor]) -> str | None:

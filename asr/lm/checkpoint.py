@@ -9,12 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import safetensors
-import safetensors.torch
 import torch
 import yaml
 
-from asr.checkpoint import CONFIG_FILE, TOKENS_FILE, WEIGHTS_FILE, export_model_dir, non_finite
+from asr.checkpoint import CONFIG_FILE, TOKENS_FILE, WEIGHTS_FILE, CheckpointError, export_model_dir, load_weights
 from asr.config import ConfigError, from_dict, to_dict
 from asr.errors import UserError
 from asr.lm.model import CharLM, LMConfig
@@ -96,12 +94,9 @@ def load_lm(directory: str | Path, device: torch.device | str = "cpu", vocab: Vo
             f"{directory / TOKENS_FILE}: the LM's tokens are not the acoustic model's; train the LM on its vocabulary"
         )
     try:
-        weights = safetensors.torch.load_file(str(directory / WEIGHTS_FILE))
-    except (safetensors.SafetensorError, OSError) as error:
-        raise LMDirectoryError(f"{directory / WEIGHTS_FILE}: not readable safetensors ({error})") from None
-    broken = non_finite(weights)
-    if broken:
-        raise LMDirectoryError(f"{directory / WEIGHTS_FILE}: {broken}")
+        weights = load_weights(directory / WEIGHTS_FILE)
+    except CheckpointError as error:
+        raise LMDirectoryError(str(error)) from None
     model = CharLM(config)
     try:
         model.load_state_dict(weights)

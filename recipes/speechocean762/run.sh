@@ -12,8 +12,8 @@
 #   3-6 the LibriSpeech recipe's stages: statistics, train, average, evaluate test (RESULTS.md,
 #     with a WER for children and one for adults)
 #
-# --synthetic DIR adds the synthetic corpus under DIR (recipes/synthetic stage 0 makes one) to
-# training, beside speechocean762's training set repeated as the config's header says.
+# --synthetic DIR[,DIR...] adds the training sets of synthetic corpora (recipes/synthetic stage 0
+# makes one per engine) to training, beside speechocean762's training set repeated --repeat times.
 set -euo pipefail
 
 data=../shared/data/speechocean762
@@ -21,7 +21,7 @@ data=../shared/data/speechocean762
 exp=exp/speechocean762
 config=recipes/speechocean762/conf/train.yaml
 synthetic=""
-repeat=3                       # passes over speechocean762's training set per epoch, with --synthetic
+repeat=2                       # passes over speechocean762's training set per epoch, with --synthetic
 stage=1
 stop_stage=6
 nproc=2
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
         --stage) stage=$2; shift 2 ;;
         --stop-stage) stop_stage=$2; shift 2 ;;
         --nproc) nproc=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) passthrough+=("$1"); shift ;;
     esac
 done
@@ -61,8 +61,10 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ] && [ ! -f "$exp/.done/2" ]; the
     cat "$data/train/spk2age" "$data/test/spk2age" | awk '{ print $1, ($2 < 18 ? "children" : "adults") }' \
         > "$manifests/age_groups"
     if [ -n "$synthetic" ]; then
-        "$asr" prepare librispeech "$synthetic" --subsets train --out "$manifests/synthetic"
-        cat "$manifests/train_speechocean.jsonl" "$manifests/synthetic/train.jsonl" > "$manifests/train.jsonl"
+        for corpus in $(echo "$synthetic" | tr ',' ' '); do
+            "$asr" prepare librispeech "$corpus" --subsets train --out "$manifests/synthetic/$(basename "$corpus")"
+        done
+        cat "$manifests/train_speechocean.jsonl" "$manifests"/synthetic/*/train.jsonl > "$manifests/train.jsonl"
     else
         cp "$manifests/train_speechocean.jsonl" "$manifests/train.jsonl"
     fi
@@ -71,9 +73,12 @@ fi
 
 sources=()
 if [ -n "$synthetic" ]; then
-    # statistics over both (train.jsonl); training draws speechocean762 $repeat times an epoch
-    sources=(--set "data.train=[{manifest: $manifests/train_speechocean.jsonl, repeat: $repeat}, \
-{manifest: $manifests/synthetic/train.jsonl}]")
+    # statistics over all (train.jsonl); training draws speechocean762 $repeat times an epoch
+    list="{manifest: $manifests/train_speechocean.jsonl, repeat: $repeat}"
+    for corpus in $(echo "$synthetic" | tr ',' ' '); do
+        list+=", {manifest: $manifests/synthetic/$(basename "$corpus")/train.jsonl}"
+    done
+    sources=(--set "data.train=[$list]")
 fi
 if [ "$stop_stage" -ge 3 ]; then
     recipes=$(dirname "$0")/..
