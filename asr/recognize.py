@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from asr.checkpoint import LoadedModel
 from asr.config import ConfigError, from_dict
 from asr.decoding import DecodingError, Hypothesis, LanguageModel, SearchConfig, beam_search, greedy_search
 from asr.features import Frontend
@@ -53,3 +54,29 @@ def recognize(
     search = greedy_search if config.beam == 1 else beam_search
     hypotheses = search(model, features, feature_lengths, vocab, config, lm, frame_seconds=frontend.hop_seconds)
     return features, feature_lengths, hypotheses
+
+
+INT8_MODULES = (torch.nn.LSTM, torch.nn.LSTMCell)
+"""Module types that int8 inference quantizes, with the speller's output layers and the CTC head."""
+
+
+def quantized(model: LAS) -> LAS:
+    """A copy of `model` for CPU inference with int8 weights (dynamic quantization: activations stay
+    float): every LSTM of the listener and the speller, the speller's output layers and the CTC
+    head. The attention keeps float weights (it reads them directly)."""
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    names = {"speller.hidden_output", "speller.output", "ctc_head"}
+    spec = {
+        name: default_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, INT8_MODULES) or name in names
+    }
+    return quantize_dynamic(model, qconfig_spec=spec, inplace=False)
+
+
+def int8_model(loaded: LoadedModel) -> LoadedModel:
+    """`loaded` with int8 weights (`quantized`); a CPU only (DecodingError otherwise)."""
+    if loaded.device.type != "cpu":
+        raise DecodingError(f"int8 weights run on a CPU only; this model is on {loaded.device} (use --device cpu)")
+    return dataclasses.replace(loaded, model=quantized(loaded.model))

@@ -41,7 +41,7 @@ from asr.decoding import Hypothesis, LanguageModel, SearchConfig
 from asr.device import choose_device
 from asr.errors import UserError
 from asr.lm import load_lm
-from asr.recognize import recognize, search_settings
+from asr.recognize import int8_model, recognize, search_settings
 from asr.segmentation import SegmenterConfig, find_segments, frame_levels
 from asr.text import normalize
 
@@ -346,14 +346,19 @@ class Recognizer:
         )
 
 
-def load_model(directory: str | os.PathLike, device: str = "auto", lm: str | os.PathLike | None = None) -> Recognizer:
+def load_model(
+    directory: str | os.PathLike, device: str = "auto", lm: str | os.PathLike | None = None, int8: bool = False
+) -> Recognizer:
     """Load a model directory (no pickle) for transcription on `device` (auto, cpu, cuda, cuda:N),
     with the character LM directory `lm` for shallow fusion (its weight: `lm_weight=` in the
-    transcribe calls, or the model's decoding section).
+    transcribe calls, or the model's decoding section); `int8`: int8 weights, for a CPU
+    (`asr.recognize.quantized`).
 
     Raises `CheckpointError` for a folder that is not a model directory, `LMDirectoryError` for
     one that is not an LM directory, `VocabularyError` for an LM over other characters.
     """
     loaded = load_model_dir(directory, choose_device(device))
+    if int8:
+        loaded = int8_model(loaded)
     language_model = load_lm(lm, loaded.device, loaded.vocab) if lm is not None else None
     return Recognizer(loaded, language_model)

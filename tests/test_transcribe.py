@@ -385,3 +385,9 @@ def test_a_file_name_that_is_not_utf8_is_transcribed_and_printed_as_its_bytes(mo
     assert subprocess.run([*command, "--format", "json,txt", "--output-dir", str(tmp_path / "out")]).returncode == 0
     record = json.loads((tmp_path / "out" / "caf\udce9.json").read_text())
     assert record["source"] == f"{folder}/caf\ufffd.flac" and record["text"] == text_of(FILES[0])
+
+
+def test_int8_weights_transcribe_the_learnt_files_the_same(model_dir: Path) -> None:
+    int8 = asr.load_model(model_dir, device="cpu", int8=True)
+    assert type(int8.loaded.model.speller.cells[0]).__module__.startswith("torch.ao.nn.quantized")
+    assert [t.text for t in int8.transcribe_batch(FILES[:3])] == [text_of(path) for path in FILES[:3]]

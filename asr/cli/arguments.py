@@ -81,9 +81,10 @@ def comma_numbers(text: str) -> tuple[float, ...]:
 
 
 def add_lm_options(parser: argparse.ArgumentParser) -> None:
-    """--lm, --lm-weight and --length-bonus: shallow fusion with a character LM in the search."""
+    """--lm, --lm-weight and --length-bonus (shallow fusion with a character LM), and --int8."""
     parser.add_argument("--lm", type=Path, help="character LM directory (asr lm train's EXP_DIR/model) to fuse")
     parser.add_argument("--lm-weight", type=float, help="weight of the LM's log-probabilities (default: the model's)")
     parser.add_argument(
         "--length-bonus", type=float, help="added to the score of every character, against an LM's short bias"
     )
+    parser.add_argument("--int8", action="store_true", help="int8 weights (a CPU): faster, see README for the cost")

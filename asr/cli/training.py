@@ -41,10 +41,12 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from asr.device import choose_device
     from asr.evaluation import evaluate
     from asr.lm import load_lm
-    from asr.recognize import search_settings
+    from asr.recognize import int8_model, search_settings
 
     groups = read_groups(args.groups) if args.groups is not None else None
     loaded = load_model_dir(args.model, choose_device(args.device))
+    if args.int8:
+        loaded = int8_model(loaded)
     lm = load_lm(args.lm, loaded.device, loaded.vocab) if args.lm is not None else None
     overrides = {"beam": args.beam, "ctc_weight": args.ctc_weight, "lm_weight": args.lm_weight}
     search = search_settings(loaded.decoding, loaded.model, lm, length_bonus=args.length_bonus, **overrides)

@@ -64,7 +64,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
                     "transcribe them into different --output-dir folders"
                 )
             targets[name] = path
-    model = load_model(args.model, args.device, lm=args.lm)
+    model = load_model(args.model, args.device, lm=args.lm, int8=args.int8)
     config = model.config(
         args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps, args.lm_weight,
         args.length_bonus,
