@@ -8,7 +8,7 @@
 #
 #   recipes/synthetic/run.sh [--data DIR] [--exp DIR] [--engines espeak,flite] [--held-out-engine festival]
 #                            [--train-utterances N] [--config FILE] [--stage N] [--stop-stage N] [--nproc N]
-#                            [--speechocean DIR]
+#                            [--speechocean DIR] [--lm DIR [--lm-weights W,W,...]]
 #
 #   0 synthesise DIR/<engine>/{train,dev,test} for each engine, the same seed and sizes for all,
 #     so that the test sentences (the same for every engine) are in no training set; voices are
@@ -17,6 +17,9 @@
 #     "test" (held-out voices of the training engines) and the held-out engine's
 #   3-6 the LibriSpeech recipe's stages: statistics, train, average, evaluate (RESULTS.md)
 #   7 transcribe a held-out voice, a held-out-engine recording and a real one with asr transcribe
+#
+# --lm DIR (a character LM: asr lm train) also runs the LibriSpeech recipe's stage 8: the LM
+# weight chosen on dev, the test sets decoded with it (rows added to RESULTS.md).
 set -euo pipefail
 
 data=data/synth
@@ -33,6 +36,7 @@ stop_stage=7
 nproc=2
 asr=${ASR:-.venv/bin/asr}
 speechocean=../shared/data/speechocean762
+lm=""
 passthrough=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
         --stop-stage) stop_stage=$2; shift 2 ;;
         --nproc) nproc=$2; shift 2 ;;
         --speechocean) speechocean=$2; shift 2 ;;
+        --lm) lm=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) passthrough+=("$1"); shift ;;
     esac
@@ -83,15 +88,17 @@ if selected 1; then
 fi
 
 recipes=$(dirname "$0")/..
-if [ "$stop_stage" -ge 3 ] && [ "$stage" -le 6 ]; then
+last=$(( stop_stage < 6 ? stop_stage : 6 ))
+[ -n "$lm" ] && [ "$stop_stage" -ge 6 ] && last=8   # with an LM: also stage 8, its weight and the test sets with it
+if [ "$stop_stage" -ge 3 ] && [ "$stage" -le "$last" ]; then
     sources=$(for engine in "${training[@]}"; do printf '{manifest: %s}, ' "$manifests/$engine/train.jsonl"; done)
     # two training processes of one thread each use two cores better than one process of two threads
-    "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$(( stop_stage < 6 ? stop_stage : 6 ))" \
+    "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$last" \
         --exp "$exp" --manifests "$manifests" --dev dev --test "test,$held_out" --nproc "$nproc" \
-        --config "$config" --set "data.train=[${sources%, }]" "${passthrough[@]}"
+        --config "$config" --set "data.train=[${sources%, }]" ${lm:+--lm "$lm"} "${passthrough[@]}"
 fi
 
-if selected 7; then
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
     echo "== stage 7: transcribe a held-out voice, a held-out engine and real speech"
     files=("$(head -n 1 "$manifests/test.jsonl")" "$(head -n 1 "$manifests/$held_out.jsonl")")
     if [ -f "$speechocean/test/wav.scp" ]; then
