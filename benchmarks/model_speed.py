@@ -260,6 +260,9 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, help="utterances in the batch (librispeech: instead of max-frames)")
     parser.add_argument("--measures", type=measure_list, default=MEASURES, help="default: train,greedy,beam10")
     parser.add_argument("--tiny", action="store_true", help="a tiny model on a tenth of the lengths (script check)")
+    parser.add_argument(
+        "--lm-config", type=Path, help="also beam-10 with shallow fusion: an untrained LM of this asr lm train config"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -300,16 +303,17 @@ def main() -> None:
             losses = model(work.features, work.lengths, work.targets, work.target_lengths)
         losses.total.backward()
 
-    def decode(name: str, search: Callable[..., object], beam: int) -> None:
+    def decode(name: str, search: Callable[..., object], beam: int, lm: torch.nn.Module | None = None) -> None:
         length = round(work.characters_per_second * FRAME_SECONDS * config.listener.subsampling, 6)  # per frame
-        search_config = SearchConfig(beam=beam, max_length_ratio=length, min_length_ratio=length)
+        fusion = 0.3 if lm is not None else 0.0
+        search_config = SearchConfig(beam=beam, max_length_ratio=length, min_length_ratio=length, lm_weight=fusion)
         with torch.no_grad(), autocast:
             times, peak = measured(
-                lambda: search(model, work.features, work.lengths, vocab, search_config),
+                lambda: search(model, work.features, work.lengths, vocab, search_config, lm),
                 min(3, args.repeats),
                 min(1, args.warmups),
             )
-        report(name, times, utterances=utterances, beam=beam, peak_memory_mib=peak)
+        report(name, times, utterances=utterances, beam=beam, lm_weight=fusion, peak_memory_mib=peak)
 
     if args.compile:
         from asr.training import compile_model  # here: asr.training needs tensorboard, the model alone does not
@@ -326,6 +330,14 @@ def main() -> None:
         decode("greedy_decode", greedy_search, beam=1)
     if "beam10" in args.measures:
         decode("beam10_decode", beam_search, beam=10)
+    if args.lm_config is not None:
+        from asr.lm import CharLM, LMConfig  # here: the LM alone, as the model
+
+        lm_section = apply_overrides(read_yaml(args.lm_config), []).get("model", {})
+        torch.manual_seed(0)
+        lm = CharLM(from_dict(LMConfig, {**lm_section, "vocab_size": len(vocab)}, "model")).to(device).eval()
+        work.description.update(lm_config=str(args.lm_config))
+        decode("beam10_decode_lm", beam_search, beam=10, lm=lm)
     model_record = {"measure": "model", "parameters": parameters, "peak_memory_mib": max(peaks), **machine}
     print(json.dumps({**model_record, "workload": work.description}))
 
