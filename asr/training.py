@@ -62,7 +62,7 @@ from asr.progress import Track, no_progress
 from asr.schedule import LRSchedule
 from asr.text import Vocabulary, normalize
 from asr.train_config import RESUMABLE_CHANGES, TrainConfig
-from asr.validation import ValidationError, autocast, dev_metrics
+from asr.validation import ValidationError, autocast, dev_metrics, uses_bf16
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,7 @@ class Trainer:
         self.exp_dir = Path(exp_dir)
         self.world = init_world(device)
         self.device = choose_device(device, self.world.local_rank)
+        uses_bf16(config.precision, self.device)  # a precision this device cannot run is refused before any work
         self.track = track
         self.vocab = Vocabulary.default()
         self.progress = Progress()

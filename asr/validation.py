@@ -35,10 +35,20 @@ class ValidationError(UserError):
     """A dev set that cannot be scored."""
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether `precision` means bf16 autocast on `device`: "bf16", and "auto" on a GPU.
+
+    Raises `UserError` for "bf16" on a CPU that oneDNN has no bf16 kernels for (one
+    without AVX-512 BF16 or AMX: its LSTM primitive cannot be created).
+    """
+    if precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise UserError("precision: bf16 needs a GPU or a CPU with bf16 instructions (AVX-512 BF16, AMX); use fp32")
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast for "bf16", and for "auto" on a GPU; nothing otherwise."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
+    """bf16 autocast where `uses_bf16`; nothing otherwise."""
+    if not uses_bf16(precision, device):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 

@@ -49,7 +49,9 @@ def train_checks(device: str) -> None:
         if not all(checks.values()):
             return
         config = work / "tiny.yaml"
-        config.write_text(json.dumps(tiny_training(work)), encoding="utf-8")  # JSON is YAML
+        # bf16 as on a GPU; a CPU dry run on a CPU without bf16 kernels (no AVX-512 BF16 or AMX) trains in fp32
+        bf16 = device.startswith("cuda") or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        config.write_text(json.dumps(tiny_training(work, "bf16" if bf16 else "fp32")), encoding="utf-8")  # JSON is YAML
         for step in (train_two_steps, out_of_memory_step, transcribe_on_device):
             started = time.monotonic()
             try:
@@ -60,18 +62,23 @@ def train_checks(device: str) -> None:
                                   "reason": f"{type(error).__name__}: {error}"[:400]}), flush=True)  # fmt: skip
 
 
-def tiny_training(work: Path) -> dict[str, Any]:
-    """A tiny LAS trained for two steps in bf16, one checkpoint a step, on the fixture's manifests."""
+def tiny_training(work: Path, precision: str) -> dict[str, Any]:
+    """A tiny LAS trained for two steps in `precision`, one checkpoint a step, on the fixture's manifests."""
     return {
-        "data": {"train": str(work / "dev-clean.jsonl"), "dev": str(work / "test-clean.jsonl"),
-                 "stats": str(work / "cmvn.json"), "max_frames": 500, "num_workers": 0},  # fmt: skip
+        "data": {
+            "train": str(work / "dev-clean.jsonl"),
+            "dev": str(work / "test-clean.jsonl"),
+            "stats": str(work / "cmvn.json"),
+            "max_frames": 500,
+            "num_workers": 0,
+        },
         "model": {
             "listener": {"layers": 2, "units": 32, "reduce": [1], "dropout": 0.1},
             "attention": {"kind": "location", "dim": 32},
             "speller": {"units": 32, "embedding_dim": 16, "dropout": 0.1},
         },
         "decoding": {"beam": 2},
-        "precision": "bf16",
+        "precision": precision,
         "epochs": 2,
         "max_steps": 2,
         "checkpoint_every": 1,
@@ -117,7 +124,11 @@ def train_two_steps(work: Path, config: Path, device: str, started: float) -> No
     }
     shown = ", ".join(f"{value:.3f}" for value in losses.values())
     result = f"losses {shown}; {checkpoints[-1].name if checkpoints else 'no checkpoint'}"
-    emit("asr_train_two_steps_bf16", checks, started, result, losses=losses, checkpoints=[p.name for p in checkpoints])
+    precision = json.loads(config.read_text(encoding="utf-8"))["precision"]
+    emit(
+        "asr_train_two_steps_bf16", checks, started, result,
+        losses=losses, checkpoints=[p.name for p in checkpoints], precision=precision,
+    )  # fmt: skip
 
 
 def raise_out_of_memory(device: torch.device) -> None:

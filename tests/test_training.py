@@ -163,6 +163,19 @@ def test_bad_training_input_is_one_line_before_training_starts(experiment: Path,
     assert len(err) == 1 or (len(err) == 2 and err[0].startswith("dropped 4 of 4 utterances"))  # the reason first
 
 
+def test_bf16_on_a_cpu_without_bf16_kernels_is_one_line_before_training_starts(
+    experiment: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """oneDNN cannot create a bf16 LSTM on a CPU without AVX-512 BF16 or AMX: a traceback at the first step before."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "x"), "--device", "cpu"]
+    assert main([*args, "--set", "precision=bf16"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    problem = "precision: bf16 needs a GPU or a CPU with bf16 instructions (AVX-512 BF16, AMX); use fp32"
+    assert err == [f"asr: error: {problem}"]
+    assert not (experiment / "x" / "checkpoints").exists()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
