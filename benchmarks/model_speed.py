@@ -220,13 +220,20 @@ def measure_list(text: str) -> tuple[str, ...]:
     return names
 
 
+def benchmark_setup(
+    device: torch.device, tiny: bool = False, utterances: int = UTTERANCES
+) -> tuple[LASConfig, Vocabulary, Workload]:
+    """The benchmark workload's model config, its 32-symbol vocabulary and its batch (`tiny`: a tenth)."""
+    vocab = Vocabulary(SPECIALS + tuple(chr(ord("a") + i) for i in range(32 - len(SPECIALS))))
+    config = tiny_model_config(len(vocab)) if tiny else model_config()
+    return config, vocab, benchmark_workload(device, utterances, 0.1 if tiny else 1.0)
+
+
 def setup(args: argparse.Namespace, device: torch.device) -> tuple[LASConfig, Vocabulary, Workload]:
     """The model's config, the vocabulary and the batch that the arguments ask for."""
     scale = 0.1 if args.tiny else 1.0
     if args.workload == "benchmark":
-        vocab = Vocabulary(SPECIALS + tuple(chr(ord("a") + i) for i in range(32 - len(SPECIALS))))
-        config = tiny_model_config(len(vocab)) if args.tiny else model_config()
-        return config, vocab, benchmark_workload(device, args.utterances or UTTERANCES, scale)
+        return benchmark_setup(device, args.tiny, args.utterances or UTTERANCES)
     vocab = Vocabulary.default()
     data = apply_overrides(read_yaml(args.config), args.set)
     config = from_dict(LASConfig, {**data.get("model", {}), "vocab_size": len(vocab)}, "model")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from model_speed import FRAME_SECONDS, LIBRISPEECH_CONFIG, setup  # this script's folder is on sys.path
+from model_speed import FRAME_SECONDS, benchmark_setup  # this script's folder is on sys.path
 from torch.profiler import ProfilerActivity, profile
 
 from asr.decoding import SearchConfig, beam_search
@@ -78,10 +78,7 @@ def main() -> None:
         parser.error(f"--measures: expected some of {','.join(MEASURES)}, got {args.measures!r}")
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    workload_args = argparse.Namespace(
-        tiny=args.tiny, workload="benchmark", utterances=None, config=LIBRISPEECH_CONFIG, set=[], max_frames=None
-    )
-    config, vocab, work = setup(workload_args, device)
+    config, vocab, work = benchmark_setup(device, args.tiny)
     torch.manual_seed(0)
     model = LAS(config)
 
