@@ -17,9 +17,7 @@ import logging
 import math
 import os
 import random
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +35,7 @@ from asr.checkpoint import (
     average_state_dicts,
     export_model_dir,
     list_checkpoints,
+    load_model_dir,
     load_training_state,
     remove_stale_temporaries,
     save_training_state,
@@ -62,6 +61,7 @@ from asr.progress import Track, no_progress
 from asr.schedule import LRSchedule
 from asr.text import Vocabulary, normalize
 from asr.train_config import RESUMABLE_CHANGES, TrainConfig
+from asr.train_steps import Progress, StepBookkeeping, Throughput, seed_step
 from asr.validation import ValidationError, autocast, dev_metrics, uses_bf16
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,6 @@ class TrainingError(UserError):
     """Training cannot start: no data, unreadable inputs, a config that does not match the run."""
 
 
-@dataclass
-class Progress:
-    """Where training stands: saved in every checkpoint."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    skipped_steps: int = 0
-    validations: list[dict[str, float]] = field(default_factory=list)
-
-
 def _rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
@@ -91,14 +80,6 @@ def _rng_state() -> dict[str, Any]:
         "python": list(random.getstate()[1]),
         "numpy": np.random.get_state()[1].tolist(),
     }
-
-
-def seed_step(seed: int, step: int) -> None:
-    """Make this step's randomness a function of (seed, step) alone."""
-    value = (seed * 1_000_003 + step) % (2**63)
-    torch.manual_seed(value)
-    random.seed(value)
-    np.random.seed(value % (2**32))
 
 
 def _check_headers(utterances: list[Utterance]) -> None:
@@ -119,7 +100,7 @@ def compile_model(model: LAS) -> None:
     model.speller.attention.compile(dynamic=True)
 
 
-class Trainer:
+class Trainer(StepBookkeeping):
     """One training run in EXP_DIR; `run()` trains (or resumes) and exports the model."""
 
     def __init__(self, config: TrainConfig, exp_dir: Path, device: str = "auto", track: Track = no_progress) -> None:
@@ -138,6 +119,8 @@ class Trainer:
         model_config = dataclasses.replace(config.model, vocab_size=len(self.vocab))
         torch.manual_seed(config.seed)
         self.model = LAS(model_config).to(self.device)
+        if config.init_from is not None and resumed is None:
+            self._initialise(config.init_from)
         try:
             self.frontend = Frontend(config.features, self.stats, config.spec_augment).to(self.device)
         except ValueError as error:
@@ -207,6 +190,27 @@ class Trainer:
             )
         except ValueError as error:
             raise TrainingError(f"data.max_frames: {error}") from None
+
+    def _initialise(self, directory: str) -> None:
+        """The weights of the model directory `directory`, refused in one line when its vocabulary,
+        features or shapes are not this run's."""
+        try:
+            loaded = load_model_dir(directory)
+        except CheckpointError as error:
+            raise TrainingError(f"init_from: {error}") from None
+        if loaded.vocab != self.vocab:
+            raise TrainingError(f"init_from: {directory}: its tokens.txt is not this toolkit's vocabulary")
+        if loaded.features != self.config.features:
+            changed = config_changes(to_dict(loaded.features), to_dict(self.config.features), "features")
+            raise TrainingError(f"init_from: {directory}: trained with other features ({', '.join(changed)})")
+        try:
+            self.model.load_state_dict(loaded.model.state_dict())
+        except RuntimeError as error:
+            first = str(error).strip().splitlines()[0].rstrip(":")
+            raise TrainingError(
+                f"init_from: {directory}: its weights do not fit this config's model section ({first})"
+            ) from None
+        log.info("starting from the weights of %s", directory)
 
     def _learnable(self, utterances: list[Utterance], subset: str, manifest: str, speed: float) -> list[Utterance]:
         """`utterances` without those the model cannot learn (one line of counts); refuses too many."""
@@ -450,14 +454,11 @@ class Trainer:
         leave(self.world)
         return model_dir
 
-    def _done(self) -> bool:
-        c = self.config
-        return self.progress.epoch >= c.epochs or (c.max_steps is not None and self.progress.step >= c.max_steps)
-
     def _loop(self) -> None:
         config = self.config
         while not self._done():
-            started, utterances, skipped, first_step = time.monotonic(), 0, 0, self.progress.step
+            throughput = Throughput("utterances")
+            first_step, skipped_before = self.progress.step, self.progress.skipped_steps
             loader = self._loader()
             batches: Iterable[Any] = loader
             if self.world.is_main:
@@ -466,27 +467,11 @@ class Trainer:
                 self._count_bad_audio(group)
                 losses = self._train_step(group)
                 self.progress.batch_in_epoch += len(group)
-                if losses is None:
-                    self.progress.skipped_steps += 1
-                    skipped += 1
-                self.progress.step += 1
-                utterances += sum(len(batch.ids) for batch in group)
-                if losses is not None and self.writer is not None and self.progress.step % config.log_every == 0:
-                    for key, value in losses.items():
-                        self.writer.add_scalar(f"train/{key}", value, self.progress.step)
-                    self.writer.add_scalar("train/lr", self.schedule.lr(self.progress.step - 1), self.progress.step)
-                    rate = utterances / max(time.monotonic() - started, 1e-9)
-                    self.writer.add_scalar("train/utterances_per_second", rate, self.progress.step)
-                    if hasattr(batches, "set_postfix"):
-                        batches.set_postfix(loss=f"{losses['loss']:.3f}", utt_s=f"{rate:.1f}")
-                if config.validate_every and self.progress.step % config.validate_every == 0:
-                    self._validate_and_save()
-                elif self.progress.step % config.checkpoint_every == 0:
-                    self._save()
-                if config.max_steps is not None and self.progress.step >= config.max_steps:
+                throughput.items += sum(len(batch.ids) for batch in group)
+                if self._after_step(losses, throughput, batches):
                     break
             else:
-                self._check_epoch(self.progress.step - first_step, skipped)
+                self._check_epoch(self.progress.step - first_step, self.progress.skipped_steps - skipped_before)
                 self.progress.epoch += 1
                 self.progress.batch_in_epoch = 0
                 self.bad_audio = 0

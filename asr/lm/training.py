@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ from asr.progress import Track, no_progress
 from asr.schedule import LRSchedule
 from asr.text import Vocabulary
 from asr.train_config import OptimConfig
-from asr.training import Progress, TrainingError, seed_step
+from asr.train_steps import Progress, StepBookkeeping, Throughput, seed_step
+from asr.training import TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class LMTrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-class LMTrainer:
+class LMTrainer(StepBookkeeping):
     """One LM training run in EXP_DIR; `run()` trains (or resumes) and exports EXP_DIR/model."""
 
     def __init__(self, config: LMTrainConfig, exp_dir: Path, device: torch.device, track: Track = no_progress) -> None:
@@ -187,37 +187,18 @@ class LMTrainer:
             self.writer.close()
         return self.export(self.exp_dir / "model")
 
-    def _done(self) -> bool:
-        c = self.config
-        return self.progress.epoch >= c.epochs or (c.max_steps is not None and self.progress.step >= c.max_steps)
-
     def _loop(self) -> None:
-        config = self.config
         while not self._done():
             self.sampler.set_epoch(self.progress.epoch, self.progress.batch_in_epoch)
-            started, tokens = time.monotonic(), 0
+            throughput = Throughput("tokens")
             description = f"epoch {self.progress.epoch + 1}"
             batches: Iterable[list[int]] = self.track(self.sampler, len(self.sampler), description)
             for indices in batches:
                 batch = self.corpus.batch(indices)
                 figures = self._train_step(batch)
                 self.progress.batch_in_epoch += 1
-                self.progress.step += 1
-                tokens += int(batch.lengths.sum())
-                if figures is None:
-                    self.progress.skipped_steps += 1
-                elif self.writer is not None and self.progress.step % config.log_every == 0:
-                    rate = tokens / max(time.monotonic() - started, 1e-9)
-                    figures.update(lr=self.schedule.lr(self.progress.step - 1), tokens_per_second=rate)
-                    for key, value in figures.items():
-                        self.writer.add_scalar(f"train/{key}", value, self.progress.step)
-                    if hasattr(batches, "set_postfix"):
-                        batches.set_postfix(loss=f"{figures['loss']:.3f}", tok_s=f"{rate:.0f}")
-                if config.validate_every and self.progress.step % config.validate_every == 0:
-                    self._validate_and_save()
-                elif self.progress.step % config.checkpoint_every == 0:
-                    self._save()
-                if config.max_steps is not None and self.progress.step >= config.max_steps:
+                throughput.items += int(batch.lengths.sum())
+                if self._after_step(figures, throughput, batches):
                     break
             else:
                 self.progress.epoch += 1
