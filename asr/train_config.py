@@ -113,6 +113,9 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     decoding: SearchConfig = field(default_factory=SearchConfig)
     """Decoding defaults exported with the model."""
+    init_from: str | None = None
+    """An exported model directory whose weights start the run (fine-tuning): same vocabulary,
+    features and model shapes; optimizer, schedule and statistics (data.stats) start afresh."""
     epochs: int = 20
     max_steps: int | None = None
     """Stop after this many optimizer steps, whatever the epoch."""

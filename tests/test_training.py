@@ -396,3 +396,44 @@ def test_a_resumed_run_over_several_manifests_equals_an_uninterrupted_one(experi
     resumed._loop()
     for key, value in whole.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture()
+def trained_model(experiment: Path) -> Path:
+    """The exported model of one epoch of the tiny config."""
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "pre"), "--set", "epochs=1"]
+    assert main([*args, "--set", "plot_utterances=0"]) == 0
+    return experiment / "pre" / "model"
+
+
+def test_init_from_starts_from_the_weights_of_a_model_directory(experiment: Path, trained_model: Path) -> None:
+    overrides = [f"init_from={trained_model}", "seed=7"]
+    trainer = Trainer(load_config(TrainConfig, experiment / "tiny.yaml", overrides), experiment / "ft", device="cpu")
+    fresh = Trainer(load_config(TrainConfig, experiment / "tiny.yaml", ["seed=7"]), experiment / "x", device="cpu")
+    loaded = load_model_dir(trained_model).model.state_dict()
+    for key, value in trainer.model.state_dict().items():
+        torch.testing.assert_close(value, loaded[key])
+    assert not torch.equal(fresh.model.state_dict()["speller.output.weight"], loaded["speller.output.weight"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        (["init_from={missing}"], "init_from: {missing}: no such model directory"),
+        (["model.listener.units=16"], "its weights do not fit this config's model section"),
+        (["features.f_max=7000.0", "data.stats={stats}"], "trained with other features (features.f_max)"),
+    ],
+)
+def test_an_init_from_model_that_does_not_fit_is_one_line(
+    experiment: Path, trained_model: Path, capsys, overrides: list[str], problem: str
+) -> None:
+    paths = {"missing": experiment / "nowhere", "stats": experiment / "cmvn_7k.json"}
+    train = read_manifest(experiment / "dev-clean.jsonl")
+    manifest_stats(train, FeatureConfig(f_max=7000.0), jobs=0).save(paths["stats"])
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "ft")]
+    for override in [f"init_from={trained_model}", *overrides]:
+        args += ["--set", override.format(**paths)]
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and problem.format(**paths) in err[0], err
