@@ -9,7 +9,9 @@ PocketSphinx is not a dependency of the project; run it from its own environment
         --manifest exp/speechocean762/manifests/test.jsonl --out exp/speechocean762/pocketsphinx [--jobs 2]
 
 Writes OUT/hyps.jsonl and OUT/summary.json (corpus WER, CER and the error counts, and the
-decoding time), and prints the summary line.
+decoding time), and prints the summary line. Each transcript is appended to OUT/decoded.jsonl
+as soon as it is made, so an interrupted run started again decodes only what is left (the
+decoding time then adds up the runs).
 """
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ def decode(path: str) -> str:
     return hypothesis.hypstr if hypothesis is not None else ""
 
 
+def _decoded(path: Path) -> tuple[dict[str, str], float]:
+    """The transcripts an earlier run appended to `path` (id -> text) and the decoding seconds they took;
+    a last line cut short by the interruption is ignored."""
+    decoded: dict[str, str] = {}
+    seconds = 0.0
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            decoded[row["id"]] = row["hyp"]
+            seconds = row["seconds"]
+    return decoded, seconds
+
+
 def main() -> None:
     from asr.scoring import score
 
@@ -50,19 +68,27 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     utterances = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
-    started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs) as pool:
-        hyps = list(pool.map(decode, [u["audio"] for u in utterances], chunksize=8))
-    seconds = time.perf_counter() - started
-    corpus, per_utterance = score([u["id"] for u in utterances], [u["text"] for u in utterances], hyps)
     args.out.mkdir(parents=True, exist_ok=True)
+    decoded_path = args.out / "decoded.jsonl"
+    decoded, seconds = _decoded(decoded_path)
+    todo = [u for u in utterances if u["id"] not in decoded]
+    with ProcessPoolExecutor(args.jobs) as pool, decoded_path.open("a") as sink:
+        started, before = time.perf_counter(), seconds
+        for u, hyp in zip(todo, pool.map(decode, [u["audio"] for u in todo], chunksize=4), strict=True):
+            seconds = before + time.perf_counter() - started
+            sink.write(json.dumps({"id": u["id"], "hyp": hyp, "seconds": round(seconds, 2)}) + "\n")
+            sink.flush()
+            decoded[u["id"]] = hyp
+    hyps = [decoded[u["id"]] for u in utterances]
+    corpus, per_utterance = score([u["id"] for u in utterances], [u["text"] for u in utterances], hyps)
     with (args.out / "hyps.jsonl").open("w") as handle:
         for u in per_utterance:
             handle.write(json.dumps({"id": u.id, "ref": u.ref, "hyp": u.hyp, "errors": u.errors}) + "\n")
     audio = sum(u["duration"] for u in utterances)
     summary = corpus.to_dict() | {"decoding_seconds": round(seconds, 1), "jobs": args.jobs, "audio_seconds": audio}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"{args.manifest}: PocketSphinx 5.1.1 default model: {corpus.summary()}; {seconds:.0f} s with {args.jobs} jobs")
+    timing = f"{seconds:.0f} s with {args.jobs} jobs"
+    print(f"{args.manifest}: PocketSphinx 5.1.1 default model: {corpus.summary()}; {timing}")
 
 
 if __name__ == "__main__":
