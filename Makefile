@@ -62,7 +62,7 @@ demo-real: $(INSTALLED)
 	test -f exp/demo/model/model.safetensors || $(MAKE) demo
 	@echo "== demo-real: fine-tune the demo's LAS on real read sentences (speechocean762), evaluate it on the official test set"
 	ASR=$(BIN)/asr bash recipes/speechocean762/run.sh --data $(SPEECHOCEAN) --exp exp/demo-real \
-		--config recipes/speechocean762/conf/finetune.yaml --set init_from=exp/demo/model
+		--config recipes/speechocean762/conf/finetune.yaml
 
 clean:
 	rm -rf $(VENV) exp/demo exp/demo-fsdd exp/demo-real data/demo

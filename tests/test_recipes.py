@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from asr.config import load_config
+from asr.lm.training import LMTrainConfig
+from asr.train_config import TrainConfig
 from tests.conftest import LIBRISPEECH
 from tests.test_training import TINY_MODEL
 
@@ -57,3 +60,15 @@ def test_synthetic_recipe_trains_on_one_engine_and_tests_on_held_out_voices_and_
     transcribed = result.stdout.split("== stage 7:")[1]
     assert transcribed.count("  REF: ") == transcribed.count("  HYP: ") == 2  # a held-out voice and engine
     assert result.stdout.rstrip().endswith("|")  # the WER table comes last
+
+
+@pytest.mark.parametrize(
+    "config", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/conf/*.yaml") if p.name != "lm.yaml")
+)
+def test_every_training_config_of_the_recipes_loads(config: str) -> None:
+    load_config(TrainConfig, ROOT / config)
+
+
+@pytest.mark.parametrize("config", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/conf/lm.yaml")))
+def test_every_lm_config_of_the_recipes_loads(config: str) -> None:
+    load_config(LMTrainConfig, ROOT / config)
