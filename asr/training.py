@@ -210,7 +210,8 @@ class Trainer(StepBookkeeping):
             raise TrainingError(
                 f"init_from: {directory}: its weights do not fit this config's model section ({first})"
             ) from None
-        log.info("starting from the weights of %s", directory)
+        if self.world.is_main:
+            log.info("starting from the weights of %s", directory)
 
     def _learnable(self, utterances: list[Utterance], subset: str, manifest: str, speed: float) -> list[Utterance]:
         """`utterances` without those the model cannot learn (one line of counts); refuses too many."""
