@@ -12,9 +12,9 @@
 #   3-6 the LibriSpeech recipe's stages: statistics, train, average, evaluate test (RESULTS.md,
 #     with a WER for children and one for adults)
 #
-# --config recipes/speechocean762/conf/finetune.yaml --set init_from=DIR starts from the weights of a
-# model directory (the demo's: `make demo-real`); conf/train.yaml trains from scratch, which these
-# 2.6 hours are too few for (RESULTS.md).
+# --config recipes/speechocean762/conf/finetune.yaml starts from the weights of the demo's model
+# (exp/demo/model; --set init_from=DIR for another): what `make demo-real` runs. The default,
+# conf/train.yaml, trains from scratch, which these 2.6 hours are too few for (RESULTS.md).
 # --synthetic DIR[,DIR...] adds the training sets of synthetic corpora (recipes/synthetic stage 0
 # makes one per engine) to training, beside speechocean762's training set repeated --repeat times.
 set -euo pipefail
