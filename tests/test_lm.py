@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import safetensors.torch
 import torch
@@ -17,6 +18,7 @@ from asr.config import from_dict
 from asr.data import Utterance, write_manifest
 from asr.decoding import SearchConfig, beam_search, greedy_search
 from asr.errors import UserError
+from asr.lm import corpus as corpus_module
 from asr.lm import (
     CharLM,
     LMConfig,
@@ -171,17 +173,55 @@ def test_text_is_normalised_and_skipped_lines_are_counted_in_one_line(tmp_path: 
     assert "\n" not in summary and "2 sentences" in summary and "3 lines empty" in summary and "1 longer" in summary
 
 
+@pytest.mark.parametrize("cached", [False, True])
 @pytest.mark.parametrize(
     ("content", "problem"),
     [(None, "no such file"), (b"\xff\xfe bad\n", "not UTF-8 text"), (b"123\n\n", "no sentence is left")],
 )
-def test_unusable_text_is_a_one_line_error_naming_the_file(tmp_path: Path, content, problem) -> None:
+def test_unusable_text_is_a_one_line_error_naming_the_file(tmp_path: Path, content, problem, cached) -> None:
     path = tmp_path / "text.txt"
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(LMTextError) as caught:
-        read_text([path])
+        read_text([path], cache=tmp_path / "cache" if cached else None)
     assert str(path) in str(caught.value) and problem in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_cached_corpus_is_the_same_and_is_mapped_without_reading_the_text_again(tmp_path: Path, monkeypatch) -> None:
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("The cat sat.\n\nA dog ran!\n")
+    second.write_text("word " * 30 + "\nIt was good.\n")
+    plain, plain_report = read_text([first, second], max_chars=100)
+    cached, report = read_text([first, second], max_chars=100, cache=tmp_path / "cache")
+    assert isinstance(cached.ids, np.memmap) and report == plain_report
+    assert [cached.text(i) for i in range(len(cached))] == ["THE CAT SAT", "A DOG RAN", "IT WAS GOOD"]
+    assert cached.lengths == plain.lengths
+    assert all(torch.equal(a, b) for a, b in zip(vars(cached.batch([2, 0])).values(), vars(plain.batch([2, 0])).values()))
+
+    def unread(*args):
+        raise AssertionError("the text was read again")
+
+    monkeypatch.setattr(corpus_module, "_encode", unread)
+    again, again_report = read_text([first, second], max_chars=100, cache=tmp_path / "cache")
+    assert again_report == report and np.array_equal(again.ids, cached.ids)
+    with pytest.raises(AssertionError, match="read again"):  # another limit is another corpus
+        read_text([first, second], max_chars=50, cache=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("change", ["text edited", "cut before its report"])
+def test_a_cache_that_no_longer_matches_its_text_is_written_again(tmp_path: Path, change) -> None:
+    path = tmp_path / "text.txt"
+    path.write_text("The cat sat.\n")
+    read_text([path], cache=tmp_path / "cache")
+    if change == "text edited":
+        path.write_text("The cat sat.\nOn the mat.\n")
+    else:
+        (tmp_path / "cache" / "report.json").unlink()
+        (tmp_path / "cache" / "ids.u8").write_bytes(b"\x00" * 3)
+    corpus, report = read_text([path], cache=tmp_path / "cache")
+    expected = ["THE CAT SAT", "ON THE MAT"] if change == "text edited" else ["THE CAT SAT"]
+    assert [corpus.text(i) for i in range(len(corpus))] == expected and report.sentences == len(expected)
 
 
 def test_lm_text_leaves_out_the_sentences_of_the_excluded_manifests(tmp_path: Path, monkeypatch, capsys) -> None:

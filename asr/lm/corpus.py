@@ -5,21 +5,25 @@ transcripts of a manifest, for a dev text).
 A text file holds one sentence a line. Every line goes through `asr.text.normalize()`,
 the normalisation of the acoustic model's targets; lines that normalise to nothing are
 counted and skipped. Sentences are kept as one flat array of token ids, so a corpus of
-millions of sentences costs about a byte a character.
+millions of sentences costs about a byte a character; with a cache folder (what `asr lm
+train` uses) that array is a file, written once and memory-mapped, so a corpus of the
+LibriSpeech LM's size (4 GB of characters) neither sits in RAM nor is normalised again when a
+run resumes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from asr.atomic import atomic_open
+from asr.atomic import atomic_open, atomic_write_text
 from asr.data import read_manifest
 from asr.errors import UserError
 from asr.synthesis.sentences import load_sentences
@@ -72,7 +76,8 @@ class TextBatch:
 
 
 class TextCorpus:
-    """Normalised sentences as token ids: `ids` (total characters,) uint8 and `offsets` (N + 1,)."""
+    """Normalised sentences as token ids: `ids` (total characters,) uint8 and `offsets` (N + 1,)
+    int64, sentence i being `ids[offsets[i]:offsets[i + 1]]`; either may be a memory map."""
 
     def __init__(self, ids: np.ndarray, offsets: np.ndarray) -> None:
         self.ids = ids
@@ -92,7 +97,8 @@ class TextCorpus:
 
     def batch(self, indices: Sequence[int]) -> TextBatch:
         """The sentences `indices` as a padded batch."""
-        lengths = np.diff(self.offsets)[list(indices)] + 1  # (B,) characters + 1
+        rows = np.asarray(indices, dtype=np.int64)  # (B,)
+        lengths = self.offsets[rows + 1] - self.offsets[rows] + 1  # (B,) characters + 1
         inputs = np.full((len(indices), int(lengths.max())), _VOCAB.pad_id, dtype=np.int64)  # (B, L)
         targets = inputs.copy()
         for row, index in enumerate(indices):
@@ -104,15 +110,38 @@ class TextCorpus:
         return TextBatch(torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(lengths))
 
 
-def read_text(paths: Sequence[str | Path], max_chars: int | None = None) -> tuple[TextCorpus, TextReport]:
+def read_text(
+    paths: Sequence[str | Path], max_chars: int | None = None, cache: str | Path | None = None
+) -> tuple[TextCorpus, TextReport]:
     """Read one sentence a line from `paths`, normalised; sentences over `max_chars` characters
     (None: no limit) are skipped. Raises `LMTextError` naming a file that is missing or not
-    UTF-8 text, or when no sentence is left."""
-    ids, offsets = bytearray(), array("q", [0])
-    empty = too_long = 0
-    for path in map(Path, paths):
+    UTF-8 text, or when no sentence is left.
+
+    With `cache` (a folder), the token ids go to files there (`ids.u8`, `offsets.npy`,
+    `report.json`) and the corpus memory-maps them; a later call with the same files (paths,
+    sizes, modification times) and `max_chars` maps them without reading the text again."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
         if not path.is_file():
             raise LMTextError(f"{path}: {'is a folder, not a text file' if path.is_dir() else 'no such file'}")
+    if cache is None:
+        ids = bytearray()
+        offsets, report = _encode(paths, max_chars, ids.extend)
+        corpus = TextCorpus(np.frombuffer(ids, dtype=np.uint8), np.asarray(offsets, dtype=np.int64))
+    else:
+        corpus, report = _cached(paths, max_chars, Path(cache))
+    log.info("%s", report.summary())
+    return corpus, report
+
+
+def _encode(
+    paths: Sequence[Path], max_chars: int | None, write: Callable[[bytes], object]
+) -> tuple[array, TextReport]:
+    """Normalise the lines of `paths`, handing each kept sentence's token ids to `write`; returns
+    the sentence offsets (N + 1,) into what was written, and the report."""
+    offsets = array("q", [0])
+    empty = too_long = 0
+    for path in paths:
         try:
             with path.open(encoding="utf-8") as handle:
                 for line in handle:
@@ -122,16 +151,36 @@ def read_text(paths: Sequence[str | Path], max_chars: int | None = None) -> tupl
                     elif max_chars is not None and len(sentence) > max_chars:
                         too_long += 1
                     else:
-                        ids += sentence.encode("ascii").translate(_IDS)
-                        offsets.append(len(ids))
+                        write(sentence.encode("ascii").translate(_IDS))
+                        offsets.append(offsets[-1] + len(sentence))
         except UnicodeDecodeError as error:
             raise LMTextError(f"{path}: not UTF-8 text (byte {error.start} of a line)") from None
-    files = tuple(str(p) for p in paths)
-    report = TextReport(files, len(offsets) - 1, len(ids), empty, too_long, max_chars)
+    report = TextReport(tuple(map(str, paths)), len(offsets) - 1, offsets[-1], empty, too_long, max_chars)
     if report.sentences == 0:
         raise LMTextError(f"{report.summary()}; no sentence is left to use")
-    log.info("%s", report.summary())
-    return TextCorpus(np.frombuffer(bytes(ids), dtype=np.uint8), np.asarray(offsets, dtype=np.int64)), report
+    return offsets, report
+
+
+def _cached(paths: Sequence[Path], max_chars: int | None, cache: Path) -> tuple[TextCorpus, TextReport]:
+    """The corpus of `paths` memory-mapped from `cache`, written there first unless `report.json`
+    says it holds these files as they are now. `report.json` is written last: a folder cut
+    while writing is rebuilt."""
+    files = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in paths]
+    key = {"files": files, "max_chars": max_chars, "alphabet": "".join(ALPHABET)}
+    record = cache / "report.json"
+    kept = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    if kept is None or kept["key"] != key:
+        with atomic_open(cache / "ids.u8", "wb") as handle:
+            offsets, report = _encode(paths, max_chars, handle.write)
+        with atomic_open(cache / "offsets.npy", "wb") as handle:
+            np.save(handle, np.asarray(offsets, dtype=np.int64))
+        fields = {name: getattr(report, name) for name in ("sentences", "characters", "empty", "too_long")}
+        atomic_write_text(record, json.dumps({"key": key, "report": fields}, indent=1) + "\n")
+        log.info("wrote the token ids of %s to %s", ", ".join(map(str, paths)), cache)
+    else:
+        report = TextReport(tuple(map(str, paths)), max_chars=max_chars, **kept["report"])
+    ids = np.memmap(cache / "ids.u8", dtype=np.uint8, mode="r")  # (characters,)
+    return TextCorpus(ids, np.load(cache / "offsets.npy", mmap_mode="r")), report
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ class LMTrainer(StepBookkeeping):
         self.device = device
         self.track = track
         self.vocab = Vocabulary.default()
-        self.corpus, self.text_report = read_text(config.data.train, config.data.max_chars)
+        self.corpus, self.text_report = read_text(config.data.train, config.data.max_chars, cache=self.exp_dir / "text")
         self.dev = read_text([config.data.dev])[0] if config.data.dev else None
         self.sampler = BucketBatchSampler(self.corpus.lengths, config.data.max_tokens, seed=config.seed)
         model_config = dataclasses.replace(config.model, vocab_size=len(self.vocab))
