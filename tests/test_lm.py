@@ -18,7 +18,6 @@ from asr.config import from_dict
 from asr.data import Utterance, write_manifest
 from asr.decoding import SearchConfig, beam_search, greedy_search
 from asr.errors import UserError
-from asr.lm import corpus as corpus_module
 from asr.lm import (
     CharLM,
     LMConfig,
@@ -31,6 +30,7 @@ from asr.lm import (
     load_lm,
     read_text,
 )
+from asr.lm import corpus as corpus_module
 from asr.model import LAS, LASConfig
 from asr.synthesis import corpus as _corpus  # noqa: F401  binds its default texts before a test adds a source
 from asr.synthesis import sentences
@@ -197,7 +197,8 @@ def test_a_cached_corpus_is_the_same_and_is_mapped_without_reading_the_text_agai
     assert isinstance(cached.ids, np.memmap) and report == plain_report
     assert [cached.text(i) for i in range(len(cached))] == ["THE CAT SAT", "A DOG RAN", "IT WAS GOOD"]
     assert cached.lengths == plain.lengths
-    assert all(torch.equal(a, b) for a, b in zip(vars(cached.batch([2, 0])).values(), vars(plain.batch([2, 0])).values()))
+    batches = vars(cached.batch([2, 0])), vars(plain.batch([2, 0]))
+    assert all(torch.equal(batches[0][name], batches[1][name]) for name in batches[1])
 
     def unread(*args):
         raise AssertionError("the text was read again")
@@ -209,16 +210,18 @@ def test_a_cached_corpus_is_the_same_and_is_mapped_without_reading_the_text_agai
         read_text([first, second], max_chars=50, cache=tmp_path / "cache")
 
 
-@pytest.mark.parametrize("change", ["text edited", "cut before its report"])
+@pytest.mark.parametrize("change", ["text edited", "cut before its report", "report garbled"])
 def test_a_cache_that_no_longer_matches_its_text_is_written_again(tmp_path: Path, change) -> None:
     path = tmp_path / "text.txt"
     path.write_text("The cat sat.\n")
     read_text([path], cache=tmp_path / "cache")
     if change == "text edited":
         path.write_text("The cat sat.\nOn the mat.\n")
-    else:
+    elif change == "cut before its report":
         (tmp_path / "cache" / "report.json").unlink()
         (tmp_path / "cache" / "ids.u8").write_bytes(b"\x00" * 3)
+    else:
+        (tmp_path / "cache" / "report.json").write_bytes(b'{"key": [\xff')
     corpus, report = read_text([path], cache=tmp_path / "cache")
     expected = ["THE CAT SAT", "ON THE MAT"] if change == "text edited" else ["THE CAT SAT"]
     assert [corpus.text(i) for i in range(len(corpus))] == expected and report.sentences == len(expected)

@@ -134,9 +134,7 @@ def read_text(
     return corpus, report
 
 
-def _encode(
-    paths: Sequence[Path], max_chars: int | None, write: Callable[[bytes], object]
-) -> tuple[array, TextReport]:
+def _encode(paths: Sequence[Path], max_chars: int | None, write: Callable[[bytes], object]) -> tuple[array, TextReport]:
     """Normalise the lines of `paths`, handing each kept sentence's token ids to `write`; returns
     the sentence offsets (N + 1,) into what was written, and the report."""
     offsets = array("q", [0])
@@ -164,12 +162,15 @@ def _encode(
 def _cached(paths: Sequence[Path], max_chars: int | None, cache: Path) -> tuple[TextCorpus, TextReport]:
     """The corpus of `paths` memory-mapped from `cache`, written there first unless `report.json`
     says it holds these files as they are now. `report.json` is written last: a folder cut
-    while writing is rebuilt."""
+    while writing, or a report that is not JSON, is rebuilt."""
     files = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in paths]
     key = {"files": files, "max_chars": max_chars, "alphabet": "".join(ALPHABET)}
     record = cache / "report.json"
-    kept = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-    if kept is None or kept["key"] != key:
+    try:
+        kept = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or not JSON: write the cache again
+        kept = None
+    if not isinstance(kept, dict) or kept.get("key") != key:
         with atomic_open(cache / "ids.u8", "wb") as handle:
             offsets, report = _encode(paths, max_chars, handle.write)
         with atomic_open(cache / "offsets.npy", "wb") as handle:
