@@ -163,7 +163,8 @@ def _cached(paths: Sequence[Path], max_chars: int | None, cache: Path) -> tuple[
     """The corpus of `paths` memory-mapped from `cache`, written there first unless `report.json`
     says it holds these files as they are now. `report.json` is written last: a folder cut
     while writing, or a report that is not JSON, is rebuilt."""
-    files = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in paths]
+    stats = [(path, path.stat()) for path in paths]
+    files = [{"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns} for path, stat in stats]
     key = {"files": files, "max_chars": max_chars, "alphabet": "".join(ALPHABET)}
     record = cache / "report.json"
     try:
@@ -171,6 +172,7 @@ def _cached(paths: Sequence[Path], max_chars: int | None, cache: Path) -> tuple[
     except (OSError, ValueError):  # none yet, or not JSON: write the cache again
         kept = None
     if not isinstance(kept, dict) or kept.get("key") != key:
+        record.unlink(missing_ok=True)  # no report may describe ids of other text while they are rewritten
         with atomic_open(cache / "ids.u8", "wb") as handle:
             offsets, report = _encode(paths, max_chars, handle.write)
         with atomic_open(cache / "offsets.npy", "wb") as handle:
