@@ -45,7 +45,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -102,8 +102,13 @@ def benchmark_workload(device: torch.device, utterances: int = UTTERANCES, scale
     seconds = float(lengths.sum()) * FRAME_SECONDS
     description = {"name": "benchmark", "utterances": utterances, "audio_seconds": round(seconds, 2), "scale": scale}
     return Workload(
-        features.to(device), lengths.to(device), targets.to(device), target_lengths.to(device),
-        seconds, 12.5, description,
+        features.to(device),
+        lengths.to(device),
+        targets.to(device),
+        target_lengths.to(device),
+        seconds,
+        12.5,
+        description,
     )  # fmt: skip (12.5 characters a second: frames // 8 at 10 ms a frame)
 
 
@@ -233,7 +238,11 @@ def setup(args: argparse.Namespace, device: torch.device) -> tuple[LASConfig, Vo
     """The model's config, the vocabulary and the batch that the arguments ask for."""
     scale = 0.1 if args.tiny else 1.0
     if args.workload == "benchmark":
-        return benchmark_setup(device, args.tiny, args.utterances or UTTERANCES)
+        config, vocab, work = benchmark_setup(device, args.tiny, args.utterances or UTTERANCES)
+        if args.set:  # model.* keys over the workload's model, e.g. model.speller.input_feeding=false
+            config = from_dict(LASConfig, apply_overrides({"model": asdict(config)}, args.set)["model"], "model")
+            work.description.update(overrides=args.set)
+        return config, vocab, work
     vocab = Vocabulary.default()
     data = apply_overrides(read_yaml(args.config), args.set)
     config = from_dict(LASConfig, {**data.get("model", {}), "vocab_size": len(vocab)}, "model")
@@ -262,7 +271,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the listener and the attention")
     parser.add_argument("--workload", choices=("benchmark", "librispeech"), default="benchmark")
     parser.add_argument("--config", type=Path, default=LIBRISPEECH_CONFIG, help="librispeech: the training config")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="librispeech: config override")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override (benchmark: model.*)"
+    )
     parser.add_argument("--max-frames", type=int, help="librispeech: padded frames per batch (default: the config's)")
     parser.add_argument("--utterances", type=int, help="utterances in the batch (librispeech: instead of max-frames)")
     parser.add_argument("--measures", type=measure_list, default=MEASURES, help="default: train,greedy,beam10")

@@ -26,11 +26,21 @@ from tests.overfit import overfit
 VOCAB = Vocabulary.default()
 
 
-def tiny(kind: str = "location", frontend: str = "none", ctc_weight: float = 0.3, smoothing: float = 0.1) -> LASConfig:
+def tiny(
+    kind: str = "location",
+    frontend: str = "none",
+    ctc_weight: float = 0.3,
+    smoothing: float = 0.1,
+    input_feeding: bool = True,
+    projection: int = 0,
+) -> LASConfig:
+    listener = ListenerConfig(
+        frontend=frontend, frontend_dim=32, layers=2, units=48, reduce=(1,), dropout=0.0, projection=projection
+    )
     return LASConfig(
-        listener=ListenerConfig(frontend=frontend, frontend_dim=32, layers=2, units=48, reduce=(1,), dropout=0.0),
+        listener=listener,
         attention=AttentionConfig(kind=kind, dim=48, heads=2),
-        speller=SpellerConfig(embedding_dim=24, units=64, dropout=0.0),
+        speller=SpellerConfig(embedding_dim=24, units=64, dropout=0.0, input_feeding=input_feeding),
         vocab_size=len(VOCAB),
         ctc_weight=ctc_weight,
         label_smoothing=smoothing,
@@ -46,10 +56,12 @@ def random_batch(lengths: list[int], target_lengths: list[int]) -> tuple[torch.T
     return features, torch.tensor(lengths), targets, torch.tensor(target_lengths)
 
 
-@pytest.mark.parametrize("frontend", ["none", "linear", "conv2d"])
-def test_listener_lengths_are_exact_and_padding_does_not_leak(frontend: str) -> None:
+@pytest.mark.parametrize(("frontend", "projection"), [("none", 0), ("linear", 0), ("conv2d", 0), ("none", 6)])
+def test_listener_lengths_are_exact_and_padding_does_not_leak(frontend: str, projection: int) -> None:
     torch.manual_seed(0)
-    config = ListenerConfig(frontend=frontend, frontend_dim=16, layers=3, units=8, reduce=(0, 2), dropout=0.0)
+    config = ListenerConfig(
+        frontend=frontend, frontend_dim=16, layers=3, units=8, reduce=(0, 2), dropout=0.0, projection=projection
+    )
     listener = Listener(config).eval()
     features, lengths, _, _ = random_batch([83, 64, 31], [1, 1, 1])
     out, out_lengths = listener(features, lengths)
@@ -93,10 +105,11 @@ def test_hypotheses_sharing_an_utterance_attend_as_if_its_memory_were_copied(kin
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("input_feeding", [True, False])
 @pytest.mark.parametrize("kind", sorted(ATTENTIONS))
-def test_loss_of_a_padded_batch_equals_the_utterances_alone(kind: str) -> None:
+def test_loss_of_a_padded_batch_equals_the_utterances_alone(kind: str, input_feeding: bool) -> None:
     torch.manual_seed(0)
-    model = LAS(tiny(kind)).eval()
+    model = LAS(tiny(kind, input_feeding=input_feeding)).eval()
     features, lengths, targets, target_lengths = random_batch([70, 51, 33], [9, 4, 6])
     with torch.no_grad():
         batch = model(features, lengths, targets, target_lengths)
@@ -169,6 +182,35 @@ def test_teacher_forcing_runs_each_utterance_to_its_own_eos_only() -> None:
             torch.testing.assert_close(logits[i, : m + 1], alone_logits[0], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("kind", sorted(ATTENTIONS))
+def test_speller_without_input_feeding_forces_all_steps_at_once_as_stepping_would(kind: str) -> None:
+    """`Speller.teacher_forced` (one LSTM call, one attention call unless it reads its previous
+    weights) gives, for every utterance of a padded batch, the logits and weights of stepping alone."""
+    torch.manual_seed(0)
+    model = LAS(tiny(kind, input_feeding=False)).eval()
+    features, lengths, targets, target_lengths = random_batch([40, 61, 52], [3, 7, 5])
+    with torch.no_grad():
+        memory = model.speller.memory(*model.encode(features, lengths))
+        logits, weights = model.teacher_forced_logits(memory, targets, target_lengths)
+        for i, m in enumerate(target_lengths.tolist()):
+            assert (logits[i, m + 1 :] == 0).all() and (weights[i, m + 1 :] == 0).all()
+            alone = model.speller.memory(*model.encode(features[i : i + 1, : lengths[i]], lengths[i : i + 1]))
+            frames = alone.values.shape[1]
+            state = model.speller.initial_state(alone)
+            for j, token in enumerate([VOCAB.sos_id, *targets[i, :m].tolist()]):
+                step_logits, state = model.speller.step(state, torch.tensor([token]), alone)
+                torch.testing.assert_close(logits[i, j], step_logits[0], atol=1e-5, rtol=1e-4)
+                torch.testing.assert_close(weights[i, j, :frames], state.weights[0], atol=1e-5, rtol=1e-4)
+                assert (weights[i, j, frames:] == 0).all()
+
+
+def test_teacher_forced_refuses_a_speller_with_input_feeding() -> None:
+    model = LAS(tiny("dot"))
+    memory = model.speller.memory(torch.randn(1, 5, 96), torch.tensor([5]))
+    with pytest.raises(ValueError, match="without input feeding"):
+        model.speller.teacher_forced(memory, torch.tensor([[VOCAB.sos_id]]), [1])
+
+
 def test_masked_softmax_ignores_masked_scores() -> None:
     scores = torch.tensor([[1.0, 2.0, 100.0]])
     weights = masked_softmax(scores, torch.tensor([[True, True, False]]))
@@ -179,6 +221,7 @@ def test_masked_softmax_ignores_masked_scores() -> None:
     ("config", "message"),
     [
         (lambda: ListenerConfig(layers=2, reduce=(2,)), "listener.reduce"),
+        (lambda: ListenerConfig(projection=-1), "listener.projection"),
         (lambda: AttentionConfig(kind="multihead", dim=10, heads=3), "multiple of attention.heads"),
         (lambda: AttentionConfig(location_kernel=4), "odd"),
         (lambda: LASConfig(ctc_weight=1.5), "ctc_weight"),
@@ -206,11 +249,17 @@ def digits(fsdd: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.
     return features, lengths, targets, torch.tensor([len(e) for e in encoded]), [w.upper() for w in words]
 
 
-@pytest.mark.parametrize("kind", sorted(ATTENTIONS))
-def test_every_attention_overfits_real_digits_to_zero_errors(fsdd: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "input_feeding", "projection"),
+    [(kind, True, 0) for kind in sorted(ATTENTIONS)] + [("additive", False, 32), ("location", False, 32)],
+)
+def test_every_attention_overfits_real_digits_to_zero_errors(
+    fsdd: Path, kind: str, input_feeding: bool, projection: int
+) -> None:
+    """Also the lean variant: no input feeding, a projection between listener layers."""
     torch.manual_seed(0)
     features, lengths, targets, target_lengths, words = digits(fsdd)
-    model = LAS(tiny(kind))
+    model = LAS(tiny(kind, input_feeding=input_feeding, projection=projection))
     started = time.monotonic()
     reached = overfit(
         model,

@@ -58,15 +58,25 @@ class Attention(nn.Module):
     `forward(query (N, Q), keys, memory (B, T, V), mask (B, T), previous (N, T))
     -> context (N, V), weights (N, T)` with weights summing to 1 over the real frames.
     N = B x K: K hypotheses per utterance (consecutive rows) share its memory and keys,
-    which beam search therefore never copies K times; K = 1 in training.
+    which beam search therefore never copies K times; K = 1 in training, or the S steps
+    of a target when a speller without input feeding attends for all of them at once.
+    `previous` is read only by attentions with `reads_previous`; the others accept None.
     """
+
+    reads_previous = False
+    """Whether the scores depend on the previous step's weights (then steps run one by one)."""
 
     def prepare(self, memory: torch.Tensor) -> torch.Tensor:
         """Per-utterance key projections, computed once instead of at every step."""
         raise NotImplementedError
 
     def forward(
-        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, previous: torch.Tensor
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        memory: torch.Tensor,
+        mask: torch.Tensor,
+        previous: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
@@ -127,7 +137,7 @@ class AdditiveAttention(Attention):
     def prepare(self, memory: torch.Tensor) -> torch.Tensor:
         return self.key(memory)
 
-    def hidden(self, query: torch.Tensor, keys: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    def hidden(self, query: torch.Tensor, keys: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """W q + U m + b, (N, T, A), in a tensor of its own (the caller applies tanh in place)."""
         b, t, a = keys.shape
         q = per_utterance(self.query(query), b)[:, :, None, :]  # (N, A) -> (B, K, 1, A)
@@ -144,14 +154,17 @@ class AdditiveAttention(Attention):
 class LocationAttention(AdditiveAttention):
     """Chorowski et al. (2015): the additive score also sees a convolution of the previous weights."""
 
+    reads_previous = True
+
     def __init__(self, query_dim: int, memory_dim: int, config: AttentionConfig) -> None:
         super().__init__(query_dim, memory_dim, config)
         kernel = config.location_kernel
         self.conv = nn.Conv1d(1, config.location_channels, kernel, padding=kernel // 2, bias=False)
         self.location = nn.Linear(config.location_channels, config.dim, bias=False)
 
-    def hidden(self, query: torch.Tensor, keys: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    def hidden(self, query: torch.Tensor, keys: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
         """W q + U m + F conv(previous) + b, (N, T, A)."""
+        assert previous is not None, "location attention reads the previous weights"
         hidden = super().hidden(query, keys, previous)
         located = self.conv(previous[:, None, :].to(self.conv.weight.dtype))  # (N, T) -> (N, 1, T) -> (N, C, T)
         located = located.transpose(1, 2).flatten(0, 1).to(hidden.dtype)  # -> (N, T, C) -> (N*T, C)

@@ -78,6 +78,8 @@ class LAS(nn.Module):
         utterances leave as they end. Logits and weights past an utterance's <eos> are zero.
         With `sampling_prob` > 0, each input after the first is, with that probability,
         the model's own previous prediction instead of the reference (scheduled sampling).
+        A speller without input feeding and without sampling takes `Speller.teacher_forced`'s
+        path (the same outputs as stepping, computed over all steps at once).
         """
         b = targets.shape[0]
         target_lengths = target_lengths.to(targets.device)
@@ -85,10 +87,14 @@ class LAS(nn.Module):
         sos = targets.new_full((b, 1), self.config.sos_id)
         inputs = torch.cat([sos, targets], dim=1).index_select(0, order)  # (B, L+1) in that order
         memory = memory.select(order)
-        state = self.speller.initial_state(memory)
         running = torch.searchsorted(  # (L+1,) utterances whose step i exists: target length >= i
             -target_lengths[order], -torch.arange(inputs.shape[1], device=targets.device), right=True
         ).tolist()
+        restore = torch.argsort(order)  # (B,) back to the batch's own order
+        if not self.speller.config.input_feeding and sampling_prob == 0:
+            logits, weights = self.speller.teacher_forced(memory, inputs, running)
+            return logits.index_select(0, restore), weights.index_select(0, restore)
+        state = self.speller.initial_state(memory)
         logits, weights = [], []
         for i, n in enumerate(running):
             if n < state.hidden.shape[0]:  # slice only when an utterance leaves: a slice's backward zero-fills
@@ -100,7 +106,6 @@ class LAS(nn.Module):
             step_logits, state = self.speller.step(state, tokens, memory)
             logits.append(F.pad(step_logits, (0, 0, 0, b - n)))  # (n, vocab) -> (B, vocab)
             weights.append(F.pad(state.weights, (0, 0, 0, b - n)))
-        restore = torch.argsort(order)  # (B,) back to the batch's own order
         return torch.stack(logits, 1).index_select(0, restore), torch.stack(weights, 1).index_select(0, restore)
 
     def forward(

@@ -2,7 +2,8 @@
 
 A pyramid layer concatenates adjacent frame pairs before its BiLSTM (the LAS pBLSTM),
 halving the frame rate; lengths are updated exactly and padding never reaches a real
-frame's state.
+frame's state. Optionally a projection between layers narrows what the next one reads
+(ESPnet's blstmp, SpeechBrain's pyramid encoders).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class ListenerConfig:
     """Units per direction."""
     reduce: tuple[int, ...] = (1, 2)
     dropout: float = 0.1
+    projection: int = 0
+    """Size of a linear projection with tanh after every BiLSTM layer but the last, so that the
+    next layer reads `projection` values a frame (twice that after a pyramid reduction) instead
+    of 2 x units; 0: none, as in the LAS paper. The last layer's output is never projected."""
 
     def __post_init__(self) -> None:
         if self.layers < 1 or self.units < 1 or self.input_dim < 1:
@@ -41,6 +46,8 @@ class ListenerConfig:
             raise ValueError(f"listener.reduce must list distinct layers in 0..{self.layers - 1}, got {self.reduce}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"listener.dropout must lie in [0, 1), got {self.dropout}")
+        if self.projection < 0:
+            raise ValueError(f"listener.projection must be 0 (none) or positive, got {self.projection}")
 
     @property
     def subsampling(self) -> int:
@@ -122,11 +129,15 @@ class Listener(nn.Module):
             self.frontend = None
             size = config.input_dim
         self.lstms = nn.ModuleList()
+        between = config.projection or 2 * config.units  # what layers after the first read a frame
         for i in range(config.layers):
-            in_size = size if i == 0 else 2 * config.units
+            in_size = size if i == 0 else between
             if i in config.reduce:
                 in_size *= 2  # pairs of frames are concatenated
             self.lstms.append(BiLSTM(in_size, config.units))
+        self.projections = nn.ModuleList(
+            nn.Linear(2 * config.units, config.projection) for _ in range(config.layers - 1 if config.projection else 0)
+        )
         self.dropout = nn.Dropout(config.dropout)
 
     @property
@@ -149,4 +160,7 @@ class Listener(nn.Module):
             if i > 0:
                 x = self.dropout(x)
             x = lstm(x, lengths)
+            if i < len(self.projections):
+                mask = lengths_to_mask(lengths, x.shape[1])[..., None].to(x.dtype)
+                x = torch.tanh(self.projections[i](x)) * mask  # padding stays zero for the next pairing
         return x, lengths

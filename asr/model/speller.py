@@ -1,6 +1,9 @@
 """The speller: character embedding -> LSTM fed the previous context -> attention -> output layer.
 
-One `step` per output character serves teacher forcing and both searches alike.
+One `step` per output character serves both searches and teacher forcing. Without input
+feeding (the LSTM reads the character alone) teacher forcing has a faster path,
+`teacher_forced`: the LSTM runs over the whole target in one call, and so does the
+attention when it does not read the previous step's weights.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from asr.model.attention import ATTENTIONS, AttentionConfig
@@ -23,6 +27,10 @@ class SpellerConfig:
     units: int = 256
     layers: int = 1
     dropout: float = 0.1
+    input_feeding: bool = True
+    """The LSTM reads the previous step's context with the previous character (Luong's input
+    feeding, as in LAS). False: the character alone, which lets training run the LSTM over a
+    whole target at once (`Speller.teacher_forced`); a different model, not a faster equal."""
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.units < 1 or not 1 <= self.layers <= 4:
@@ -74,8 +82,12 @@ class Speller(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_dim)
-        sizes = [config.embedding_dim + memory_dim] + [config.units] * (config.layers - 1)
-        self.cells = nn.ModuleList(nn.LSTMCell(size, config.units) for size in sizes)
+        if config.input_feeding:
+            sizes = [config.embedding_dim + memory_dim] + [config.units] * (config.layers - 1)
+            self.cells = nn.ModuleList(nn.LSTMCell(size, config.units) for size in sizes)
+        else:
+            dropout = config.dropout if config.layers > 1 else 0.0  # between layers, as the cells' loop does
+            self.lstm = nn.LSTM(config.embedding_dim, config.units, config.layers, batch_first=True, dropout=dropout)
         self.attention = ATTENTIONS[attention.kind](config.units, memory_dim, attention)
         self.hidden_output = nn.Linear(config.units + memory_dim, config.units)
         self.output = nn.Linear(config.units, vocab_size)
@@ -87,12 +99,22 @@ class Speller(nn.Module):
     def initial_state(self, memory: Memory) -> SpellerState:
         """Zero LSTM states and context; the "previous" attention is uniform over the real frames."""
         b, t, v = memory.values.shape
-        zeros = memory.values.new_zeros(b, len(self.cells), self.config.units)
+        zeros = memory.values.new_zeros(b, self.config.layers, self.config.units)
         uniform = memory.mask.to(memory.values.dtype) / memory.mask.sum(-1, keepdim=True).clamp(min=1)
         return SpellerState(zeros, zeros, memory.values.new_zeros(b, v), uniform)
 
     def step(self, state: SpellerState, tokens: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, SpellerState]:
-        x = torch.cat([self.embedding(tokens), state.context], dim=-1)  # input feeding: [y_{i-1}; c_{i-1}]
+        if self.config.input_feeding:
+            h, hidden, cell = self._cells(torch.cat([self.embedding(tokens), state.context], dim=-1), state)
+        else:
+            initial = (state.hidden.transpose(0, 1).contiguous(), state.cell.transpose(0, 1).contiguous())
+            out, (hidden, cell) = self.lstm(self.embedding(tokens)[:, None], initial)  # (B, 1, U), 2 x (layers, B, U)
+            h, hidden, cell = out[:, 0], hidden.transpose(0, 1), cell.transpose(0, 1)
+        context, weights = self.attention(h, memory.keys, memory.values, memory.mask, state.weights)
+        return self._logits(h, context), SpellerState(hidden, cell, context, weights)
+
+    def _cells(self, x: torch.Tensor, state: SpellerState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Input feeding: cells on x = [y_{i-1}; c_{i-1}] (B, E + V) -> top output (B, U), states (B, layers, U)."""
         hidden, cell = [], []
         # unbind, not [:, layer]: a slice's backward fills a whole zero tensor per step
         for lstm, h, c in zip(self.cells, state.hidden.unbind(1), state.cell.unbind(1), strict=True):
@@ -100,7 +122,47 @@ class Speller(nn.Module):
             hidden.append(h)
             cell.append(c)
             x = self.dropout(h)
-        context, weights = self.attention(h, memory.keys, memory.values, memory.mask, state.weights)
+        return h, torch.stack(hidden, 1), torch.stack(cell, 1)
+
+    def _logits(self, h: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """LSTM output (..., U) and context (..., V) -> logits (..., vocab)."""
         features = torch.tanh(self.hidden_output(torch.cat([self.dropout(h), context], dim=-1)))
-        logits = self.output(self.dropout(features))
-        return logits, SpellerState(torch.stack(hidden, 1), torch.stack(cell, 1), context, weights)
+        return self.output(self.dropout(features))
+
+    def teacher_forced(
+        self, memory: Memory, inputs: torch.Tensor, running: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing without input feeding: logits (B, S, vocab) and weights (B, S, T).
+
+        `inputs` (B, S) are the previous tokens of every step, rows ordered longest first;
+        `running[i]` counts the rows whose step i exists (a prefix of the batch). Outputs of
+        steps that do not exist are zero, as `LAS.teacher_forced_logits` promises.
+        """
+        if self.config.input_feeding:
+            raise ValueError("teacher_forced needs a speller without input feeding; step through the others")
+        b, steps = inputs.shape
+        h, _ = self.lstm(self.embedding(inputs))  # (B, S, U); steps past a row's end are computed and zeroed
+        if self.attention.reads_previous:
+            context, weights = self._attend_step_by_step(h, memory, running)
+        else:  # every step at once: the S steps of a row are its "hypotheses" for the attention
+            context, weights = self.attention(h.flatten(0, 1), memory.keys, memory.values, memory.mask, None)
+            context, weights = context.view(b, steps, -1), weights.view(b, steps, -1)  # (B*S, .) -> (B, S, .)
+        exists = torch.arange(b, device=h.device)[:, None] < torch.tensor(running, device=h.device)[None, :]  # (B, S)
+        logits = self._logits(h, context) * exists[..., None].to(h.dtype)
+        return logits, weights * exists[..., None].to(weights.dtype)
+
+    def _attend_step_by_step(
+        self, h: torch.Tensor, memory: Memory, running: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """An attention that reads its previous weights, over LSTM outputs (B, S, U) -> (B, S, V), (B, S, T)."""
+        b = h.shape[0]
+        weights = self.initial_state(memory).weights
+        contexts, steps = [], []
+        # unbind, not h[:, i]: each indexing's backward would fill a zero tensor of all of h
+        for n, query in zip(running, h.unbind(1), strict=True):
+            if n < weights.shape[0]:  # slice only when a row leaves: a slice's backward zero-fills
+                memory, weights = memory.head(n), weights[:n]
+            context, weights = self.attention(query[:n], memory.keys, memory.values, memory.mask, weights)
+            contexts.append(F.pad(context, (0, 0, 0, b - n)))  # (n, V) -> (B, V)
+            steps.append(F.pad(weights, (0, 0, 0, b - n)))
+        return torch.stack(contexts, 1), torch.stack(steps, 1)
