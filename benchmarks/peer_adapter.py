@@ -10,6 +10,11 @@ layers of `--units` (320) per direction halving the frame rate before layers 1 a
 (4x), location attention of 320 with 10 channels and a 201-wide kernel, one 320-unit
 speller LSTM, 32 outputs; no dropout, no label smoothing.
 
+`system_lean_att` and `system_lean_joint` are the same with the project's two speed options:
+a projection of `--units` with tanh between listener layers (`listener.projection`, as the
+peers' encoders have: ESPnet's blstmp, the harness's SpeechBrain pyramid) and a speller
+without input feeding (`speller.input_feeding: false`, which the peers' decoders do not offer).
+
 Token ids: the project's default vocabulary has 32 tokens as the harness's output layer
 (blank, pad, sos, eos, space, apostrophe, A-Z); the harness's characters 1..29 become its
 characters 4..31 (c -> 4 + (c - 1) mod 28).
@@ -41,16 +46,24 @@ assert len(VOCAB) == H.VOCAB, "the harness's output layer and the project's voca
 CTC_WEIGHT = 0.3
 
 
-def model_config(units: int, ctc_weight: float) -> LASConfig:
-    """The harness's common model with `units` per layer; `ctc_weight` 0 leaves out the CTC head."""
+def model_config(units: int, ctc_weight: float, lean: bool = False) -> LASConfig:
+    """The harness's common model with `units` per layer; `ctc_weight` 0 leaves out the CTC head;
+    `lean`: with a listener projection of `units` and a speller without input feeding."""
     # H.SUBSAMPLE lists a factor for the input and after each layer: layer i halves its input when entry i is 2
     reduce = tuple(i for i, factor in enumerate(H.SUBSAMPLE[: H.ELAYERS]) if factor == 2)
     return LASConfig(
-        listener=ListenerConfig(input_dim=H.FEAT_DIM, layers=H.ELAYERS, units=units, reduce=reduce, dropout=0.0),
+        listener=ListenerConfig(
+            input_dim=H.FEAT_DIM,
+            layers=H.ELAYERS,
+            units=units,
+            reduce=reduce,
+            dropout=0.0,
+            projection=units if lean else 0,
+        ),
         attention=AttentionConfig(
             kind="location", dim=units, location_channels=H.ACONV_CHANS, location_kernel=2 * H.ACONV_FILTS + 1
         ),
-        speller=SpellerConfig(embedding_dim=units, units=units, layers=H.DLAYERS, dropout=0.0),
+        speller=SpellerConfig(embedding_dim=units, units=units, layers=H.DLAYERS, dropout=0.0, input_feeding=not lean),
         vocab_size=H.VOCAB,
         ctc_weight=ctc_weight,
         label_smoothing=0.0,
@@ -81,8 +94,8 @@ def searcher(
     return lambda: [list(h.tokens) for h in search(model, features, lengths, VOCAB, config)]
 
 
-def _system(batch: H.Batch, cfg: argparse.Namespace, ctc_weight: float) -> H.Runner:
-    model = LAS(model_config(cfg.units, ctc_weight))
+def _system(batch: H.Batch, cfg: argparse.Namespace, ctc_weight: float, lean: bool = False) -> H.Runner:
+    model = LAS(model_config(cfg.units, ctc_weight, lean))
     targets = project_targets(batch)
 
     def train_step() -> float:
@@ -116,7 +129,9 @@ def _system(batch: H.Batch, cfg: argparse.Namespace, ctc_weight: float) -> H.Run
     info = {
         "mtlalpha": ctc_weight,
         "version": version("las-asr"),
-        "encoder": f"pyramid BiLSTM, padded, frame pairs concatenated before layers {model.config.listener.reduce}",
+        "encoder": f"pyramid BiLSTM, padded, frame pairs concatenated before layers {model.config.listener.reduce}"
+        + (f", projection {model.config.listener.projection} between layers" if lean else ""),
+        "decoder": "input feeding" if model.config.speller.input_feeding else "no input feeding",
     }
     return H.Runner(model, train_step, decoders, prepare_decode=model.eval, info=info)
 
@@ -127,3 +142,11 @@ def system_att(batch: H.Batch, cfg: argparse.Namespace) -> H.Runner:
 
 def system_joint(batch: H.Batch, cfg: argparse.Namespace) -> H.Runner:
     return _system(batch, cfg, ctc_weight=CTC_WEIGHT)
+
+
+def system_lean_att(batch: H.Batch, cfg: argparse.Namespace) -> H.Runner:
+    return _system(batch, cfg, ctc_weight=0.0, lean=True)
+
+
+def system_lean_joint(batch: H.Batch, cfg: argparse.Namespace) -> H.Runner:
+    return _system(batch, cfg, ctc_weight=CTC_WEIGHT, lean=True)

@@ -10,7 +10,7 @@ from asr.config import to_dict
 from asr.decoding import DecodingError, SearchConfig, beam_search
 from asr.features import FeatureConfig, Frontend, NormStats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
-from asr.recognize import recognize, search_settings
+from asr.recognize import quantized, recognize, search_settings
 from asr.text import Vocabulary
 
 
@@ -49,3 +49,31 @@ def test_recognize_is_the_front_end_then_the_search(speech) -> None:
     (expected,) = beam_search(model, *frontend(waveforms, lengths), vocab, search)
     assert hypothesis.tokens == expected.tokens and frames.tolist() == [features.shape[1]]
     assert len(hypothesis.tokens) <= int(frames[0] * frontend.hop_seconds * 5.0)
+
+
+def test_a_lean_model_loads_from_its_directory_and_runs_in_int8(tmp_path: Path) -> None:
+    """A listener projection and a speller without input feeding survive the model directory;
+    int8 quantizes that speller's LSTM, whose step then stays close to the float one."""
+    torch.manual_seed(0)
+    vocab = Vocabulary.default()
+    config = LASConfig(
+        listener=ListenerConfig(layers=2, units=16, reduce=(1,), projection=12),
+        attention=AttentionConfig(dim=16),
+        speller=SpellerConfig(embedding_dim=8, units=16, input_feeding=False),
+        vocab_size=len(vocab),
+        ctc_weight=0.0,
+    )
+    stats = NormStats(mean=(0.0,) * 80, std=(1.0,) * 80, frames=1)
+    export_model_dir(tmp_path / "model", {"model": to_dict(config)}, LAS(config).state_dict(), vocab, stats)
+    model = load_model_dir(tmp_path / "model").model.eval()
+    assert model.config == config
+    int8 = quantized(model)
+    assert type(int8.speller.lstm).__module__.startswith("torch.ao.nn.quantized")
+    features, lengths = torch.randn(2, 40, 80), torch.tensor([40, 27])
+
+    @torch.no_grad()
+    def first_step(las: LAS) -> torch.Tensor:
+        memory = las.speller.memory(*las.encode(features, lengths))
+        return las.speller.step(las.speller.initial_state(memory), torch.full((2,), vocab.sos_id), memory)[0]
+
+    torch.testing.assert_close(first_step(int8), first_step(model), atol=0.05, rtol=0.05)
