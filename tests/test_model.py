@@ -16,6 +16,7 @@ from asr.model import (
     LASConfig,
     Listener,
     ListenerConfig,
+    Memory,
     SpellerConfig,
     lengths_to_mask,
     masked_softmax,
@@ -167,18 +168,31 @@ def test_scheduled_sampling_feeds_back_predictions() -> None:
     assert float(forced.attention) != pytest.approx(float(sampled.attention))
 
 
+@torch.no_grad()
+def forced_batch(model: LAS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[Memory]]:
+    """Teacher-forced logits and weights of a padded batch of 3 utterances, its targets and
+    target lengths, and each utterance's memory computed alone; checks that the outputs
+    past each utterance's <eos> are zero."""
+    features, lengths, targets, target_lengths = random_batch([40, 61, 52], [3, 7, 5])
+    memory = model.speller.memory(*model.encode(features, lengths))
+    logits, weights = model.teacher_forced_logits(memory, targets, target_lengths)
+    for i, m in enumerate(target_lengths.tolist()):
+        assert (logits[i, m + 1 :] == 0).all() and (weights[i, m + 1 :] == 0).all()
+    alone = [
+        model.speller.memory(*model.encode(features[i : i + 1, :n], lengths[i : i + 1]))
+        for i, n in enumerate(lengths.tolist())
+    ]
+    return logits, weights, targets, target_lengths.tolist(), alone
+
+
 def test_teacher_forcing_runs_each_utterance_to_its_own_eos_only() -> None:
     """Outputs past an utterance's <eos> are zero (it left the batch); the rest equal it run alone."""
     torch.manual_seed(0)
     model = LAS(tiny("location")).eval()
-    features, lengths, targets, target_lengths = random_batch([40, 61, 52], [3, 7, 5])
+    logits, _, targets, target_lengths, alone = forced_batch(model)
     with torch.no_grad():
-        memory = model.speller.memory(*model.encode(features, lengths))
-        logits, weights = model.teacher_forced_logits(memory, targets, target_lengths)
-        for i, m in enumerate(target_lengths.tolist()):
-            assert (logits[i, m + 1 :] == 0).all() and (weights[i, m + 1 :] == 0).all()
-            alone = model.speller.memory(*model.encode(features[i : i + 1, : lengths[i]], lengths[i : i + 1]))
-            alone_logits, _ = model.teacher_forced_logits(alone, targets[i : i + 1, :m], target_lengths[i : i + 1])
+        for i, m in enumerate(target_lengths):
+            alone_logits, _ = model.teacher_forced_logits(alone[i], targets[i : i + 1, :m], torch.tensor([m]))
             torch.testing.assert_close(logits[i, : m + 1], alone_logits[0], atol=1e-5, rtol=1e-4)
 
 
@@ -188,17 +202,13 @@ def test_speller_without_input_feeding_forces_all_steps_at_once_as_stepping_woul
     weights) gives, for every utterance of a padded batch, the logits and weights of stepping alone."""
     torch.manual_seed(0)
     model = LAS(tiny(kind, input_feeding=False)).eval()
-    features, lengths, targets, target_lengths = random_batch([40, 61, 52], [3, 7, 5])
+    logits, weights, targets, target_lengths, alone = forced_batch(model)
     with torch.no_grad():
-        memory = model.speller.memory(*model.encode(features, lengths))
-        logits, weights = model.teacher_forced_logits(memory, targets, target_lengths)
-        for i, m in enumerate(target_lengths.tolist()):
-            assert (logits[i, m + 1 :] == 0).all() and (weights[i, m + 1 :] == 0).all()
-            alone = model.speller.memory(*model.encode(features[i : i + 1, : lengths[i]], lengths[i : i + 1]))
-            frames = alone.values.shape[1]
-            state = model.speller.initial_state(alone)
+        for i, m in enumerate(target_lengths):
+            frames = alone[i].values.shape[1]
+            state = model.speller.initial_state(alone[i])
             for j, token in enumerate([VOCAB.sos_id, *targets[i, :m].tolist()]):
-                step_logits, state = model.speller.step(state, torch.tensor([token]), alone)
+                step_logits, state = model.speller.step(state, torch.tensor([token]), alone[i])
                 torch.testing.assert_close(logits[i, j], step_logits[0], atol=1e-5, rtol=1e-4)
                 torch.testing.assert_close(weights[i, j, :frames], state.weights[0], atol=1e-5, rtol=1e-4)
                 assert (weights[i, j, frames:] == 0).all()
