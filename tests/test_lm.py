@@ -1,3 +1,4 @@
+import json
 import math
 import random
 import signal
@@ -210,18 +211,25 @@ def test_a_cached_corpus_is_the_same_and_is_mapped_without_reading_the_text_agai
         read_text([first, second], max_chars=50, cache=tmp_path / "cache")
 
 
-@pytest.mark.parametrize("change", ["text edited", "cut before its report", "report garbled"])
+@pytest.mark.parametrize(
+    "change", ["text edited", "cut before its report", "report garbled", "report without counts", "ids deleted"]
+)
 def test_a_cache_that_no_longer_matches_its_text_is_written_again(tmp_path: Path, change) -> None:
     path = tmp_path / "text.txt"
     path.write_text("The cat sat.\n")
     read_text([path], cache=tmp_path / "cache")
+    record = tmp_path / "cache" / "report.json"
     if change == "text edited":
         path.write_text("The cat sat.\nOn the mat.\n")
     elif change == "cut before its report":
-        (tmp_path / "cache" / "report.json").unlink()
+        record.unlink()
         (tmp_path / "cache" / "ids.u8").write_bytes(b"\x00" * 3)
+    elif change == "report garbled":
+        record.write_bytes(b'{"key": [\xff')
+    elif change == "report without counts":  # the right key, edited by hand
+        record.write_text(json.dumps({"key": json.loads(record.read_text())["key"], "report": {"sentences": "1"}}))
     else:
-        (tmp_path / "cache" / "report.json").write_bytes(b'{"key": [\xff')
+        (tmp_path / "cache" / "ids.u8").unlink()
     corpus, report = read_text([path], cache=tmp_path / "cache")
     expected = ["THE CAT SAT", "ON THE MAT"] if change == "text edited" else ["THE CAT SAT"]
     assert [corpus.text(i) for i in range(len(corpus))] == expected and report.sentences == len(expected)

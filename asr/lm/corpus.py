@@ -159,29 +159,48 @@ def _encode(paths: Sequence[Path], max_chars: int | None, write: Callable[[bytes
     return offsets, report
 
 
+_REPORT_FIELDS = ("sentences", "characters", "empty", "too_long")
+
+
+def _kept_report(cache: Path, key: dict) -> dict[str, int] | None:
+    """The counts that `cache/report.json` keeps for `key`, or None when it is absent, not
+    JSON, of other files or settings, or garbled, or when the ids it describes are gone."""
+    try:
+        kept = json.loads((cache / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or kept.get("key") != key:
+        return None
+    counts = kept.get("report")
+    if not isinstance(counts, dict) or sorted(counts) != sorted(_REPORT_FIELDS):
+        return None
+    if not all(type(value) is int for value in counts.values()):
+        return None
+    if not (cache / "ids.u8").is_file() or not (cache / "offsets.npy").is_file():
+        return None
+    return counts
+
+
 def _cached(paths: Sequence[Path], max_chars: int | None, cache: Path) -> tuple[TextCorpus, TextReport]:
     """The corpus of `paths` memory-mapped from `cache`, written there first unless `report.json`
     says it holds these files as they are now. `report.json` is written last: a folder cut
-    while writing, or a report that is not JSON, is rebuilt."""
+    while writing, or a report that is not what this function writes, is rebuilt."""
     stats = [(path, path.stat()) for path in paths]
     files = [{"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns} for path, stat in stats]
     key = {"files": files, "max_chars": max_chars, "alphabet": "".join(ALPHABET)}
     record = cache / "report.json"
-    try:
-        kept = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # none yet, or not JSON: write the cache again
-        kept = None
-    if not isinstance(kept, dict) or kept.get("key") != key:
+    kept = _kept_report(cache, key)
+    if kept is None:
         record.unlink(missing_ok=True)  # no report may describe ids of other text while they are rewritten
         with atomic_open(cache / "ids.u8", "wb") as handle:
             offsets, report = _encode(paths, max_chars, handle.write)
         with atomic_open(cache / "offsets.npy", "wb") as handle:
             np.save(handle, np.asarray(offsets, dtype=np.int64))
-        fields = {name: getattr(report, name) for name in ("sentences", "characters", "empty", "too_long")}
-        atomic_write_text(record, json.dumps({"key": key, "report": fields}, indent=1) + "\n")
+        counts = {name: getattr(report, name) for name in _REPORT_FIELDS}
+        atomic_write_text(record, json.dumps({"key": key, "report": counts}, indent=1) + "\n")
         log.info("wrote the token ids of %s to %s", ", ".join(map(str, paths)), cache)
     else:
-        report = TextReport(tuple(map(str, paths)), max_chars=max_chars, **kept["report"])
+        report = TextReport(tuple(map(str, paths)), max_chars=max_chars, **kept)
     ids = np.memmap(cache / "ids.u8", dtype=np.uint8, mode="r")  # (characters,)
     return TextCorpus(ids, np.load(cache / "offsets.npy", mmap_mode="r")), report
 
