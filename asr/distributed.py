@@ -35,6 +35,12 @@ class World:
         return self.size > 1
 
 
+def launched_as_main() -> bool:
+    """Whether this process is rank 0 of a torchrun launch, or was not launched by torchrun
+    (known before the process group exists: from the RANK variable torchrun sets)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_world(requested_device: str) -> World:
     """Join the process group if launched by torchrun (NCCL for GPUs, else gloo); otherwise a world of one."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

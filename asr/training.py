@@ -15,7 +15,6 @@ import functools
 import json
 import logging
 import math
-import os
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -51,7 +50,7 @@ from asr.data import (
     read_manifest,
 )
 from asr.device import choose_device
-from asr.distributed import all_agree, barrier, broadcast, init_world, leave
+from asr.distributed import all_agree, barrier, broadcast, init_world, launched_as_main, leave
 from asr.errors import UserError
 from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats
 from asr.learnable import find_unlearnable, rule
@@ -559,9 +558,8 @@ def train(config: TrainConfig, exp_dir: str | Path, device: str = "auto", track:
     The first process holds `exp_dir` exclusively: a second `asr train` into it stops with
     one line. A full disk stops training with one line; the last checkpoint stays intact.
     """
-    first = int(os.environ.get("RANK", "0")) == 0
     try:
-        with exclusive_folder(exp_dir, "asr train") if first else contextlib.nullcontext():
+        with exclusive_folder(exp_dir, "asr train") if launched_as_main() else contextlib.nullcontext():
             return Trainer(config, Path(exp_dir), device, track).run()
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):

@@ -69,6 +69,16 @@ def test_train_writes_config_checkpoints_plots_and_a_loadable_model(experiment: 
     assert len((out / "hyps.jsonl").read_text().splitlines()) == 2
 
 
+def test_only_the_first_process_prints_the_model_directory(experiment: Path, capsys, monkeypatch) -> None:
+    """Every torchrun process returns from training; one line of output names the model directory."""
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--set", "max_steps=1", "--set", "epochs=1"]
+    assert main([*args, "--out", str(experiment / "first")]) == 0
+    assert capsys.readouterr().out.count("model directory") == 1
+    monkeypatch.setenv("RANK", "1")  # what torchrun sets in the second process (a world of one here)
+    assert main([*args, "--out", str(experiment / "second")]) == 0
+    assert "model directory" not in capsys.readouterr().out
+
+
 def run_train(config: Path, exp: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "asr", "train", "--config", str(config), "--out", str(exp), "--device", "cpu"],

@@ -18,12 +18,14 @@ from asr.errors import UserError
 
 def run_train(args: argparse.Namespace) -> None:
     from asr.config import load_config
+    from asr.distributed import launched_as_main
     from asr.training import TrainConfig, train
 
     config = load_config(TrainConfig, args.config, args.set)
     logging.getLogger("asr.training").setLevel(logging.INFO)  # validation results, resume, export
     model_dir = train(config, args.out, device=args.device, track=progress)
-    print(f"{model_dir}: model directory")
+    if launched_as_main():  # every torchrun process returns the path; one line says it
+        print(f"{model_dir}: model directory")
 
 
 def run_average(args: argparse.Namespace) -> None:
