@@ -113,6 +113,7 @@ def _evaluate(
         "beam": search.beam,
         "ctc_weight": search.ctc_weight,
         "lm_weight": search.lm_weight,
+        "attention_window": search.attention_window,
     }
     group_of = {u.id: groups[u.speaker] for u in utterances if u.speaker in groups}
     by_group = group_scores(per_utterance, group_of)

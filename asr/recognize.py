@@ -24,7 +24,8 @@ def search_settings(
     `overrides` (beam=..., ctc_weight=..., lm_weight=...).
 
     Raises `DecodingError` naming a setting that cannot be used with this model (CTC without a
-    CTC head) or without an LM (an LM weight).
+    CTC head, an attention window without additive or location attention) or without an LM
+    (an LM weight).
     """
     try:
         config = from_dict(SearchConfig, decoding, "decoding")
@@ -33,6 +34,9 @@ def search_settings(
         raise DecodingError(f"decoding: {error}") from None
     if config.ctc_weight > 0 and model.ctc_head is None:
         raise DecodingError(f"decoding: ctc_weight is {config.ctc_weight}, but this model has no CTC head; use 0")
+    if config.attention_window and not model.speller.attention.windowed:
+        kind = type(model.speller.attention).__name__
+        raise DecodingError(f"decoding: attention_window needs additive or location attention, not {kind}; use 0")
     if config.lm_weight > 0 and lm is None:
         raise DecodingError(f"decoding: lm_weight is {config.lm_weight}, but no language model was given (--lm DIR)")
     return config

@@ -277,6 +277,7 @@ def main() -> None:
     parser.add_argument("--max-frames", type=int, help="librispeech: padded frames per batch (default: the config's)")
     parser.add_argument("--utterances", type=int, help="utterances in the batch (librispeech: instead of max-frames)")
     parser.add_argument("--measures", type=measure_list, default=MEASURES, help="default: train,greedy,beam10")
+    parser.add_argument("--attention-window", type=int, default=0, help="search: frames the attention scores (0: all)")
     parser.add_argument("--tiny", action="store_true", help="a tiny model on a tenth of the lengths (script check)")
     parser.add_argument(
         "--lm-config", type=Path, help="also beam-10 with shallow fusion: an untrained LM of this asr lm train config"
@@ -324,14 +325,29 @@ def main() -> None:
     def decode(name: str, search: Callable[..., object], beam: int, lm: torch.nn.Module | None = None) -> None:
         length = round(work.characters_per_second * FRAME_SECONDS * config.listener.subsampling, 6)  # per frame
         fusion = 0.3 if lm is not None else 0.0
-        search_config = SearchConfig(beam=beam, max_length_ratio=length, min_length_ratio=length, lm_weight=fusion)
+        search_config = SearchConfig(
+            beam=beam,
+            max_length_ratio=length,
+            min_length_ratio=length,
+            lm_weight=fusion,
+            attention_window=args.attention_window,
+        )
         with torch.no_grad(), autocast:
             times, peak = measured(
                 lambda: search(model, work.features, work.lengths, vocab, search_config, lm),
                 min(3, args.repeats),
                 min(1, args.warmups),
             )
-        report(name, times, utterances=utterances, beam=beam, lm_weight=fusion, peak_memory_mib=peak)
+        window = args.attention_window
+        report(
+            name,
+            times,
+            utterances=utterances,
+            beam=beam,
+            lm_weight=fusion,
+            attention_window=window,
+            peak_memory_mib=peak,
+        )
 
     if args.compile:
         from asr.training import compile_model  # here: asr.training needs tensorboard, the model alone does not

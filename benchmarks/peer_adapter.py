@@ -14,6 +14,9 @@ speller LSTM, 32 outputs; no dropout, no label smoothing.
 a projection of `--units` with tanh between listener layers (`listener.projection`, as the
 peers' encoders have: ESPnet's blstmp, the harness's SpeechBrain pyramid) and a speller
 without input feeding (`speller.input_feeding: false`, which the peers' decoders do not offer).
+`system_windowed_att` and `system_windowed_joint` are the lean systems searching with an
+attention window of `WINDOW` listener frames (`SearchConfig.attention_window`, an
+approximation the peers' searches do not make).
 
 Token ids: the project's default vocabulary has 32 tokens as the harness's output layer
 (blank, pad, sos, eos, space, apostrophe, A-Z); the harness's characters 1..29 become its
@@ -44,6 +47,7 @@ from asr.text import SPECIALS, Vocabulary
 VOCAB = Vocabulary.default()
 assert len(VOCAB) == H.VOCAB, "the harness's output layer and the project's vocabulary must have one size"
 CTC_WEIGHT = 0.3
+WINDOW = 32
 
 
 def model_config(units: int, ctc_weight: float, lean: bool = False) -> LASConfig:
@@ -84,17 +88,23 @@ def search_name(beam: int) -> str:
 
 
 def searcher(
-    model: LAS, features: torch.Tensor, lengths: torch.Tensor, beam: int, ctc_weight: float
+    model: LAS, features: torch.Tensor, lengths: torch.Tensor, beam: int, ctc_weight: float, window: int = 0
 ) -> Callable[[], list[list[int]]]:
     """Decodes (B, T, 80), (B,) with fixed lengths: greedy for beam 1; token ids per utterance."""
     config = SearchConfig(
-        beam=beam, min_length_ratio=H.MAXLENRATIO, max_length_ratio=H.MAXLENRATIO, ctc_weight=ctc_weight
+        beam=beam,
+        min_length_ratio=H.MAXLENRATIO,
+        max_length_ratio=H.MAXLENRATIO,
+        ctc_weight=ctc_weight,
+        attention_window=window,
     )
     search = greedy_search if beam == 1 else beam_search
     return lambda: [list(h.tokens) for h in search(model, features, lengths, VOCAB, config)]
 
 
-def _system(batch: H.Batch, cfg: argparse.Namespace, ctc_weight: float, lean: bool = False) -> H.Runner:
+def _system(
+    batch: H.Batch, cfg: argparse.Namespace, ctc_weight: float, lean: bool = False, window: int = 0
+) -> H.Runner:
     model = LAS(model_config(cfg.units, ctc_weight, lean))
     targets = project_targets(batch)
 
@@ -109,12 +119,14 @@ def _system(batch: H.Batch, cfg: argparse.Namespace, ctc_weight: float, lean: bo
             model.encode(batch.feats, batch.feat_lens)
 
     def batched(beam: int, weight: float) -> H.Decoder:
-        run = searcher(model, batch.feats, batch.feat_lens, beam, weight)
-        return H.Decoder(run, batched=True, info={"api": search_name(beam), "ctc_weight": weight})
+        run = searcher(model, batch.feats, batch.feat_lens, beam, weight, window)
+        info = {"api": search_name(beam), "ctc_weight": weight, "attention_window": window}
+        return H.Decoder(run, batched=True, info=info)
 
     def per_utterance(beam: int, weight: float) -> H.Decoder:
         runs = [
-            searcher(model, batch.utt(i)[None], batch.feat_lens[i : i + 1], beam, weight) for i in range(batch.size)
+            searcher(model, batch.utt(i)[None], batch.feat_lens[i : i + 1], beam, weight, window)
+            for i in range(batch.size)
         ]
         info = {"api": search_name(beam) + ", batch of 1 in a loop", "ctc_weight": weight}
         return H.Decoder(lambda: [tokens for run in runs for tokens in run()], batched=False, info=info)
@@ -150,3 +162,11 @@ def system_lean_att(batch: H.Batch, cfg: argparse.Namespace) -> H.Runner:
 
 def system_lean_joint(batch: H.Batch, cfg: argparse.Namespace) -> H.Runner:
     return _system(batch, cfg, ctc_weight=CTC_WEIGHT, lean=True)
+
+
+def system_windowed_att(batch: H.Batch, cfg: argparse.Namespace) -> H.Runner:
+    return _system(batch, cfg, ctc_weight=0.0, lean=True, window=WINDOW)
+
+
+def system_windowed_joint(batch: H.Batch, cfg: argparse.Namespace) -> H.Runner:
+    return _system(batch, cfg, ctc_weight=CTC_WEIGHT, lean=True, window=WINDOW)

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 from pathlib import Path
 
@@ -37,10 +38,33 @@ def test_greedy_and_beam_decode_the_trained_digits(trained) -> None:
     assert texts(beam_search(model, features, lengths, VOCAB, SearchConfig(beam=4, ctc_weight=0.3))) == words
 
 
+def test_a_narrow_attention_window_still_decodes_the_trained_digits(trained) -> None:
+    model, features, lengths, words = trained
+    # this tiny model's attention jumps about (peaks 0, 17, 0 in THREE), so the window is 16 of 22..31 frames
+    config = SearchConfig(beam=4, attention_window=16)
+    assert int(model.encode(features, lengths)[1].min()) > config.attention_window
+    hypotheses = beam_search(model, features, lengths, VOCAB, config)
+    assert texts(hypotheses) == words
+    for h in hypotheses:  # each step's weights lie in a window of attention_window frames
+        spread = [int(nonzero[-1] - nonzero[0]) + 1 for nonzero in (row.nonzero()[:, 0] for row in h.attention)]
+        assert max(spread) <= config.attention_window
+    assert texts(greedy_search(model, features, lengths, VOCAB, dataclasses.replace(config, beam=1))) == words
+
+
+def test_an_attention_window_is_refused_for_an_attention_without_one(trained) -> None:
+    _, features, lengths, _ = trained
+    model = LAS(tiny("dot")).eval()
+    with pytest.raises(ValueError, match="additive or location attention"):
+        greedy_search(model, features, lengths, VOCAB, SearchConfig(beam=1, attention_window=4))
+    with pytest.raises(ValueError, match="attention_window"):
+        SearchConfig(attention_window=-1)
+
+
+@pytest.mark.parametrize("window", [0, 6])
 @pytest.mark.parametrize("search", [greedy_search, beam_search])
-def test_an_utterance_decodes_the_same_alone_and_in_a_padded_batch(trained, search) -> None:
+def test_an_utterance_decodes_the_same_alone_and_in_a_padded_batch(trained, search, window: int) -> None:
     model, features, lengths, _ = trained
-    config = SearchConfig(beam=3, ctc_weight=0.3)
+    config = SearchConfig(beam=3, ctc_weight=0.3, attention_window=window)
     batch = search(model, features, lengths, VOCAB, config)
     for i, hypothesis in enumerate(batch):
         (alone,) = search(model, features[i : i + 1, : lengths[i]], lengths[i : i + 1], VOCAB, config)

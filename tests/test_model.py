@@ -106,6 +106,30 @@ def test_hypotheses_sharing_an_utterance_attend_as_if_its_memory_were_copied(kin
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("kind", ["additive", "location"])
+def test_a_windowed_attention_is_the_full_one_renormalised_over_its_window(kind: str) -> None:
+    """Each row scores the frames from a quarter of the window before its previous peak (moved
+    back to end within its utterance) exactly as the full attention does; zero elsewhere."""
+    torch.manual_seed(0)
+    attention = ATTENTIONS[kind](12, 20, AttentionConfig(kind=kind, dim=8, location_kernel=5))
+    memory = torch.randn(2, 30, 20)
+    mask = lengths_to_mask(torch.tensor([30, 17]), 30)
+    copies = torch.arange(2).repeat_interleave(3)  # K = 3 hypotheses per utterance
+    peaks = torch.tensor([0, 12, 29, 3, 9, 16])  # rows near either end of their utterance, and between
+    previous = F.one_hot(peaks, 30).float() * 0.6 + mask[copies].float() * 0.4 / mask[copies].sum(-1, keepdim=True)
+    query, keys = torch.randn(6, 12), attention.prepare(memory)
+    full_context, full = attention(query, keys, memory, mask, previous)
+    context, weights = attention(query, keys, memory, mask, previous, window=8)
+    for row, peak in enumerate(peaks.tolist()):
+        start = min(max(peak - 2, 0), [30, 17][row // 3] - 8)
+        inside = torch.zeros(30, dtype=torch.bool)
+        inside[start : start + 8] = True
+        expected = full[row] * inside / (full[row] * inside).sum()
+        torch.testing.assert_close(weights[row], expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(context, torch.bmm(weights.view(2, 3, 30), memory).flatten(0, 1))
+    assert not torch.allclose(context, full_context)
+
+
 @pytest.mark.parametrize("input_feeding", [True, False])
 @pytest.mark.parametrize("kind", sorted(ATTENTIONS))
 def test_loss_of_a_padded_batch_equals_the_utterances_alone(kind: str, input_feeding: bool) -> None:

@@ -51,7 +51,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         loaded = int8_model(loaded)
     lm = load_lm(args.lm, loaded.device, loaded.vocab) if args.lm is not None else None
     overrides = {"beam": args.beam, "ctc_weight": args.ctc_weight, "lm_weight": args.lm_weight}
-    search = search_settings(loaded.decoding, loaded.model, lm, length_bonus=args.length_bonus, **overrides)
+    overrides.update(length_bonus=args.length_bonus, attention_window=args.attention_window)
+    search = search_settings(loaded.decoding, loaded.model, lm, **overrides)
     corpus = evaluate(loaded, args.manifest, args.out, search, args.batch_size, args.jobs, progress, groups, lm)
     print(f"{args.manifest}: {corpus.summary()}")
 
@@ -210,6 +211,11 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", required=True, type=Path, help="output folder")
     evaluate.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
     evaluate.add_argument("--ctc-weight", type=float, help="joint CTC weight at decoding (default: the model's)")
+    evaluate.add_argument(
+        "--attention-window",
+        type=non_negative_int,
+        help="listener frames the attention scores a step around its last peak, 0: all (default: the model's)",
+    )
     evaluate.add_argument(
         "--batch-size", type=positive_int, default=16, help="utterances per batch (default: %(default)s)"
     )

@@ -79,7 +79,7 @@ def beam_search(
     finished: list[list[tuple[float, int, int]]] = [[] for _ in range(b)]  # (log-probability, step, row)
     history = _History([], [], [])
     for step in range(int(longest.max()) + 1):  # step = characters so far
-        logits, state = model.speller.step(state, tokens, memory)
+        logits, state = model.speller.step(state, tokens, memory, config.attention_window)
         att_logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, float("-inf"))  # (B'*K, V)
         joint = apply_rules(scorer(att_logp, tokens, step), step, shortest[rows // k], guard, config, vocab)
         total = (scores.view(-1, 1) + joint).view(-1, k * v)  # (B'*K, V) -> (B', K*V)

@@ -34,7 +34,9 @@ class SearchConfig:
     `end_window` steps are all worse than its best by more than `end_margin` (ESPnet's end
     detection). Final scores are divided by length ** `length_normalization`; the coverage
     penalty adds `coverage_penalty` x the number of listener frames whose total attention
-    exceeds 0.5.
+    exceeds 0.5. `attention_window` > 0 scores only that many listener frames a step, from a
+    quarter of them before the previous step's peak (additive and location attention): an
+    approximation that makes the attention's cost W/T of the full one; 0 scores every frame.
     """
 
     beam: int = 10
@@ -54,6 +56,7 @@ class SearchConfig:
     end_detect: bool = False
     end_window: int = 3
     end_margin: float = 10.0
+    attention_window: int = 0
 
     def __post_init__(self) -> None:
         if self.beam < 1:
@@ -68,6 +71,8 @@ class SearchConfig:
             raise ValueError(f"ctc_candidates must be at least 1, got {self.ctc_candidates}")
         if self.max_word_repeats < 0 or self.end_window < 1 or self.end_margin <= 0:
             raise ValueError("need max_word_repeats >= 0, end_window >= 1 and end_margin > 0")
+        if self.attention_window < 0:
+            raise ValueError(f"attention_window must be 0 (every frame) or positive, got {self.attention_window}")
         values = (self.length_normalization, self.coverage_penalty, self.lm_weight, self.length_bonus)
         if not all(math.isfinite(value) for value in values):
             raise ValueError("length_normalization, coverage_penalty, lm_weight and length_bonus must be finite")

@@ -46,7 +46,7 @@ def greedy_search(
     scores = torch.zeros(b, device=device)
     steps, weights = [], []
     for step in range(int(longest.max()) + 1):  # step = characters so far; the last step can only end
-        logits, state = model.speller.step(state, tokens, memory)
+        logits, state = model.speller.step(state, tokens, memory, config.attention_window)
         att_logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, float("-inf"))
         joint = apply_rules(scorer(att_logp, tokens, step), step, shortest[active], guard, config, vocab)
         best, tokens = joint.max(dim=-1)

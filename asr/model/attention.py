@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -61,10 +62,16 @@ class Attention(nn.Module):
     which beam search therefore never copies K times; K = 1 in training, or the S steps
     of a target when a speller without input feeding attends for all of them at once.
     `previous` is read only by attentions with `reads_previous`; the others accept None.
+    `window` > 0 (search only, attentions with `windowed`): each row scores only `window`
+    frames, from a quarter of the window before the peak of its previous weights (moved back
+    to end within the utterance's frames), and its weights are zero elsewhere: an
+    approximation that makes a step's cost W/T of the full one.
     """
 
     reads_previous = False
     """Whether the scores depend on the previous step's weights (then steps run one by one)."""
+    windowed = False
+    """Whether `forward` takes a `window` (additive and location attention)."""
 
     def prepare(self, memory: torch.Tensor) -> torch.Tensor:
         """Per-utterance key projections, computed once instead of at every step."""
@@ -77,6 +84,7 @@ class Attention(nn.Module):
         memory: torch.Tensor,
         mask: torch.Tensor,
         previous: torch.Tensor | None,
+        window: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
@@ -105,7 +113,7 @@ class DotAttention(Attention):
     def prepare(self, memory: torch.Tensor) -> torch.Tensor:
         return self.key(memory)
 
-    def forward(self, query, keys, memory, mask, previous):  # noqa: D102 (documented on Attention)
+    def forward(self, query, keys, memory, mask, previous, window=0):  # noqa: D102 (documented on Attention)
         weights = masked_softmax(_scores(self.query(query), keys) * self.scale, mask)
         return _context(weights, memory), weights
 
@@ -120,13 +128,15 @@ class GeneralAttention(Attention):
     def prepare(self, memory: torch.Tensor) -> torch.Tensor:
         return self.weight(memory)
 
-    def forward(self, query, keys, memory, mask, previous):  # noqa: D102
+    def forward(self, query, keys, memory, mask, previous, window=0):  # noqa: D102
         weights = masked_softmax(_scores(query, keys), mask)
         return _context(weights, memory), weights
 
 
 class AdditiveAttention(Attention):
     """Bahdanau's MLP score v^T tanh(W q + U m + b), the LAS paper's content attention."""
+
+    windowed = True
 
     def __init__(self, query_dim: int, memory_dim: int, config: AttentionConfig) -> None:
         super().__init__()
@@ -137,18 +147,40 @@ class AdditiveAttention(Attention):
     def prepare(self, memory: torch.Tensor) -> torch.Tensor:
         return self.key(memory)
 
-    def hidden(self, query: torch.Tensor, keys: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
-        """W q + U m + b, (N, T, A), in a tensor of its own (the caller applies tanh in place)."""
+    def hidden(
+        self, query: torch.Tensor, keys: torch.Tensor, previous: torch.Tensor | None, frames: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """W q + U m + b, (N, T, A), in a tensor of its own (the caller applies tanh in place).
+
+        With `frames` (N, W), the frames of each row's window, `keys` are each row's own (N, W, A)."""
         b, t, a = keys.shape
         q = per_utterance(self.query(query), b)[:, :, None, :]  # (N, A) -> (B, K, 1, A)
         return (keys[:, None] + q).view(-1, t, a)  # (B, 1, T, A) + (B, K, 1, A) -> (B, K, T, A) -> (N, T, A)
 
-    def forward(self, query, keys, memory, mask, previous):  # noqa: D102
+    def _scores(self, hidden: torch.Tensor) -> torch.Tensor:
         # in place: (N, T, A) is the largest tensor of a decoder step, and every fresh one costs page faults
-        hidden = self.hidden(query, keys, previous).tanh_()
-        scores = torch.matmul(hidden, self.score.weight[0].to(hidden.dtype))  # (N, T, A) @ (A,) -> (N, T)
-        weights = masked_softmax(scores, mask)
+        return torch.matmul(hidden.tanh_(), self.score.weight[0].to(hidden.dtype))  # (N, T, A) @ (A,) -> (N, T)
+
+    def forward(self, query, keys, memory, mask, previous, window=0):  # noqa: D102
+        if 0 < window < keys.shape[1]:
+            weights = self._windowed(query, keys, mask, previous, window)
+        else:
+            weights = masked_softmax(self._scores(self.hidden(query, keys, previous)), mask)
         return _context(weights, memory), weights
+
+    def _windowed(
+        self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, previous: torch.Tensor, window: int
+    ) -> torch.Tensor:
+        """Weights (N, T) scored on `window` frames per row, zero elsewhere (see `Attention`)."""
+        b = keys.shape[0]
+        rows = torch.arange(b, device=keys.device).repeat_interleave(query.shape[0] // b)  # (N,) utterance of a row
+        last_start = (mask.sum(-1)[rows] - window).clamp(min=0)  # (N,): windows end within the utterance's frames
+        start = torch.minimum((previous.argmax(-1) - window // 4).clamp(min=0), last_start)  # (N,) first frames
+        frames = start[:, None] + torch.arange(window, device=keys.device)  # (N, W)
+        own_keys = keys[rows[:, None], frames]  # (B, T, A) -> (N, W, A): each row is its own utterance, K = 1
+        scores = self._scores(self.hidden(query, own_keys, previous, frames))  # (N, W)
+        local = masked_softmax(scores, mask[rows[:, None], frames])  # the window's real frames only
+        return torch.zeros_like(previous).scatter_(1, frames, local.to(previous.dtype))
 
 
 class LocationAttention(AdditiveAttention):
@@ -162,15 +194,28 @@ class LocationAttention(AdditiveAttention):
         self.conv = nn.Conv1d(1, config.location_channels, kernel, padding=kernel // 2, bias=False)
         self.location = nn.Linear(config.location_channels, config.dim, bias=False)
 
-    def hidden(self, query: torch.Tensor, keys: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
-        """W q + U m + F conv(previous) + b, (N, T, A)."""
+    def hidden(
+        self, query: torch.Tensor, keys: torch.Tensor, previous: torch.Tensor | None, frames: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """W q + U m + F conv(previous) + b, (N, T, A), or (N, W, A) on the `frames` (N, W) of each row."""
         assert previous is not None, "location attention reads the previous weights"
-        hidden = super().hidden(query, keys, previous)
-        located = self.conv(previous[:, None, :].to(self.conv.weight.dtype))  # (N, T) -> (N, 1, T) -> (N, C, T)
+        hidden = super().hidden(query, keys, previous, frames)
+        located = self._located(previous.to(self.conv.weight.dtype), frames)  # (N, C, T) or (N, C, W)
         located = located.transpose(1, 2).flatten(0, 1).to(hidden.dtype)  # -> (N, T, C) -> (N*T, C)
         # the location term is added in place by one addmm_: (N*T, A) += (N*T, C) @ (C, A)
         hidden.view(-1, hidden.shape[-1]).addmm_(located, self.location.weight.t().to(hidden.dtype))
         return hidden
+
+    def _located(self, previous: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
+        """The convolution of the previous weights (N, T) on every frame (N, C, T), or on the
+        `frames` (N, W) of each row's window (N, C, W), the same values from the window and
+        the kernel's reach on either side."""
+        if frames is None:
+            return self.conv(previous[:, None, :])  # (N, T) -> (N, 1, T) -> (N, C, T)
+        reach = self.conv.padding[0]
+        span = frames[:, :1] + torch.arange(frames.shape[1] + 2 * reach, device=frames.device)  # (N, W + 2 reach)
+        around = F.pad(previous, (reach, reach)).gather(1, span)  # span counts frames of the padded weights
+        return F.conv1d(around[:, None, :], self.conv.weight)  # (N, 1, W + 2 reach) -> (N, C, W)
 
 
 class MultiHeadAttention(Attention):
@@ -194,7 +239,7 @@ class MultiHeadAttention(Attention):
     def prepare(self, memory: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.key(memory), self.value(memory)], dim=-1)  # (B, T, 2 * dim)
 
-    def forward(self, query, keys, memory, mask, previous):  # noqa: D102
+    def forward(self, query, keys, memory, mask, previous, window=0):  # noqa: D102
         b, t, _ = keys.shape
         k, v = keys.view(b, t, 2, self.heads, self.head_dim).unbind(2)  # (B, T, 2*dim) -> 2 x (B, T, H, d)
         q = per_utterance(self.query(query), b).unflatten(-1, (self.heads, self.head_dim))  # (N, dim) -> (B, K, H, d)

@@ -103,14 +103,22 @@ class Speller(nn.Module):
         uniform = memory.mask.to(memory.values.dtype) / memory.mask.sum(-1, keepdim=True).clamp(min=1)
         return SpellerState(zeros, zeros, memory.values.new_zeros(b, v), uniform)
 
-    def step(self, state: SpellerState, tokens: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, SpellerState]:
+    def step(
+        self, state: SpellerState, tokens: torch.Tensor, memory: Memory, window: int = 0
+    ) -> tuple[torch.Tensor, SpellerState]:
+        """`window` > 0: the attention scores only that many frames around its previous peak
+        (search only; additive and location attention, see `Attention`)."""
+        if window and not self.attention.windowed:
+            raise ValueError(
+                f"an attention window needs additive or location attention, not {type(self.attention).__name__}"
+            )
         if self.config.input_feeding:
             h, hidden, cell = self._cells(torch.cat([self.embedding(tokens), state.context], dim=-1), state)
         else:
             initial = (state.hidden.transpose(0, 1).contiguous(), state.cell.transpose(0, 1).contiguous())
             out, (hidden, cell) = self.lstm(self.embedding(tokens)[:, None], initial)  # (B, 1, U), 2 x (layers, B, U)
             h, hidden, cell = out[:, 0], hidden.transpose(0, 1), cell.transpose(0, 1)
-        context, weights = self.attention(h, memory.keys, memory.values, memory.mask, state.weights)
+        context, weights = self.attention(h, memory.keys, memory.values, memory.mask, state.weights, window)
         return self._logits(h, context), SpellerState(hidden, cell, context, weights)
 
     def _cells(self, x: torch.Tensor, state: SpellerState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
