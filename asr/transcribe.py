@@ -183,13 +183,16 @@ class Recognizer:
         word_timestamps: bool = False,
         lm_weight: float | None = None,
         length_bonus: float | None = None,
+        attention_window: int | None = None,
     ) -> TranscribeConfig:
-        """The model's decoding defaults with these overrides (None keeps the model's).
+        """The model's decoding defaults with these overrides (None keeps the model's);
+        `attention_window` in listener frames (`SearchConfig`).
 
         Raises `DecodingError` for settings the model cannot use, `TranscribeError` for the rest.
         """
         loaded = self.loaded
         overrides = {"beam": beam, "ctc_weight": ctc_weight, "lm_weight": lm_weight, "length_bonus": length_bonus}
+        overrides["attention_window"] = attention_window
         try:
             return TranscribeConfig(
                 search=search_settings(loaded.decoding, loaded.model, self.lm, **overrides),

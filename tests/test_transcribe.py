@@ -391,3 +391,15 @@ def test_int8_weights_transcribe_the_learnt_files_the_same(model_dir: Path) -> N
     int8 = asr.load_model(model_dir, device="cpu", int8=True)
     assert type(int8.loaded.model.speller.cells[0]).__module__.startswith("torch.ao.nn.quantized")
     assert [t.text for t in int8.transcribe_batch(FILES[:3])] == [text_of(path) for path in FILES[:3]]
+
+
+def test_an_attention_window_reaches_the_search_from_the_api_and_the_command_line(model_dir: Path, capsys) -> None:
+    model = asr.load_model(model_dir, device="cpu")
+    assert model.config(attention_window=16).search.attention_window == 16
+    assert model.config().search.attention_window == 0  # the model's own setting
+    # wider than every recording's listener frames: the same search as without a window
+    assert main(["transcribe", "--model", str(model_dir), str(FILES[0]), "--attention-window", "100000"]) == 0
+    assert text_of(FILES[0]) in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stopped:
+        main(["transcribe", "--model", str(model_dir), str(FILES[0]), "--attention-window", "-1"])
+    assert stopped.value.code == 2 and "--attention-window" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from asr.atomic import atomic_write_text
 from asr.cli.arguments import (
     add_lm_options,
     comma_names,
+    non_negative_int,
     positive_int,
     positive_seconds,
     writable_folder,
@@ -67,7 +68,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device, lm=args.lm, int8=args.int8)
     config = model.config(
         args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps, args.lm_weight,
-        args.length_bonus,
+        args.length_bonus, args.attention_window,
     )  # fmt: skip
     if args.output_dir is not None:
         writable_folder(args.output_dir)
@@ -128,6 +129,11 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-dir", type=Path, help="write NAME.FORMAT files here instead of printing")
     parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
     parser.add_argument("--ctc-weight", type=float, help="joint CTC weight (default: the model's)")
+    parser.add_argument(
+        "--attention-window",
+        type=non_negative_int,
+        help="listener frames the attention scores a step around its last peak, 0: all (default: the model's)",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=16, help="pieces per batch (default: %(default)s)")
     parser.add_argument(
         "--max-seconds",
