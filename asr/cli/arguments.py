@@ -80,6 +80,15 @@ def comma_numbers(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def add_attention_window(parser: argparse.ArgumentParser) -> None:
+    """--attention-window: `SearchConfig.attention_window` for evaluation and transcription."""
+    parser.add_argument(
+        "--attention-window",
+        type=non_negative_int,
+        help="listener frames the attention scores a step around its last peak, 0: all (default: the model's)",
+    )
+
+
 def add_lm_options(parser: argparse.ArgumentParser) -> None:
     """--lm, --lm-weight and --length-bonus (shallow fusion with a character LM), and --int8."""
     parser.add_argument("--lm", type=Path, help="character LM directory (asr lm train's EXP_DIR/model) to fuse")

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from asr.cli.arguments import (
+    add_attention_window,
     add_lm_options,
     comma_names,
     non_negative_int,
@@ -211,11 +212,7 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", required=True, type=Path, help="output folder")
     evaluate.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
     evaluate.add_argument("--ctc-weight", type=float, help="joint CTC weight at decoding (default: the model's)")
-    evaluate.add_argument(
-        "--attention-window",
-        type=non_negative_int,
-        help="listener frames the attention scores a step around its last peak, 0: all (default: the model's)",
-    )
+    add_attention_window(evaluate)
     evaluate.add_argument(
         "--batch-size", type=positive_int, default=16, help="utterances per batch (default: %(default)s)"
     )

@@ -11,9 +11,9 @@ from tqdm import tqdm
 
 from asr.atomic import atomic_write_text
 from asr.cli.arguments import (
+    add_attention_window,
     add_lm_options,
     comma_names,
-    non_negative_int,
     positive_int,
     positive_seconds,
     writable_folder,
@@ -129,11 +129,7 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-dir", type=Path, help="write NAME.FORMAT files here instead of printing")
     parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
     parser.add_argument("--ctc-weight", type=float, help="joint CTC weight (default: the model's)")
-    parser.add_argument(
-        "--attention-window",
-        type=non_negative_int,
-        help="listener frames the attention scores a step around its last peak, 0: all (default: the model's)",
-    )
+    add_attention_window(parser)
     parser.add_argument("--batch-size", type=positive_int, default=16, help="pieces per batch (default: %(default)s)")
     parser.add_argument(
         "--max-seconds",
