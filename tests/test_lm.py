@@ -253,6 +253,22 @@ def test_lm_text_leaves_out_the_sentences_of_the_excluded_manifests(tmp_path: Pa
     assert out.read_text().splitlines() == ["A DOG RAN UNDER THE TREE", "NOTHING THE SOURCES HOLD AT ALL"]
 
 
+def test_lm_text_with_a_vocabulary_keeps_a_closed_vocabulary_corpus_s_sentences(tmp_path: Path, monkeypatch) -> None:
+    passages = ["The cat sat on it. The dog sat on it. The cat ran far away. A cat sat on it."]
+    monkeypatch.setitem(sentences.SOURCES, "tiny", lambda: iter(passages))
+    manifest = tmp_path / "test.jsonl"
+    write_manifest(manifest, [Utterance("u0", tmp_path / "a.flac", 1.0, "the dog sat on it")])
+    # words by count: CAT, IT, ON, SAT 3; THE 3; then A, AWAY, DOG, FAR, RAN once (ties alphabetical)
+    assert lm_text(["tiny"], [manifest], vocabulary=6).sentences == ("THE CAT SAT ON IT", "A CAT SAT ON IT")
+    assert lm_text(["tiny"], [manifest], vocabulary=8).removed == 1
+    assert lm_text(["tiny"], vocabulary=5).sentences == ("THE CAT SAT ON IT",)
+    out = tmp_path / "lm.txt"
+    assert main(["lm", "text", "--sources", "tiny", "--vocabulary", "6", "--out", str(out)]) == 0
+    assert out.read_text().splitlines() == ["THE CAT SAT ON IT", "A CAT SAT ON IT"]
+    with pytest.raises(SystemExit):
+        main(["lm", "text", "--sources", "tiny", "--vocabulary", "-1", "--out", str(out)])
+
+
 @pytest.fixture()
 def lm_experiment(tmp_path: Path) -> Path:
     write_sentences(tmp_path / "train.txt", 200, seed=1)

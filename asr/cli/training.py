@@ -111,7 +111,7 @@ def run_lm_text(args: argparse.Namespace) -> None:
         count = write_lm_text(transcripts(args.transcripts), args.out)
         print(f"{args.out}: {count:,} transcripts of {', '.join(map(str, args.transcripts))}")
         return
-    text = lm_text(args.sources, args.exclude)
+    text = lm_text(args.sources, args.exclude, args.vocabulary)
     write_lm_text(text.sentences, args.out)
     print(f"{args.out}: {text.summary()}")
 
@@ -168,6 +168,13 @@ def add_lm(commands: argparse._SubParsersAction) -> None:
     what.add_argument("--sources", type=comma_names, default=tuple(SOURCES), help=f"from {','.join(SOURCES)}")
     what.add_argument("--transcripts", nargs="+", type=Path, metavar="MANIFEST", help="write these transcripts")
     text.add_argument("--exclude", nargs="*", default=[], type=Path, metavar="MANIFEST", help="manifests to hold out")
+    text.add_argument(
+        "--vocabulary",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="only sentences of the N most frequent words, as `asr synthesize --vocabulary N` keeps (default: all)",
+    )
     text.add_argument("--out", required=True, type=Path, help="text file to write")
     text.set_defaults(run=run_lm_text)
 

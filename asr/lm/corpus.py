@@ -26,7 +26,7 @@ import torch
 from asr.atomic import atomic_open, atomic_write_text
 from asr.data import read_manifest
 from asr.errors import UserError
-from asr.synthesis.sentences import load_sentences
+from asr.synthesis.sentences import closed_vocabulary, load_sentences
 from asr.text import ALPHABET, Vocabulary, normalize
 
 log = logging.getLogger(__name__)
@@ -230,12 +230,17 @@ def transcripts(manifests: Sequence[str | Path]) -> tuple[str, ...]:
     return tuple(text for text in texts if text)
 
 
-def lm_text(sources: Sequence[str], exclude: Sequence[str | Path] = ()) -> LMText:
+def lm_text(sources: Sequence[str], exclude: Sequence[str | Path] = (), vocabulary: int = 0) -> LMText:
     """The sentences of the synthetic recipe's text `sources` (see `asr.synthesis.sentences.SOURCES`),
     normalised, each once, without any whose normalised text is a transcript of a manifest in
-    `exclude`. Raises `TextSourceError` for a source that is unknown or not installed."""
+    `exclude`. `vocabulary` > 0 keeps only the sentences made of that many most frequent words,
+    chosen as `asr synthesize --vocabulary` chooses them (the text of a closed-vocabulary corpus).
+    Raises `TextSourceError` for a source that is unknown or not installed."""
+    if vocabulary < 0:
+        raise LMTextError(f"vocabulary must be a number of words, or 0 for all; got {vocabulary}")
     held_out = set(transcripts(exclude))
-    sentences = [s.transcript for s in load_sentences(sources)]
+    loaded = load_sentences(sources)
+    sentences = [s.transcript for s in (closed_vocabulary(loaded, vocabulary) if vocabulary else loaded)]
     kept = tuple(s for s in sentences if s not in held_out)
     return LMText(kept, tuple(sources), len(sentences) - len(kept), len(held_out))
 
