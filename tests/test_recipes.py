@@ -7,7 +7,9 @@ import pytest
 import yaml
 
 from asr.config import load_config
+from asr.data import read_manifest
 from asr.lm.training import LMTrainConfig
+from asr.text import normalize
 from asr.train_config import TrainConfig
 from tests.conftest import LIBRISPEECH
 from tests.test_training import TINY_MODEL
@@ -47,28 +49,37 @@ def test_recipe_rejects_an_unknown_option() -> None:
 def test_synthetic_recipe_trains_on_one_engine_and_tests_on_held_out_voices_and_engine(tmp_path: Path) -> None:
     config = {"data": {"max_frames": 2000, "num_workers": 0}, "model": TINY_MODEL, "epochs": 1, "plot_utterances": 1}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    lm_config = {"data": {"max_tokens": 2000}, "model": {"embedding_dim": 8, "units": 16, "layers": 1}, "max_steps": 3}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(lm_config))
     args = ["--data", str(tmp_path / "synth"), "--exp", str(tmp_path / "exp"), "--engines", "espeak",
             "--held-out-engine", "flite", "--train-utterances", "8", "--dev-utterances", "4", "--test-utterances", "4",
             "--vocabulary", "500", "--nproc", "1", "--config", str(tmp_path / "tiny.yaml"), "--device", "cpu",
-            "--speechocean", str(tmp_path / "absent")]  # fmt: skip
+            "--speechocean", str(tmp_path / "absent"), "--train-lm", "--lm-config", str(tmp_path / "lm.yaml"),
+            "--lm-weights", "0,0.5"]  # fmt: skip
     result = run("recipes/synthetic/run.sh", *args)
     assert result.returncode == 0, result.stderr[-2000:]
-    for stage in (0, 1, 3, 4, 5, 6, 7):
+    for stage in (0, 1, 2, 3, 4, 5, 6, 8, 7):
         assert f"== stage {stage}:" in result.stdout
     results = (tmp_path / "exp" / "RESULTS.md").read_text()
     assert "| test | 4 |" in results and "| flite | 4 |" in results  # held-out voices, held-out engine
+    lm_text = (tmp_path / "exp" / "lm-text.txt").read_text().splitlines()
+    manifests = tmp_path / "exp" / "manifests"
+    held_out = {normalize(u.text) for name in ("dev", "test") for u in read_manifest(manifests / f"{name}.jsonl")}
+    assert lm_text and not held_out & set(lm_text)  # the LM never read a dev or test sentence
+    assert "chosen on dev among 0,0.5" in results  # stage 8: the LM weight, then the test sets with it
     transcribed = result.stdout.split("== stage 7:")[1]
     assert transcribed.count("  REF: ") == transcribed.count("  HYP: ") == 2  # a held-out voice and engine
     assert result.stdout.rstrip().endswith("|")  # the WER table comes last
 
 
 @pytest.mark.parametrize(
-    "config", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/conf/*.yaml") if p.name != "lm.yaml")
+    "config",
+    sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/conf/*.yaml") if not p.name.startswith("lm")),
 )
 def test_every_training_config_of_the_recipes_loads(config: str) -> None:
     load_config(TrainConfig, ROOT / config)
 
 
-@pytest.mark.parametrize("config", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/conf/lm.yaml")))
+@pytest.mark.parametrize("config", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/conf/lm*.yaml")))
 def test_every_lm_config_of_the_recipes_loads(config: str) -> None:
     load_config(LMTrainConfig, ROOT / config)

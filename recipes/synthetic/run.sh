@@ -8,18 +8,22 @@
 #
 #   recipes/synthetic/run.sh [--data DIR] [--exp DIR] [--engines espeak,flite] [--held-out-engine festival]
 #                            [--train-utterances N] [--config FILE] [--stage N] [--stop-stage N] [--nproc N]
-#                            [--speechocean DIR] [--lm DIR [--lm-weights W,W,...]]
+#                            [--speechocean DIR] [--train-lm [--lm-config FILE] | --lm DIR] [--lm-weights W,W,...]
 #
 #   0 synthesise DIR/<engine>/{train,dev,test} for each engine, the same seed and sizes for all,
 #     so that the test sentences (the same for every engine) are in no training set; voices are
 #     disjoint across subsets; the held-out engine gets a test set only (DIR/<engine>_test)
 #   1 manifests: train (the engines' train sets, batched together), dev, and two test sets:
 #     "test" (held-out voices of the training engines) and the held-out engine's
+#   2 (with --train-lm) a character LM into EXP/lm: the texts' sentences without any of the dev
+#     and test sets (with --vocabulary N, only those of the N-word vocabulary: the corpus's own
+#     text), trained with --lm-config (conf/lm.yaml; conf/lm_closed.yaml with --vocabulary)
 #   3-6 the LibriSpeech recipe's stages: statistics, train, average, evaluate (RESULTS.md)
 #   7 transcribe a held-out voice, a held-out-engine recording and a real one with asr transcribe
 #
-# --lm DIR (a character LM: asr lm train) also runs the LibriSpeech recipe's stage 8: the LM
-# weight chosen on dev, the test sets decoded with it (rows added to RESULTS.md).
+# --train-lm, or --lm DIR (a character LM: asr lm train), also runs the LibriSpeech recipe's
+# stage 8: the LM weight chosen on dev among --lm-weights, the test sets decoded with it (rows
+# added to RESULTS.md); --beam B and --ctc-weight W set the search of stages 6 and 8.
 set -euo pipefail
 
 data=data/synth
@@ -37,6 +41,8 @@ nproc=2
 asr=${ASR:-.venv/bin/asr}
 speechocean=../shared/data/speechocean762
 lm=""
+train_lm=false
+lm_config=""                   # default: conf/lm.yaml, or conf/lm_closed.yaml with --vocabulary
 passthrough=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -54,6 +60,8 @@ while [ $# -gt 0 ]; do
         --nproc) nproc=$2; shift 2 ;;
         --speechocean) speechocean=$2; shift 2 ;;
         --lm) lm=$2; shift 2 ;;
+        --train-lm) train_lm=true; shift ;;
+        --lm-config) lm_config=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) passthrough+=("$1"); shift ;;
     esac
@@ -85,6 +93,20 @@ if selected 1; then
         for engine in "${training[@]}"; do cat "$manifests/$engine/$subset.jsonl"; done > "$manifests/$subset.jsonl"
     done
     cp "$manifests/$held_out/test.jsonl" "$manifests/$held_out.jsonl"
+fi
+
+if $train_lm; then
+    lm=$exp/lm/model
+    if selected 2; then
+        echo "== stage 2: a character LM on the texts, without the dev and test sentences"
+        [ "$vocabulary" -gt 0 ] && default_lm_config=lm_closed.yaml || default_lm_config=lm.yaml
+        "$asr" lm text --vocabulary "$vocabulary" --out "$exp/lm-text.txt" \
+            --exclude "$manifests/dev.jsonl" "$manifests/test.jsonl" "$manifests/$held_out.jsonl"
+        "$asr" lm text --transcripts "$manifests/dev.jsonl" --out "$exp/lm-dev.txt"
+        # one thread: this LSTM's operations are too small to share (recipes/synthetic/conf/lm.yaml)
+        OMP_NUM_THREADS=1 "$asr" lm train --config "${lm_config:-$(dirname "$0")/conf/$default_lm_config}" \
+            --text "$exp/lm-text.txt" --dev-text "$exp/lm-dev.txt" --out "$exp/lm"
+    fi
 fi
 
 recipes=$(dirname "$0")/..
