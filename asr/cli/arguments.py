@@ -80,8 +80,11 @@ def comma_numbers(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def add_attention_window(parser: argparse.ArgumentParser) -> None:
-    """--attention-window: `SearchConfig.attention_window` for evaluation and transcription."""
+def add_search_options(parser: argparse.ArgumentParser) -> None:
+    """--beam, --ctc-weight and --attention-window: the search of evaluation and transcription,
+    each defaulting to the model's decoding section."""
+    parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
+    parser.add_argument("--ctc-weight", type=float, help="joint CTC weight (default: the model's)")
     parser.add_argument(
         "--attention-window",
         type=non_negative_int,

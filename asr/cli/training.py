@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from asr.cli.arguments import (
-    add_attention_window,
     add_lm_options,
+    add_search_options,
     comma_names,
     non_negative_int,
     positive_int,
@@ -217,9 +217,7 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--model", required=True, type=Path, help="model directory")
     evaluate.add_argument("--manifest", required=True, type=Path, help="manifest to evaluate (.jsonl)")
     evaluate.add_argument("--out", required=True, type=Path, help="output folder")
-    evaluate.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
-    evaluate.add_argument("--ctc-weight", type=float, help="joint CTC weight at decoding (default: the model's)")
-    add_attention_window(evaluate)
+    add_search_options(evaluate)
     evaluate.add_argument(
         "--batch-size", type=positive_int, default=16, help="utterances per batch (default: %(default)s)"
     )

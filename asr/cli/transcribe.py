@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from asr.atomic import atomic_write_text
 from asr.cli.arguments import (
-    add_attention_window,
     add_lm_options,
+    add_search_options,
     comma_names,
     positive_int,
     positive_seconds,
@@ -127,9 +127,7 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
         "--format", type=comma_names, default=("txt",), help="txt, json, srt, vtt, tsv, comma-separated, or all"
     )
     parser.add_argument("--output-dir", type=Path, help="write NAME.FORMAT files here instead of printing")
-    parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
-    parser.add_argument("--ctc-weight", type=float, help="joint CTC weight (default: the model's)")
-    add_attention_window(parser)
+    add_search_options(parser)
     parser.add_argument("--batch-size", type=positive_int, default=16, help="pieces per batch (default: %(default)s)")
     parser.add_argument(
         "--max-seconds",
