@@ -100,9 +100,11 @@ if $train_lm; then
     if selected 2; then
         echo "== stage 2: a character LM on the texts, without the dev and test sentences"
         [ "$vocabulary" -gt 0 ] && default_lm_config=lm_closed.yaml || default_lm_config=lm.yaml
-        "$asr" lm text --vocabulary "$vocabulary" --out "$exp/lm-text.txt" \
-            --exclude "$manifests/dev.jsonl" "$manifests/test.jsonl" "$manifests/$held_out.jsonl"
-        "$asr" lm text --transcripts "$manifests/dev.jsonl" --out "$exp/lm-dev.txt"
+        if [ ! -f "$exp/lm-dev.txt" ]; then  # written last, atomically: a re-run resumes training, not the text
+            "$asr" lm text --vocabulary "$vocabulary" --out "$exp/lm-text.txt" \
+                --exclude "$manifests/dev.jsonl" "$manifests/test.jsonl" "$manifests/$held_out.jsonl"
+            "$asr" lm text --transcripts "$manifests/dev.jsonl" --out "$exp/lm-dev.txt"
+        fi
         # one thread: this LSTM's operations are too small to share (recipes/synthetic/conf/lm.yaml)
         OMP_NUM_THREADS=1 "$asr" lm train --config "${lm_config:-$(dirname "$0")/conf/$default_lm_config}" \
             --text "$exp/lm-text.txt" --dev-text "$exp/lm-dev.txt" --out "$exp/lm"
