@@ -108,3 +108,11 @@ def test_synthesize_reports_a_bad_engine_in_one_line(tmp_path: Path, capsys) -> 
     assert main(["synthesize", "--out", str(tmp_path / "corpus"), "--engines", "nope"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("asr: error: ") and "engines must be some of" in err and err.count("\n") == 1
+
+
+def test_synthesize_names_a_missing_exclude_manifest_in_one_line(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "test.jsonl"
+    assert main(["synthesize", "--out", str(tmp_path / "corpus"), "--exclude", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("asr: error: ") and str(missing) in err and err.count("\n") == 1
+    assert not (tmp_path / "corpus").exists()

@@ -23,6 +23,7 @@ from asr.synthesis.corpus import (
     CorpusError,
     assign_voices,
     check_corpus,
+    corpus_sentences,
     plan_corpus,
     synthesize_corpus,
 )
@@ -190,6 +191,21 @@ def test_too_few_sentences_in_a_closed_vocabulary_is_a_clear_error() -> None:
         plan_corpus(config, closed_vocabulary(fake_sentences(600), 5))
 
 
+def test_excluded_sentences_are_in_no_subset_and_leave_the_vocabulary_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(corpus, "load_sentences", lambda texts: fake_sentences(600))
+    closed = dataclasses.replace(SMALL, vocabulary=30)
+    within = [s.transcript for s in closed_vocabulary(fake_sentences(600), 30)]
+    exclude = {within[0], within[5], "A SENTENCE OF NO TEXT"}
+    kept, excluded = corpus_sentences(closed, exclude)
+    assert excluded == 2 and [s.transcript for s in kept] == [t for t in within if t not in exclude]
+    everything, none = corpus_sentences(SMALL, exclude)
+    assert none == 2 and len(everything) == len(fake_sentences(600)) - 2
+    read = {u.transcript for c in plan_corpus(SMALL, everything) for u in c.utterances}
+    assert read and not read & exclude
+
+
 def test_split_is_reproducible_from_the_seed() -> None:
     sentences = fake_sentences(600)
     assert plan_corpus(SMALL, sentences) == plan_corpus(SMALL, sentences)
@@ -276,6 +292,8 @@ def test_rerun_resumes_and_leaves_finished_files_alone(small_corpus: Path, monke
     assert {f: f.stat().st_mtime_ns for f in flacs[1:]} == {f: mtimes[f] for f in flacs[1:]}
     with pytest.raises(CorpusError, match="seed"):
         synthesize_corpus(small_corpus, dataclasses.replace(SMALL, seed=4), jobs=1)
+    with pytest.raises(CorpusError, match="excluded_sentences"):
+        synthesize_corpus(small_corpus, SMALL, jobs=1, exclude={"THE ALFA AND THE ALFA MET ALFA TODAY"})
 
 
 @needs_espeak

@@ -82,6 +82,7 @@ def run_split(args: argparse.Namespace) -> None:
 
 
 def run_synthesize(args: argparse.Namespace) -> None:
+    from asr.lm.corpus import transcripts
     from asr.synthesis.corpus import CheckConfig, CorpusConfig, CorpusError, check_corpus, synthesize_corpus
     from asr.synthesis.engines import available_engines
 
@@ -102,8 +103,14 @@ def run_synthesize(args: argparse.Namespace) -> None:
             snr_db=args.snr,
             seed=args.seed,
         )
-        report = synthesize_corpus(args.out, config, jobs=args.jobs, track=progress)
+        exclude = frozenset(transcripts(args.exclude))
+        report = synthesize_corpus(args.out, config, jobs=args.jobs, track=progress, exclude=exclude)
         print(f"{report.root}: synthesised {report.synthesized} utterances now")
+        if args.exclude:
+            print(
+                f"left out {report.excluded} sentences of the texts that the --exclude manifests hold "
+                f"(of their {len(exclude)} distinct transcripts)"
+            )
         for subset in report.subsets:
             print(subset.summary())
     problems = check_corpus(args.out, CheckConfig(), jobs=args.jobs)
@@ -164,6 +171,15 @@ def add_synthesize(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--snr", type=comma_numbers, default=defaults.snr_db, help="SNR range in dB (default 5,30)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--exclude",
+        nargs="*",
+        default=[],
+        type=Path,
+        metavar="MANIFEST",
+        help="manifests whose transcripts no utterance may read (the dev and test sets of a corpus trained on "
+        "next to this one)",
+    )
     parser.add_argument("--jobs", type=positive_int, default=default_jobs(), help="parallel chapters")
     parser.add_argument("--check-only", action="store_true", help="only check the files already under --out")
     parser.set_defaults(run=run_synthesize)

@@ -13,13 +13,14 @@ with the same settings synthesises only the files that are missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import random
 import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -292,10 +293,14 @@ def _one_thread() -> None:
     torch.set_num_threads(1)  # one worker per core: torch's own threads would only compete
 
 
-def _check_settings(root: Path, config: CorpusConfig) -> None:
-    """Record `config` in ROOT/synthesis.json, or refuse a folder made with other settings."""
+def _check_settings(root: Path, config: CorpusConfig, exclude: Collection[str]) -> None:
+    """Record `config` (and a digest of the sentences excluded, when there are some) in
+    ROOT/synthesis.json, or refuse a folder made with other settings."""
     path = root / SETTINGS_FILE
     settings = json.loads(json.dumps(asdict(config)))  # tuples -> lists, as read back
+    if exclude:
+        digest = hashlib.sha256("\n".join(sorted(exclude)).encode()).hexdigest()
+        settings["excluded_sentences"] = {"count": len(exclude), "sha256": digest}
     if path.is_file():
         try:
             recorded = json.loads(path.read_text(encoding="utf-8"))
@@ -335,6 +340,8 @@ class SynthesisReport:
     root: Path
     synthesized: int
     subsets: tuple[SubsetSummary, ...] = field(default_factory=tuple)
+    excluded: int = 0
+    """Sentences of the texts left out because `exclude` holds them."""
 
 
 def write_speakers(root: Path, chapters: Sequence[Chapter], jobs: int = 1) -> tuple[SubsetSummary, ...]:
@@ -370,22 +377,37 @@ def write_speakers(root: Path, chapters: Sequence[Chapter], jobs: int = 1) -> tu
     return tuple(summaries)
 
 
+def corpus_sentences(config: CorpusConfig, exclude: Collection[str] = ()) -> tuple[list[Sentence], int]:
+    """The sentences `config` reads from (within its vocabulary, which the whole texts decide),
+    without those whose transcript `exclude` holds; and how many were left out."""
+    sentences = load_sentences(config.texts)
+    if config.vocabulary:
+        sentences = closed_vocabulary(sentences, config.vocabulary)
+    kept = [s for s in sentences if s.transcript not in exclude]
+    return kept, len(sentences) - len(kept)
+
+
 def synthesize_corpus(
-    root: str | Path, config: CorpusConfig, jobs: int = 1, track: Track = no_progress
+    root: str | Path,
+    config: CorpusConfig,
+    jobs: int = 1,
+    track: Track = no_progress,
+    exclude: Collection[str] = (),
 ) -> SynthesisReport:
     """Write the corpus `config` describes under `root`, one process per chapter, `jobs` at a time.
+    No utterance reads a sentence whose normalised transcript `exclude` holds (say, the test and
+    dev sets of a real corpus trained on next to this one).
 
     Raises `EngineMissingError` (naming the Debian package) for an engine that is not
-    installed and `CorpusError` for a folder made with other settings. Files already
-    there are kept: an interrupted run resumes where it stopped.
+    installed and `CorpusError` for a folder made with other settings (or other exclusions).
+    Files already there are kept: an interrupted run resumes where it stopped.
     """
     root = Path(root)
     check_engines(config.engines)
     root.mkdir(parents=True, exist_ok=True)
-    _check_settings(root, config)
-    sentences = load_sentences(config.texts)
-    if config.vocabulary:
-        sentences = closed_vocabulary(sentences, config.vocabulary)
+    exclude = frozenset(exclude)
+    _check_settings(root, config, exclude)
+    sentences, excluded = corpus_sentences(config, exclude)
     chapters = plan_corpus(config, sentences)
     synthesized = 0
     with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_one_thread) as pool:
@@ -397,7 +419,7 @@ def synthesize_corpus(
         synthesized,
         sum(len(c.utterances) for c in chapters) - synthesized,
     )
-    return SynthesisReport(root, synthesized, write_speakers(root, chapters, jobs))
+    return SynthesisReport(root, synthesized, write_speakers(root, chapters, jobs), excluded)
 
 
 @dataclass(frozen=True)

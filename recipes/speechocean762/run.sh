@@ -17,6 +17,9 @@
 # conf/train.yaml, trains from scratch, which these 2.6 hours are too few for (RESULTS.md).
 # --synthetic DIR[,DIR...] adds the training sets of synthetic corpora (recipes/synthetic stage 0
 # makes one per engine) to training, beside speechocean762's training set repeated --repeat times.
+# Keep speechocean762's dev and test sentences out of them (stage 2 writes those manifests first):
+#   asr synthesize --out data/engines/flite --engines flite --train-utterances 1000 --dev-utterances 0 \
+#       --test-utterances 0 --exclude EXP/manifests/{dev,test}.jsonl
 set -euo pipefail
 
 data=../shared/data/speechocean762
