@@ -200,8 +200,8 @@ def test_excluded_sentences_are_in_no_subset_and_leave_the_vocabulary_as_it_was(
     exclude = {within[0], within[5], "A SENTENCE OF NO TEXT"}
     kept, excluded = corpus_sentences(closed, exclude)
     assert excluded == 2 and [s.transcript for s in kept] == [t for t in within if t not in exclude]
-    everything, none = corpus_sentences(SMALL, exclude)
-    assert none == 2 and len(everything) == len(fake_sentences(600)) - 2
+    everything, left_out = corpus_sentences(SMALL, exclude)
+    assert left_out == 2 and len(everything) == len(fake_sentences(600)) - 2
     read = {u.transcript for c in plan_corpus(SMALL, everything) for u in c.utterances}
     assert read and not read & exclude
 
