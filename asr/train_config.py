@@ -125,7 +125,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """"auto": bf16 autocast on a GPU, fp32 on a CPU."""
     compile: bool = False
-    """torch.compile the listener and the attention (the first steps then take a minute to compile)."""
+    """torch.compile the attention (the first steps then take a minute to compile)."""
     log_every: int = 50
     validate_every: int | None = None
     """Also validate every N steps (validation always runs at each epoch's end)."""
