@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from asr.data import read_manifest
 from asr.prepare import prepare_librispeech
-from asr.synthesis import corpus, engines
+from asr.synthesis import engines, sentences
 from asr.synthesis.corpus import (
     SUBSETS,
     CheckConfig,
@@ -23,7 +23,6 @@ from asr.synthesis.corpus import (
     CorpusError,
     assign_voices,
     check_corpus,
-    corpus_sentences,
     plan_corpus,
     synthesize_corpus,
 )
@@ -32,6 +31,7 @@ from asr.synthesis.sentences import (
     MAX_WORDS,
     MIN_WORDS,
     Sentence,
+    choose_sentences,
     closed_vocabulary,
     read_fortunes,
     sentences_from,
@@ -194,13 +194,13 @@ def test_too_few_sentences_in_a_closed_vocabulary_is_a_clear_error() -> None:
 def test_excluded_sentences_are_in_no_subset_and_leave_the_vocabulary_as_it_was(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(corpus, "load_sentences", lambda texts: fake_sentences(600))
+    monkeypatch.setattr(sentences, "load_sentences", lambda texts: fake_sentences(600))
     closed = dataclasses.replace(SMALL, vocabulary=30)
     within = [s.transcript for s in closed_vocabulary(fake_sentences(600), 30)]
     exclude = {within[0], within[5], "A SENTENCE OF NO TEXT"}
-    kept, excluded = corpus_sentences(closed, exclude)
+    kept, excluded = choose_sentences(closed.texts, closed.vocabulary, exclude)
     assert excluded == 2 and [s.transcript for s in kept] == [t for t in within if t not in exclude]
-    everything, left_out = corpus_sentences(SMALL, exclude)
+    everything, left_out = choose_sentences(SMALL.texts, SMALL.vocabulary, exclude)
     assert left_out == 2 and len(everything) == len(fake_sentences(600)) - 2
     read = {u.transcript for c in plan_corpus(SMALL, everything) for u in c.utterances}
     assert read and not read & exclude
@@ -231,7 +231,7 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("needs the Debian packages espeak-ng and sox (apt-get install espeak-ng sox)")
     root = tmp_path_factory.mktemp("synth")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(corpus, "load_sentences", lambda texts: fake_sentences(40))
+        patch.setattr(sentences, "load_sentences", lambda texts: fake_sentences(40))
         report = synthesize_corpus(root, SMALL, jobs=2)
     assert report.synthesized == 12
     return root
@@ -286,7 +286,7 @@ def test_rerun_resumes_and_leaves_finished_files_alone(small_corpus: Path, monke
     flacs = sorted(small_corpus.glob("*/*/*/*.flac"))
     mtimes = {f: f.stat().st_mtime_ns for f in flacs}
     flacs[0].unlink()
-    monkeypatch.setattr(corpus, "load_sentences", lambda texts: fake_sentences(40))
+    monkeypatch.setattr(sentences, "load_sentences", lambda texts: fake_sentences(40))
     report = synthesize_corpus(small_corpus, SMALL, jobs=1)
     assert report.synthesized == 1
     assert {f: f.stat().st_mtime_ns for f in flacs[1:]} == {f: mtimes[f] for f in flacs[1:]}

@@ -108,8 +108,8 @@ def run_synthesize(args: argparse.Namespace) -> None:
         print(f"{report.root}: synthesised {report.synthesized} utterances now")
         if args.exclude:
             print(
-                f"left out {report.excluded} sentences of the texts that the --exclude manifests hold "
-                f"(of their {len(exclude)} distinct transcripts)"
+                f"left out {report.excluded} sentence{'' if report.excluded == 1 else 's'} of the texts that "
+                f"the --exclude manifests hold (of their {len(exclude)} distinct transcripts)"
             )
         for subset in report.subsets:
             print(subset.summary())

@@ -26,7 +26,7 @@ import torch
 from asr.atomic import atomic_open, atomic_write_text
 from asr.data import read_manifest
 from asr.errors import UserError
-from asr.synthesis.sentences import closed_vocabulary, load_sentences
+from asr.synthesis.sentences import choose_sentences
 from asr.text import ALPHABET, Vocabulary, normalize
 
 log = logging.getLogger(__name__)
@@ -238,11 +238,9 @@ def lm_text(sources: Sequence[str], exclude: Sequence[str | Path] = (), vocabula
     Raises `TextSourceError` for a source that is unknown or not installed."""
     if vocabulary < 0:
         raise LMTextError(f"vocabulary must be a number of words, or 0 for all; got {vocabulary}")
-    held_out = set(transcripts(exclude))
-    loaded = load_sentences(sources)
-    sentences = [s.transcript for s in (closed_vocabulary(loaded, vocabulary) if vocabulary else loaded)]
-    kept = tuple(s for s in sentences if s not in held_out)
-    return LMText(kept, tuple(sources), len(sentences) - len(kept), len(held_out))
+    held_out = frozenset(transcripts(exclude))
+    kept, removed = choose_sentences(sources, vocabulary, held_out)
+    return LMText(tuple(s.transcript for s in kept), tuple(sources), removed, len(held_out))
 
 
 def write_lm_text(sentences: Iterable[str], path: str | Path) -> int:

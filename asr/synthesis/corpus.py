@@ -34,7 +34,7 @@ from asr.audio import SAMPLE_RATE
 from asr.errors import UserError
 from asr.progress import Track, no_progress
 from asr.synthesis.engines import ENGINES, NOISE_COLORS, VOICES, Speaker, Voice, add_noise, check_engines, synthesize
-from asr.synthesis.sentences import SOURCES, Sentence, closed_vocabulary, load_sentences
+from asr.synthesis.sentences import SOURCES, Sentence, choose_sentences
 
 log = logging.getLogger(__name__)
 
@@ -377,16 +377,6 @@ def write_speakers(root: Path, chapters: Sequence[Chapter], jobs: int = 1) -> tu
     return tuple(summaries)
 
 
-def corpus_sentences(config: CorpusConfig, exclude: Collection[str] = ()) -> tuple[list[Sentence], int]:
-    """The sentences `config` reads from (within its vocabulary, which the whole texts decide),
-    without those whose transcript `exclude` holds; and how many were left out."""
-    sentences = load_sentences(config.texts)
-    if config.vocabulary:
-        sentences = closed_vocabulary(sentences, config.vocabulary)
-    kept = [s for s in sentences if s.transcript not in exclude]
-    return kept, len(sentences) - len(kept)
-
-
 def synthesize_corpus(
     root: str | Path,
     config: CorpusConfig,
@@ -407,7 +397,7 @@ def synthesize_corpus(
     root.mkdir(parents=True, exist_ok=True)
     exclude = frozenset(exclude)
     _check_settings(root, config, exclude)
-    sentences, excluded = corpus_sentences(config, exclude)
+    sentences, excluded = choose_sentences(config.texts, config.vocabulary, exclude)
     chapters = plan_corpus(config, sentences)
     synthesized = 0
     with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_one_thread) as pool:

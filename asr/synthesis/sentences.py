@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -323,3 +323,16 @@ def closed_vocabulary(sentences: Sequence[Sentence], size: int) -> list[Sentence
     ranked = sorted(counts, key=lambda word: (-counts[word], word))
     kept = frozenset(ranked[:size])
     return [s for s in sentences if all(word in kept for word in s.transcript.split())]
+
+
+def choose_sentences(
+    sources: Sequence[str], vocabulary: int = 0, exclude: Collection[str] = ()
+) -> tuple[list[Sentence], int]:
+    """The sentences of `sources` (`load_sentences`), within the `vocabulary` most frequent words
+    when it is above 0 (`closed_vocabulary`, which the whole texts decide, exclusions included),
+    without those whose transcript `exclude` holds; and how many `exclude` took away."""
+    sentences = load_sentences(sources)
+    if vocabulary:
+        sentences = closed_vocabulary(sentences, vocabulary)
+    kept = [s for s in sentences if s.transcript not in exclude]
+    return kept, len(sentences) - len(kept)
