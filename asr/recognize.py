@@ -23,8 +23,8 @@ def search_settings(
     """A model's decoding defaults (the `decoding` section of its config) with the non-None
     `overrides` (beam=..., ctc_weight=..., lm_weight=...).
 
-    Raises `DecodingError` naming a setting that cannot be used with this model (CTC without a
-    CTC head, an attention window without additive or location attention) or without an LM
+    Raises `DecodingError` naming a setting that cannot be used with this model (CTC weights or
+    lengths without a CTC head, an attention window without additive or location attention) or without an LM
     (an LM weight).
     """
     try:
@@ -34,6 +34,10 @@ def search_settings(
         raise DecodingError(f"decoding: {error}") from None
     if config.ctc_weight > 0 and model.ctc_head is None:
         raise DecodingError(f"decoding: ctc_weight is {config.ctc_weight}, but this model has no CTC head; use 0")
+    if config.max_ctc_length_ratio > 0 and model.ctc_head is None:
+        raise DecodingError(
+            f"decoding: max_ctc_length_ratio is {config.max_ctc_length_ratio}, but this model has no CTC head; use 0"
+        )
     if config.attention_window and not model.speller.attention.windowed:
         kind = type(model.speller.attention).__name__
         raise DecodingError(f"decoding: attention_window needs additive or location attention, not {kind}; use 0")

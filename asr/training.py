@@ -49,6 +49,7 @@ from asr.data import (
     first_unreadable,
     read_manifest,
 )
+from asr.decoding import DecodingError
 from asr.device import choose_device
 from asr.distributed import all_agree, barrier, broadcast, init_world, launched_as_main, leave
 from asr.errors import UserError
@@ -57,6 +58,7 @@ from asr.learnable import find_unlearnable, rule
 from asr.model import LAS
 from asr.plotting import attention_figure, save_figure
 from asr.progress import Track, no_progress
+from asr.recognize import search_settings
 from asr.schedule import LRSchedule
 from asr.text import Vocabulary, normalize
 from asr.train_config import RESUMABLE_CHANGES, TrainConfig
@@ -120,6 +122,10 @@ class Trainer(StepBookkeeping):
         model_config = dataclasses.replace(config.model, vocab_size=len(self.vocab))
         torch.manual_seed(config.seed)
         self.model = LAS(model_config).to(self.device)
+        try:  # validation searches with these settings
+            search_settings(to_dict(config.decoding), self.model)
+        except DecodingError as error:
+            raise TrainingError(str(error)) from None
         if config.init_from is not None and resumed is None:
             self._initialise(config.init_from)
         try:

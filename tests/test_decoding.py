@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from asr.decoding import CTCPrefixScorer, Hypothesis, SearchConfig, beam_search, greedy_search
 from asr.decoding.ranking import ended
-from asr.decoding.rules import RepetitionGuard
+from asr.decoding.rules import RepetitionGuard, ctc_greedy_lengths
 from asr.model import LAS
 from tests.test_model import VOCAB, digits, random_batch, tiny
 
@@ -171,11 +171,40 @@ def test_an_untrained_model_on_real_audio_stops_where_the_audio_does(fsdd, searc
         assert len(hypothesis.tokens) == int(frames * 0.01 * 15.0)  # 15 characters a second, 10 ms frames
 
 
+def test_the_greedy_ctc_path_merges_repeats_drops_blanks_and_stops_at_the_frames() -> None:
+    blank, a, b = VOCAB.blank_id, *VOCAB.encode("AB")
+    paths = torch.tensor([[a, a, blank, a, b, b, blank, b], [b, blank, blank, a, a, b, b, b]])
+    log_probs = torch.log(F.one_hot(paths, len(VOCAB)).float() * 0.9 + 0.1 / len(VOCAB))
+    assert ctc_greedy_lengths(log_probs, torch.tensor([8, 4]), blank).tolist() == [4, 2]  # A A B B; B A
+
+
+@pytest.mark.parametrize("search", [greedy_search, beam_search])
+def test_a_search_bounded_by_the_ctc_path_is_no_longer_than_it_allows(fsdd, search) -> None:
+    """A speller that never says EOS runs to the bound from the CTC branch's greedy path, well
+    before the bound from the duration; the same utterances decode alike alone and batched."""
+    torch.manual_seed(3)
+    model = LAS(tiny("location")).eval()
+    with torch.no_grad():
+        model.speller.output.bias[VOCAB.eos_id] -= 20  # never ends by itself
+    features, lengths, _, _, _ = digits(fsdd)
+    config = SearchConfig(beam=3, max_chars_per_second=40.0, max_ctc_length_ratio=0.5, ctc_length_margin=2)
+    encoded, encoded_lengths = model.encode(features, lengths)
+    path = ctc_greedy_lengths(model.ctc_log_probs(encoded), encoded_lengths, VOCAB.blank_id)
+    bound = torch.minimum((path * 0.5).ceil().long() + 2, (lengths * 0.01 * 40.0).long())
+    hypotheses = search(model, features, lengths, VOCAB, config)
+    assert [len(h.tokens) for h in hypotheses] == bound.tolist()
+    assert (bound < (lengths * 0.01 * 40.0).long()).any()  # the CTC bound is the one that holds somewhere
+    alone = [search(model, features[i : i + 1, : lengths[i]], lengths[i : i + 1], VOCAB, config)[0] for i in range(2)]
+    assert [h.tokens for h in alone] == [h.tokens for h in hypotheses[:2]]
+
+
 def test_bad_search_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="beam"):
         SearchConfig(beam=0)
     with pytest.raises(ValueError, match="min_length_ratio"):
         SearchConfig(min_length_ratio=2.0, max_length_ratio=1.0)
+    with pytest.raises(ValueError, match="max_ctc_length_ratio"):
+        SearchConfig(max_ctc_length_ratio=-1.0)
 
 
 def test_coverage_penalty_rewards_frames_the_attention_covered(trained) -> None:

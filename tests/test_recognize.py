@@ -31,6 +31,8 @@ def test_decoding_overrides_are_checked_against_the_model(tmp_path: Path) -> Non
     assert search_settings(loaded.decoding, loaded.model, None, beam=5, ctc_weight=None).beam == 5
     with pytest.raises(DecodingError, match="this model has no CTC head"):
         search_settings(loaded.decoding, loaded.model, None, ctc_weight=0.3)
+    with pytest.raises(DecodingError, match="max_ctc_length_ratio is 1.3, but this model has no CTC head"):
+        search_settings(loaded.decoding, loaded.model, None, max_ctc_length_ratio=1.3)
     with pytest.raises(DecodingError, match="beam must be at least 1"):
         search_settings(loaded.decoding, loaded.model, None, beam=0)
     with pytest.raises(DecodingError, match="lm_weight is 0.5, but no language model was given"):

@@ -175,6 +175,15 @@ def test_bad_training_input_is_one_line_before_training_starts(experiment: Path,
     assert len(err) == 1 or (len(err) == 2 and err[0].startswith("dropped 4 of 4 utterances"))  # the reason first
 
 
+def test_decoding_settings_the_model_cannot_use_are_one_line_before_training_starts(experiment: Path, capsys) -> None:
+    config = ["--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "x")]
+    no_ctc = ["--set", "model.ctc_weight=0", "--set", "decoding.max_ctc_length_ratio=1.3"]
+    assert main(["train", *config, *no_ctc]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["asr: error: decoding: max_ctc_length_ratio is 1.3, but this model has no CTC head; use 0"]
+    assert not (experiment / "x" / "checkpoints").exists()
+
+
 def test_bf16_on_a_cpu_without_bf16_kernels_is_one_line_before_training_starts(
     experiment: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:

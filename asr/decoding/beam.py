@@ -14,7 +14,7 @@ import torch
 from asr.decoding.config import Hypothesis, LanguageModel, SearchConfig
 from asr.decoding.greedy import FRAME_SECONDS, scatter_rows
 from asr.decoding.ranking import best_hypothesis, ended
-from asr.decoding.rules import RepetitionGuard, apply_rules, forbidden_tokens, length_limits
+from asr.decoding.rules import RepetitionGuard, apply_rules, ctc_for_search, forbidden_tokens, length_limits
 from asr.decoding.scorers import JointScorer
 from asr.model import LAS
 from asr.text import Vocabulary
@@ -64,12 +64,13 @@ def beam_search(
     k, v = config.beam, model.config.vocab_size
     encoded, encoded_lengths = model.encode(features, lengths)
     b, device = encoded.shape[0], encoded.device
-    shortest, longest = length_limits(lengths, encoded_lengths, frame_seconds, config)
+    ctc, ctc_characters = ctc_for_search(model, encoded, encoded_lengths, config, vocab.blank_id)
+    shortest, longest = length_limits(lengths, encoded_lengths, frame_seconds, config, ctc_characters)
     active = torch.arange(b, device=device)  # (B',) utterances still searched
     rows = _rows(active, k)  # (B'*K,) each hypothesis's row in the history
     memory = model.speller.memory(encoded, encoded_lengths)  # (B', ...): its K hypotheses share it
     state = model.speller.initial_state(memory).select(rows // k)
-    ctc = model.ctc_log_probs(encoded).index_select(0, rows // k) if config.ctc_weight > 0 else None
+    ctc = ctc.index_select(0, rows // k) if ctc is not None else None
     scorer = JointScorer(ctc, encoded_lengths[rows // k], vocab, config, lm)
     guard = RepetitionGuard.for_search(b * k, device, config, vocab)
     forbidden = forbidden_tokens(vocab, v, device)

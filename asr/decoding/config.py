@@ -23,7 +23,10 @@ class SearchConfig:
     Lengths: a hypothesis holds at most `max_chars_per_second` characters per second of
     audio (and at least `min_chars_per_second`), so a search cannot run on past what the
     audio can hold; `max_length_ratio` / `min_length_ratio` also bound it in characters per
-    listener frame (ESPnet's maxlenratio / minlenratio; null: no such bound). EOS is allowed
+    listener frame (ESPnet's maxlenratio / minlenratio; null: no such bound); and, with
+    `max_ctc_length_ratio` > 0 (a model with a CTC head), at most that many times the characters
+    of the CTC branch's greedy path plus `ctc_length_margin`: a bound from what the listener
+    heard, which a search looping on a phrase reaches long before the duration's. EOS is allowed
     only when its score is at least `eos_threshold` times the best other score of the step
     (scores are negative, so 1.5 allows an EOS up to 1.5 times less likely in log terms).
     Scores join the attention with CTC prefix scores
@@ -44,6 +47,8 @@ class SearchConfig:
     min_chars_per_second: float = 0.0
     max_length_ratio: float | None = None
     min_length_ratio: float = 0.0
+    max_ctc_length_ratio: float = 0.0
+    ctc_length_margin: int = 5
     length_normalization: float = 1.0
     eos_threshold: float = 1.5
     coverage_penalty: float = 0.0
@@ -65,6 +70,8 @@ class SearchConfig:
             raise ValueError("need 0 <= min_chars_per_second <= max_chars_per_second, a finite number above 0")
         if not 0 <= self.min_length_ratio <= (self.max_length_ratio or math.inf) or self.max_length_ratio == 0:
             raise ValueError("need 0 <= min_length_ratio <= max_length_ratio and max_length_ratio > 0 (or null)")
+        if not 0 <= self.max_ctc_length_ratio < math.inf or self.ctc_length_margin < 0:
+            raise ValueError("need 0 <= max_ctc_length_ratio (finite; 0: no such bound) and ctc_length_margin >= 0")
         if not 0 <= self.ctc_weight <= 1 or self.lm_weight < 0 or self.eos_threshold < 1:
             raise ValueError("need 0 <= ctc_weight <= 1, lm_weight >= 0 and eos_threshold >= 1")
         if self.ctc_candidates < 1:

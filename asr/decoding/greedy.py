@@ -6,7 +6,7 @@ import torch
 
 from asr.decoding.config import Hypothesis, LanguageModel, SearchConfig
 from asr.decoding.ranking import ranking_score
-from asr.decoding.rules import RepetitionGuard, apply_rules, forbidden_tokens, length_limits
+from asr.decoding.rules import RepetitionGuard, apply_rules, ctc_for_search, forbidden_tokens, length_limits
 from asr.decoding.scorers import JointScorer
 from asr.model import LAS
 from asr.text import Vocabulary
@@ -35,9 +35,9 @@ def greedy_search(
     encoded, encoded_lengths = model.encode(features, lengths)
     memory = model.speller.memory(encoded, encoded_lengths)
     b, device = encoded.shape[0], encoded.device
-    shortest, longest = length_limits(lengths, encoded_lengths, frame_seconds, config)
+    ctc, ctc_characters = ctc_for_search(model, encoded, encoded_lengths, config, vocab.blank_id)
+    shortest, longest = length_limits(lengths, encoded_lengths, frame_seconds, config, ctc_characters)
     forbidden = forbidden_tokens(vocab, model.config.vocab_size, device)
-    ctc = model.ctc_log_probs(encoded) if config.ctc_weight > 0 else None
     scorer = JointScorer(ctc, encoded_lengths, vocab, config, lm)
     guard = RepetitionGuard.for_search(b, device, config, vocab)
     state = model.speller.initial_state(memory)

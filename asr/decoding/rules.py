@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from asr.decoding.config import SearchConfig
+from asr.model import LAS
 from asr.text import Vocabulary
 
 
@@ -23,12 +24,39 @@ def forbidden_tokens(vocab: Vocabulary, size: int, device: torch.device) -> torc
     return forbidden
 
 
+def ctc_greedy_lengths(log_probs: torch.Tensor, encoded_lengths: torch.Tensor, blank: int) -> torch.Tensor:
+    """(B, T', V) CTC log-probabilities, (B,) listener frames -> (B,) characters on each utterance's
+    greedy CTC path (the best token of each frame, repeats merged, blanks dropped)."""
+    best = log_probs.argmax(-1)  # (B, T')
+    previous = torch.nn.functional.pad(best[:, :-1], (1, 0), value=blank)
+    frames = torch.arange(best.shape[1], device=best.device) < encoded_lengths[:, None]
+    return ((best != blank) & (best != previous) & frames).sum(-1)
+
+
+def ctc_for_search(
+    model: LAS, encoded: torch.Tensor, encoded_lengths: torch.Tensor, config: SearchConfig, blank: int
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The CTC branch's part in a search over listener output (B, T', D), (B,): its log-probabilities
+    (B, T', V) where the search scores with CTC, and its greedy path's characters (B,) where the
+    search bounds lengths with them; None for a part the config does not use."""
+    if config.ctc_weight == 0 and config.max_ctc_length_ratio == 0:
+        return None, None
+    log_probs = model.ctc_log_probs(encoded)
+    characters = ctc_greedy_lengths(log_probs, encoded_lengths, blank) if config.max_ctc_length_ratio > 0 else None
+    return (log_probs if config.ctc_weight > 0 else None), characters
+
+
 def length_limits(
-    lengths: torch.Tensor, encoded_lengths: torch.Tensor, frame_seconds: float, config: SearchConfig
+    lengths: torch.Tensor,
+    encoded_lengths: torch.Tensor,
+    frame_seconds: float,
+    config: SearchConfig,
+    ctc_characters: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,) feature frames of `frame_seconds` each, (B,) listener frames -> the fewest and most
     characters (EOS not counted) of each utterance's hypotheses, from its duration in seconds
-    (and its listener frames, where the config bounds characters per frame too).
+    (and its listener frames, where the config bounds characters per frame too, and the
+    characters (B,) of its greedy CTC path, where the config bounds lengths by those).
 
     An utterance without any listener frame (too short for one) may only end at once."""
     seconds = lengths.to(encoded_lengths.device).float() * frame_seconds
@@ -36,6 +64,9 @@ def length_limits(
     longest = (seconds * config.max_chars_per_second).floor()
     if config.max_length_ratio is not None:
         longest = torch.minimum(longest, (frames * config.max_length_ratio).floor())
+    if ctc_characters is not None and config.max_ctc_length_ratio > 0:
+        bound = (ctc_characters.float() * config.max_ctc_length_ratio).ceil() + config.ctc_length_margin
+        longest = torch.minimum(longest, bound)
     longest = longest.long().clamp(min=1).masked_fill(encoded_lengths == 0, 0)
     shortest = torch.maximum(seconds * config.min_chars_per_second, frames * config.min_length_ratio).floor().long()
     return torch.minimum(shortest, longest), longest
