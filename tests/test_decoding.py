@@ -176,6 +176,7 @@ def test_the_greedy_ctc_path_merges_repeats_drops_blanks_and_stops_at_the_frames
     paths = torch.tensor([[a, a, blank, a, b, b, blank, b], [b, blank, blank, a, a, b, b, b]])
     log_probs = torch.log(F.one_hot(paths, len(VOCAB)).float() * 0.9 + 0.1 / len(VOCAB))
     assert ctc_greedy_lengths(log_probs, torch.tensor([8, 4]), blank).tolist() == [4, 2]  # A A B B; B A
+    assert ctc_greedy_lengths(log_probs[:, :0], torch.tensor([0, 0]), blank).tolist() == [0, 0]  # no frames
 
 
 @pytest.mark.parametrize("search", [greedy_search, beam_search])

@@ -28,7 +28,7 @@ def ctc_greedy_lengths(log_probs: torch.Tensor, encoded_lengths: torch.Tensor, b
     """(B, T', V) CTC log-probabilities, (B,) listener frames -> (B,) characters on each utterance's
     greedy CTC path (the best token of each frame, repeats merged, blanks dropped)."""
     best = log_probs.argmax(-1)  # (B, T')
-    previous = torch.nn.functional.pad(best[:, :-1], (1, 0), value=blank)
+    previous = torch.nn.functional.pad(best, (1, 0), value=blank)[:, :-1]  # each frame's predecessor
     frames = torch.arange(best.shape[1], device=best.device) < encoded_lengths[:, None]
     return ((best != blank) & (best != previous) & frames).sum(-1)
 
