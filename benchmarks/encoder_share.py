@@ -18,7 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,14 +28,8 @@ import peers_las as H  # noqa: E402  (the harness, beside this checkout)
 
 
 def median_seconds(run: Callable[[], object], warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """The harness's own timing (`peers_las.timed`): the median of `repeats` runs after `warmup`."""
+    return statistics.median(H.timed(run, warmup, repeats)[0])
 
 
 def encoder_step(runner: H.Runner, batch: H.Batch) -> Callable[[], None]:

@@ -64,7 +64,7 @@ def length_limits(
     longest = (seconds * config.max_chars_per_second).floor()
     if config.max_length_ratio is not None:
         longest = torch.minimum(longest, (frames * config.max_length_ratio).floor())
-    if ctc_characters is not None and config.max_ctc_length_ratio > 0:
+    if ctc_characters is not None:  # ctc_for_search counts them only where the config bounds by them
         bound = (ctc_characters.float() * config.max_ctc_length_ratio).ceil() + config.ctc_length_margin
         longest = torch.minimum(longest, bound)
     longest = longest.long().clamp(min=1).masked_fill(encoded_lengths == 0, 0)
