@@ -1,29 +1,37 @@
 """Processes launched by `torchrun`: rank, world size, the device each one drives.
 
-A plain `asr train` is a world of one; `torchrun --nproc_per_node=N -m asr train ...`
-sets RANK, WORLD_SIZE and LOCAL_RANK, and each process joins the group (NCCL on
-GPUs, gloo on CPUs).
+A plain `asr train` is a world of one without a process group; `torchrun
+--nproc_per_node=N -m asr train ...` sets RANK, WORLD_SIZE and LOCAL_RANK, and each
+process takes its device (GPU LOCAL_RANK) before it joins the group (NCCL on GPUs, gloo
+on CPUs), as nanoGPT and icefall do: NCCL's collectives, pinned memory and the caching
+allocator then all work on that GPU, not on GPU 0. A torchrun launch of one process
+joins a group of one, so one GPU runs the same path as eight.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+from asr.device import choose_device
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class World:
-    """This process's place among the training processes."""
+    """This process's place among the training processes, and the device it computes on."""
 
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    grouped: bool = False
+    """Whether this process joined a process group (every torchrun launch, even of one process)."""
 
     @property
     def is_main(self) -> bool:
@@ -32,7 +40,8 @@ class World:
 
     @property
     def distributed(self) -> bool:
-        return self.size > 1
+        """Whether gradients, decisions and metrics go through the process group (DDP and collectives)."""
+        return self.grouped
 
 
 def launched_as_main() -> bool:
@@ -41,30 +50,43 @@ def launched_as_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def launched_by_torchrun() -> bool:
+    """Whether torchrun (or another launcher of several processes) started this process."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def init_world(requested_device: str) -> World:
-    """Join the process group if launched by torchrun (NCCL for GPUs, else gloo); otherwise a world of one."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
-        return World()
-    world = World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    """This process's world and device: a world of one, or, launched by torchrun, its place in the
+    process group, which it joins after making its GPU (cuda:LOCAL_RANK) the current device.
+
+    `requested_device` is what `choose_device` takes ("auto", "cpu", "cuda", "cuda:N")."""
+    if not launched_by_torchrun():
+        return World(device=choose_device(requested_device))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = choose_device(requested_device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # before the group: NCCL, pinning and the allocator follow it
+    world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), local_rank, device, grouped=True)
     if not dist.is_initialized():
-        on_gpu = requested_device != "cpu" and torch.cuda.is_available()
-        dist.init_process_group(backend="nccl" if on_gpu else "gloo")
+        if device.type == "cuda":
+            dist.init_process_group(backend="nccl", device_id=device)
+        else:
+            dist.init_process_group(backend="gloo")
     return world
 
 
-def all_agree(flag: bool, world: World, device: torch.device) -> bool:
+def all_agree(flag: bool, world: World) -> bool:
     """True only if `flag` is true on every rank (so all ranks take the same branch)."""
     if not world.distributed:
         return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    value = torch.tensor([1.0 if flag else 0.0], device=world.device)
     dist.all_reduce(value, op=dist.ReduceOp.MIN)
     return bool(value.item() > 0)
 
 
 def barrier(world: World) -> None:
     if world.distributed:
-        dist.barrier()
+        dist.barrier(device_ids=[world.device.index] if world.device.type == "cuda" else None)
 
 
 def leave(world: World) -> None:
@@ -73,9 +95,10 @@ def leave(world: World) -> None:
 
 
 def broadcast(value: T, world: World) -> T:
-    """Rank 0's `value` on every rank (any picklable value; use it for small things such as metrics)."""
+    """Rank 0's `value` on every rank (any picklable value; use it for small things such as metrics).
+    The pickled bytes travel through this process's device (NCCL moves only GPU tensors)."""
     if not world.distributed:
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, device=world.device)
     return box[0]
