@@ -146,8 +146,8 @@ def test_loss_of_a_padded_batch_equals_the_utterances_alone(kind: str, input_fee
             )
             attention_sum += float(alone.attention) * (m + 1)
             ctc_sum += float(alone.ctc) * m
-    assert batch.tokens == int(target_lengths.sum()) + 3
-    assert float(batch.attention) == pytest.approx(attention_sum / batch.tokens, rel=1e-5)
+    assert int(batch.tokens) == int(target_lengths.sum()) + 3
+    assert float(batch.attention) == pytest.approx(attention_sum / int(batch.tokens), rel=1e-5)
     assert float(batch.ctc) == pytest.approx(ctc_sum / int(target_lengths.sum()), rel=1e-5)
 
 
@@ -323,3 +323,53 @@ def test_bilstm_equals_a_packed_bidirectional_lstm_with_the_same_weights() -> No
     packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     expected, _ = torch.nn.utils.rnn.pad_packed_sequence(packed_lstm(packed)[0], batch_first=True, total_length=11)
     torch.testing.assert_close(layer(x, lengths), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_bilstm_gives_the_same_outputs_and_gradients_on_its_gpu_path_as_on_its_cpu_path() -> None:
+    """`packed` (one bidirectional call, what a GPU runs) equals `padded` (the directions one after
+    the other, what a CPU runs) on a padded batch, a row without frames included."""
+    torch.manual_seed(0)
+    layer = BiLSTM(6, 5)
+    lengths = torch.tensor([11, 7, 0, 3])
+    x = torch.randn(4, 11, 6) * lengths_to_mask(lengths, 11)[..., None]
+    outputs, gradients = [], []
+    for path in (layer.padded, layer.packed):
+        layer.zero_grad()
+        inputs = x.clone().requires_grad_()
+        out = path(inputs, lengths)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outputs.append(out.detach())
+        gradients.append([inputs.grad] + [p.grad.clone() for p in layer.parameters()])
+    torch.testing.assert_close(outputs[1], outputs[0], atol=1e-6, rtol=1e-5)
+    assert (outputs[1][2] == 0).all() and (outputs[1][3, 3:] == 0).all()
+    for packed, padded in zip(gradients[1], gradients[0], strict=True):
+        torch.testing.assert_close(packed, padded, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("input_feeding", "sampling_prob"), [(True, 0.0), (False, 0.0), (True, 1.0)])
+@pytest.mark.parametrize("kind", ["location", "dot"])
+def test_teacher_forcing_with_fixed_shapes_gives_the_cpu_paths_losses_and_gradients(
+    monkeypatch, kind: str, input_feeding: bool, sampling_prob: float
+) -> None:
+    """The GPU's teacher forcing (every utterance every step, steps past <eos> zeroed after) equals
+    the CPU's (utterances leave the batch as they end) on the same weights: losses, outputs and
+    every gradient; scheduled sampling always taking the model's own prediction included."""
+    torch.manual_seed(0)
+    model = LAS(tiny(kind, input_feeding=input_feeding))
+    batch = random_batch([40, 61, 52, 30], [3, 7, 5, 7])
+    results = []
+    for fixed in (False, True):
+        monkeypatch.setattr("asr.model.las.fixed_shapes", lambda values, fixed=fixed: fixed)
+        model.zero_grad()
+        losses = model(*batch, sampling_prob=sampling_prob)
+        losses.total.backward()
+        memory = model.speller.memory(*model.encode(batch[0], batch[1]))
+        with torch.no_grad():
+            outputs = model.teacher_forced_logits(memory, batch[2], batch[3], sampling_prob)
+        results.append((losses.total.detach(), outputs, [p.grad.clone() for p in model.parameters()]))
+    (loss, outputs, gradients), (fixed_loss, fixed_outputs, fixed_gradients) = results
+    torch.testing.assert_close(fixed_loss, loss, atol=1e-6, rtol=1e-5)
+    for fixed_output, output in zip(fixed_outputs, outputs, strict=True):
+        torch.testing.assert_close(fixed_output, output, atol=1e-6, rtol=1e-5)
+    for fixed_gradient, gradient in zip(fixed_gradients, gradients, strict=True):
+        torch.testing.assert_close(fixed_gradient, gradient, atol=1e-6, rtol=1e-5)

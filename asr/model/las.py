@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -39,12 +40,18 @@ class LASConfig:
 
 @dataclass(frozen=True)
 class Losses:
-    """Per-token losses of a batch: `total` = w * ctc + (1 - w) * attention; `tokens` counts targets + eos."""
+    """Per-token losses of a batch: `total` = w * ctc + (1 - w) * attention; `tokens` () counts targets
+    + eos, a tensor on the batch's device (no wait for a GPU until it is read)."""
 
     total: torch.Tensor
     attention: torch.Tensor
     ctc: torch.Tensor
-    tokens: int
+    tokens: torch.Tensor
+
+
+def fixed_shapes(values: torch.Tensor) -> bool:
+    """Whether teacher forcing over `values` runs every utterance every step (on a GPU)."""
+    return values.is_cuda
 
 
 class LAS(nn.Module):
@@ -73,40 +80,36 @@ class LAS(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, L+1, vocab) and attention (B, L+1, T') for inputs <sos> + targets.
 
-        Step i runs only for the utterances whose output i exists (i <= target length):
-        the batch is ordered longest target first, so they are a prefix of it, and
-        utterances leave as they end. Logits and weights past an utterance's <eos> are zero.
-        With `sampling_prob` > 0, each input after the first is, with that probability,
-        the model's own previous prediction instead of the reference (scheduled sampling).
-        A speller without input feeding and without sampling takes `Speller.teacher_forced`'s
-        path (the same outputs as stepping, computed over all steps at once).
+        Logits and weights past an utterance's <eos> are zero. With `sampling_prob` > 0, each
+        input after the first is, with that probability, the model's own previous prediction
+        instead of the reference (scheduled sampling). A speller without input feeding and
+        without sampling takes `Speller.teacher_forced`'s path (the same outputs as stepping,
+        computed over all steps at once); the others `Speller.forced_steps`.
+
+        On a CPU, step i runs only for the utterances whose output i exists (i <= target
+        length): the batch is ordered longest target first, so they are a prefix of it, and
+        utterances leave as they end, which saves their compute. On a GPU every utterance runs
+        every step and the steps past its <eos> are zeroed after: the shapes stay fixed, no
+        step waits for the host, and the step loop's launches do not grow with each departure.
         """
-        b = targets.shape[0]
+        b, steps = targets.shape[0], targets.shape[1] + 1
         target_lengths = target_lengths.to(targets.device)
-        order = torch.argsort(target_lengths, descending=True, stable=True)  # (B,) longest target first
         sos = targets.new_full((b, 1), self.config.sos_id)
-        inputs = torch.cat([sos, targets], dim=1).index_select(0, order)  # (B, L+1) in that order
-        memory = memory.select(order)
-        running = torch.searchsorted(  # (L+1,) utterances whose step i exists: target length >= i
-            -target_lengths[order], -torch.arange(inputs.shape[1], device=targets.device), right=True
-        ).tolist()
-        restore = torch.argsort(order)  # (B,) back to the batch's own order
+        inputs = torch.cat([sos, targets], dim=1)  # (B, S)
+        forced = functools.partial(self.speller.forced_steps, sampling_prob=sampling_prob)
         if not self.speller.config.input_feeding and sampling_prob == 0:
-            logits, weights = self.speller.teacher_forced(memory, inputs, running)
-            return logits.index_select(0, restore), weights.index_select(0, restore)
-        state = self.speller.initial_state(memory)
-        logits, weights = [], []
-        for i, n in enumerate(running):
-            if n < state.hidden.shape[0]:  # slice only when an utterance leaves: a slice's backward zero-fills
-                state, memory = state.head(n), memory.head(n)
-            tokens = inputs[:n, i]
-            if i > 0 and sampling_prob > 0:
-                own = logits[-1][:n].argmax(-1)
-                tokens = torch.where(torch.rand(n, device=tokens.device) < sampling_prob, own, tokens)
-            step_logits, state = self.speller.step(state, tokens, memory)
-            logits.append(F.pad(step_logits, (0, 0, 0, b - n)))  # (n, vocab) -> (B, vocab)
-            weights.append(F.pad(state.weights, (0, 0, 0, b - n)))
-        return torch.stack(logits, 1).index_select(0, restore), torch.stack(weights, 1).index_select(0, restore)
+            forced = self.speller.teacher_forced
+        if fixed_shapes(memory.values):
+            logits, weights = forced(memory, inputs, [b] * steps)
+            past_eos = torch.arange(steps, device=targets.device)[None, :, None] > target_lengths[:, None, None]
+            return logits.masked_fill(past_eos, 0), weights.masked_fill(past_eos, 0)
+        order = torch.argsort(target_lengths, descending=True, stable=True)  # (B,) longest target first
+        running = torch.searchsorted(  # (S,) utterances whose step i exists: target length >= i
+            -target_lengths[order], -torch.arange(steps, device=targets.device), right=True
+        ).tolist()
+        logits, weights = forced(memory.select(order), inputs.index_select(0, order), running)
+        restore = torch.argsort(order)  # (B,) back to the batch's own order
+        return logits.index_select(0, restore), weights.index_select(0, restore)
 
     def forward(
         self,
@@ -126,14 +129,15 @@ class LAS(nn.Module):
         outputs[torch.arange(targets.shape[0], device=targets.device), target_lengths.to(targets.device)] = (
             config.eos_id
         )
-        tokens = int(target_lengths.sum()) + targets.shape[0]
+        characters = target_lengths.to(targets.device).sum()
+        tokens = characters + targets.shape[0]
         attention = F.cross_entropy(
             logits.float().flatten(0, 1),
             outputs.flatten(),
             ignore_index=config.pad_id,
             label_smoothing=config.label_smoothing,
             reduction="sum",
-        ) / max(tokens, 1)
+        ) / tokens.clamp(min=1)
         if self.ctc_head is None:
             ctc = attention.new_zeros(())
         else:
@@ -146,6 +150,6 @@ class LAS(nn.Module):
                 blank=config.blank_id,
                 reduction="sum",
                 zero_infinity=True,
-            ) / max(int(target_lengths.sum()), 1)
+            ) / characters.clamp(min=1)
         total = config.ctc_weight * ctc + (1 - config.ctc_weight) * attention
         return Losses(total=total, attention=attention, ctc=ctc, tokens=tokens)

@@ -108,6 +108,13 @@ class Speller(nn.Module):
     ) -> tuple[torch.Tensor, SpellerState]:
         """`window` > 0: the attention scores only that many frames around its previous peak
         (search only; additive and location attention, see `Attention`)."""
+        h, state = self.recur(state, tokens, memory, window)
+        return self._logits(h, state.context), state
+
+    def recur(
+        self, state: SpellerState, tokens: torch.Tensor, memory: Memory, window: int = 0
+    ) -> tuple[torch.Tensor, SpellerState]:
+        """A step without the output layers: the LSTM's top output (B, U) and the new state."""
         if window and not self.attention.windowed:
             raise ValueError(
                 f"an attention window needs additive or location attention, not {type(self.attention).__name__}"
@@ -119,7 +126,7 @@ class Speller(nn.Module):
             out, (hidden, cell) = self.lstm(self.embedding(tokens)[:, None], initial)  # (B, 1, U), 2 x (layers, B, U)
             h, hidden, cell = out[:, 0], hidden.transpose(0, 1), cell.transpose(0, 1)
         context, weights = self.attention(h, memory.keys, memory.values, memory.mask, state.weights, window)
-        return self._logits(h, context), SpellerState(hidden, cell, context, weights)
+        return h, SpellerState(hidden, cell, context, weights)
 
     def _cells(self, x: torch.Tensor, state: SpellerState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Input feeding: cells on x = [y_{i-1}; c_{i-1}] (B, E + V) -> top output (B, U), states (B, layers, U)."""
@@ -136,6 +143,41 @@ class Speller(nn.Module):
         """LSTM output (..., U) and context (..., V) -> logits (..., vocab)."""
         features = torch.tanh(self.hidden_output(torch.cat([self.dropout(h), context], dim=-1)))
         return self.output(self.dropout(features))
+
+    def forced_steps(
+        self, memory: Memory, inputs: torch.Tensor, running: list[int], sampling_prob: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing step by step (any speller): logits (B, S, vocab) and weights (B, S, T).
+
+        `inputs` (B, S) are the previous tokens of every step, rows ordered longest first;
+        step i runs for the first `running[i]` rows only (utterances leave as they end) and its
+        outputs are zero for the others. `running = [B] * S` runs every row every step: the
+        shapes stay fixed, which a GPU wants (the caller zeroes the steps that do not exist).
+        With `sampling_prob` > 0 each input after the first is, with that probability, the
+        model's own previous prediction (scheduled sampling), so the output layers run inside
+        the loop; otherwise once, over all steps, after it.
+        """
+        b = inputs.shape[0]
+        state = self.initial_state(memory)
+        outputs, contexts, weights, logits = [], [], [], []
+        for i, n in enumerate(running):
+            if n < state.hidden.shape[0]:  # slice only when an utterance leaves: a slice's backward zero-fills
+                state, memory = state.head(n), memory.head(n)
+            tokens = inputs[:n, i]
+            if sampling_prob > 0 and i > 0:
+                own = logits[-1][:n].argmax(-1)
+                tokens = torch.where(torch.rand(n, device=tokens.device) < sampling_prob, own, tokens)
+            h, state = self.recur(state, tokens, memory)
+            if sampling_prob > 0:
+                logits.append(_all_rows(self._logits(h, state.context), b))  # (n, vocab) -> (B, vocab)
+            else:
+                outputs.append(_all_rows(h, b))  # (n, U) -> (B, U)
+                contexts.append(_all_rows(state.context, b))
+            weights.append(_all_rows(state.weights, b))
+        if sampling_prob > 0:
+            return torch.stack(logits, 1), torch.stack(weights, 1)
+        logits = self._logits(torch.stack(outputs, 1), torch.stack(contexts, 1))  # once over (B, S, .)
+        return _zero_steps_not_run(logits, running), torch.stack(weights, 1)
 
     def teacher_forced(
         self, memory: Memory, inputs: torch.Tensor, running: list[int]
@@ -155,9 +197,8 @@ class Speller(nn.Module):
         else:  # every step at once: the S steps of a row are its "hypotheses" for the attention
             context, weights = self.attention(h.flatten(0, 1), memory.keys, memory.values, memory.mask, None)
             context, weights = context.view(b, steps, -1), weights.view(b, steps, -1)  # (B*S, .) -> (B, S, .)
-        exists = torch.arange(b, device=h.device)[:, None] < torch.tensor(running, device=h.device)[None, :]  # (B, S)
-        logits = self._logits(h, context) * exists[..., None].to(h.dtype)
-        return logits, weights * exists[..., None].to(weights.dtype)
+        logits = self._logits(h, context)
+        return _zero_steps_not_run(logits, running), _zero_steps_not_run(weights, running)
 
     def _attend_step_by_step(
         self, h: torch.Tensor, memory: Memory, running: list[int]
@@ -171,6 +212,21 @@ class Speller(nn.Module):
             if n < weights.shape[0]:  # slice only when a row leaves: a slice's backward zero-fills
                 memory, weights = memory.head(n), weights[:n]
             context, weights = self.attention(query[:n], memory.keys, memory.values, memory.mask, weights)
-            contexts.append(F.pad(context, (0, 0, 0, b - n)))  # (n, V) -> (B, V)
-            steps.append(F.pad(weights, (0, 0, 0, b - n)))
+            contexts.append(_all_rows(context, b))  # (n, V) -> (B, V)
+            steps.append(_all_rows(weights, b))
         return torch.stack(contexts, 1), torch.stack(steps, 1)
+
+
+def _zero_steps_not_run(outputs: torch.Tensor, running: list[int]) -> torch.Tensor:
+    """(B, S, ...) outputs with step i zeroed for the rows from `running[i]` on (rows ordered longest
+    first); as they are when every row ran every step (no host-to-device copy then)."""
+    b = outputs.shape[0]
+    if min(running, default=b) == b:
+        return outputs
+    exists = torch.arange(b, device=outputs.device)[:, None] < torch.tensor(running, device=outputs.device)  # (B, S)
+    return outputs * exists.view(*exists.shape, *([1] * (outputs.dim() - 2))).to(outputs.dtype)
+
+
+def _all_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """(n, D) -> (rows, D), zero rows after the n (x itself when n = rows: no copy)."""
+    return x if x.shape[0] == rows else F.pad(x, (0, 0, 0, rows - x.shape[0]))
