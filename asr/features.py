@@ -256,55 +256,85 @@ class SpecAugmentConfig:
             raise ValueError(f"time_mask_max_ratio must lie in [0, 1], got {self.time_mask_max_ratio}")
 
 
-def time_warp(features: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """Warp (T, D) in time: a random point moves by up to `max_shift` frames, the rest stretches.
+def time_warp(features: torch.Tensor, lengths: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Warp each utterance of (B, T, D) in time within its length (B,): a random frame (the centre,
+    at least `max_shift` frames from either end) moves by up to `max_shift` frames (`warp`).
 
-    The length T is unchanged. Utterances too short to warp are returned as they are.
+    Utterances of at most 2 x `max_shift` + 1 frames stay as they are. Every utterance draws its
+    own centre and shift, all at once.
     """
-    length = features.shape[0]
-    if max_shift < 1 or length <= 2 * max_shift + 1:
+    b = features.shape[0]
+    if max_shift < 1 or features.shape[1] == 0:
         return features
-    centre = int(torch.randint(max_shift, length - max_shift, ()))
-    shift = int(torch.randint(-max_shift + 1, max_shift, ()))
-    channels_first = features.T[None]  # (T, D) -> (1, D, T) for interpolate
-    left = nn.functional.interpolate(
-        channels_first[..., :centre], size=centre + shift, mode="linear", align_corners=True
-    )
-    right = nn.functional.interpolate(
-        channels_first[..., centre:], size=length - centre - shift, mode="linear", align_corners=True
-    )
-    return torch.cat([left, right], dim=-1)[0].T  # (1, D, T) -> (T, D)
+    lengths = lengths.to(features.device)
+    # integers as randint would draw them: centre in [W, L - W), shift in [-W + 1, W)
+    centre = max_shift + (torch.rand(b, device=features.device) * (lengths - 2 * max_shift).clamp(min=1)).long()
+    shift = (torch.rand(b, device=features.device) * (2 * max_shift - 1)).long() - max_shift + 1
+    return warp(features, lengths, centre, shift.masked_fill(lengths <= 2 * max_shift + 1, 0))
+
+
+def warp(features: torch.Tensor, lengths: torch.Tensor, centre: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) with frame `centre` (B,) of each utterance moved to `centre + shift` (B,), the frames
+    before and after it stretched linearly to meet it (each side interpolated with aligned corners,
+    so both ends of the utterance stay put); a shift of 0 and the padding past `lengths` (B,) leave
+    the features as they are."""
+    t = features.shape[1]
+    c, length = centre[:, None].float(), lengths[:, None].float()  # (B, 1)
+    moved = c + shift[:, None]  # (B, 1): where the centre lands, the first frame of the right side
+    j = torch.arange(t, device=features.device, dtype=torch.float32)[None, :]  # (1, T) output frames
+    left = j * (c - 1) / (moved - 1).clamp(min=1)  # [0, moved) <- [0, c)
+    right = c + (j - moved) * (length - c - 1) / (length - moved - 1).clamp(min=1)  # [moved, L) <- [c, L)
+    source = torch.where(j < moved, left, right)  # (B, T): the fractional input frame of each output frame
+    source = torch.where((shift[:, None] != 0) & (j < length), source, j)
+    low = source.floor().long().clamp(0, t - 1)
+    high = (low + 1).clamp(max=t - 1)
+    fraction = (source - low).unsqueeze(-1).to(features.dtype)  # (B, T, 1)
+    below, above = (features.gather(1, index[..., None].expand_as(features)) for index in (low, high))
+    return torch.lerp(below, above, fraction)
+
+
+def mask_spans(size: int, limits: torch.Tensor, widths: torch.Tensor, count: int) -> torch.Tensor:
+    """(B, size) bool: `count` spans per row, each of a width drawn uniformly in [0, widths) (B,) (and
+    at most the row's limit) at a start drawn uniformly so that it ends within the row's first
+    `limits` (B,) positions, as torchaudio's `mask_along_axis` draws one."""
+    b, device = limits.shape[0], limits.device
+    positions = torch.arange(size, device=device)[None, :]  # (1, size)
+    masked = torch.zeros(b, size, dtype=torch.bool, device=device)
+    widths = torch.minimum(widths, limits)
+    for _ in range(count):
+        width = torch.rand(b, device=device) * widths
+        start = torch.rand(b, device=device) * (limits - width)
+        masked |= (positions >= start.long()[:, None]) & (positions < (start + width).long()[:, None])
+    return masked
 
 
 class SpecAugment(nn.Module):
     """Random frequency masks, time masks and time warping of (B, T, D) features.
 
     Active only in training mode; masks are drawn per utterance and stay inside its
-    real frames. Masked values are 0, the mean of normalised features.
+    real frames. Masked values are 0, the mean of normalised features. The whole batch
+    is augmented at once (no loop over utterances), on the features' device.
     """
 
     def __init__(self, config: SpecAugmentConfig) -> None:
         super().__init__()
         self.config = config
-        self.freq_masking = torchaudio.transforms.FrequencyMasking(config.freq_mask_width, iid_masks=True)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         config = self.config
         if not self.training:
             return features
-        features = features.clone()
-        for b, length in enumerate(lengths.tolist()):
-            utterance = time_warp(features[b, :length], config.time_warp)  # (L, D)
-            max_width = min(config.time_mask_width, math.floor(config.time_mask_max_ratio * length))
-            for _ in range(config.time_masks if max_width > 0 else 0):
-                # (L, D) -> (1, D, L): torchaudio masks along axis 2 of (channel, freq, time)
-                utterance = torchaudio.functional.mask_along_axis(utterance.T[None], max_width, 0.0, 2)[0].T
-            features[b, :length] = utterance
-        if config.freq_mask_width > 0:
-            for _ in range(config.freq_masks):
-                # (B, T, D) -> (B, 1, D, T): iid masks need (batch, channel, freq, time)
-                features = self.freq_masking(features.transpose(1, 2)[:, None])[:, 0].transpose(1, 2)
-        return features
+        b, t, d = features.shape
+        lengths = lengths.to(features.device)
+        features = time_warp(features, lengths, config.time_warp)
+        # a time mask is at most time_mask_width frames and time_mask_max_ratio of its utterance
+        widths = torch.minimum(
+            torch.full_like(lengths, config.time_mask_width), (config.time_mask_max_ratio * lengths).floor().long()
+        )
+        frames = mask_spans(t, lengths, widths, config.time_masks)  # (B, T)
+        every_bin, width = torch.full_like(lengths, d), torch.full_like(lengths, config.freq_mask_width)
+        bins = mask_spans(d, every_bin, width, config.freq_masks)  # (B, D)
+        return features.masked_fill(frames[:, :, None] | bins[:, None, :], 0.0)
 
 
 SPEED_FACTORS: tuple[float, ...] = (0.9, 1.0, 1.1)
