@@ -50,7 +50,6 @@ from asr.data import (
     read_manifest,
 )
 from asr.decoding import DecodingError
-from asr.device import choose_device
 from asr.distributed import all_agree, barrier, broadcast, init_world, launched_as_main, leave
 from asr.errors import UserError
 from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats
@@ -110,7 +109,7 @@ class Trainer(StepBookkeeping):
         self.config = config
         self.exp_dir = Path(exp_dir)
         self.world = init_world(device)
-        self.device = choose_device(device, self.world.local_rank)
+        self.device = self.world.device
         uses_bf16(config.precision, self.device)  # a precision this device cannot run is refused before any work
         self.track = track
         self.vocab = Vocabulary.default()
@@ -337,11 +336,10 @@ class Trainer(StepBookkeeping):
         self.model.train()
         self.frontend.train()
         self.optimizer.zero_grad(set_to_none=True)
-        sums = {"loss": 0.0, "attention_loss": 0.0, "ctc_loss": 0.0}
-        if not all_agree(all(batch.ids for batch in batches), self.world, self.device):
+        if not all_agree(all(batch.ids for batch in batches), self.world):
             log.warning("step %d: a batch lost all its utterances to unreadable audio; skipped", self.progress.step)
             return None
-        finite = True
+        sums = torch.zeros(3, device=self.device)  # loss, attention loss, CTC loss: read once, after the step
         try:
             for i, batch in enumerate(batches):
                 batch = batch.to(self.device)
@@ -355,9 +353,7 @@ class Trainer(StepBookkeeping):
                             features, lengths, batch.targets, batch.target_lengths, self._sampling_prob()
                         )
                     (losses.total / len(batches)).backward()
-                finite = finite and bool(torch.isfinite(losses.total).item())
-                for key, value in zip(sums, (losses.total, losses.attention, losses.ctc), strict=True):
-                    sums[key] += value.item() / len(batches)
+                sums += torch.stack([losses.total, losses.attention, losses.ctc]).detach().float() / len(batches)
         except torch.OutOfMemoryError:
             if self.world.distributed:
                 raise
@@ -366,13 +362,13 @@ class Trainer(StepBookkeeping):
             torch.cuda.empty_cache()
             return None
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.optim.grad_clip)
-        finite = finite and bool(torch.isfinite(norm).item())
-        if not all_agree(finite, self.world, self.device):
+        loss, attention_loss, ctc_loss, grad_norm = torch.cat([sums, norm.float()[None]]).tolist()  # one wait a step
+        if not all_agree(math.isfinite(loss) and math.isfinite(grad_norm), self.world):
             log.warning("step %d: non-finite loss or gradient; skipped", self.progress.step)
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
-        return sums | {"grad_norm": norm.item()}
+        return {"loss": loss, "attention_loss": attention_loss, "ctc_loss": ctc_loss, "grad_norm": grad_norm}
 
     # ------------------------------------------------------------- validation
     def validate(self) -> dict[str, float]:
