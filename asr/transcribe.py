@@ -15,6 +15,7 @@ bounded: a long file is read piece by piece, and at most `pool_pieces` pieces wa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -314,7 +315,8 @@ class Recognizer:
             raise AudioError(f"{recording.name}: no speech found (the recording is silent)")
         start, end = recording.spans[0]
         piece = _Piece(0, 0, start, end, recording.read(start, end))
-        features, lengths, (hypothesis,) = self._decode([piece], config.search)
+        search = dataclasses.replace(config.search, keep_attention=True)  # the plot draws the weights
+        features, lengths, (hypothesis,) = self._decode([piece], search)
         return Alignment(start, end, hypothesis, features[0, : lengths[0]].float().cpu())
 
     @torch.no_grad()
@@ -336,7 +338,7 @@ class Recognizer:
 
     def _words(self, piece: _Piece, hypothesis: Hypothesis) -> tuple[Word, ...]:
         """Word spans from attention: each character's peak listener frame, mapped to seconds."""
-        peaks = hypothesis.attention[: len(hypothesis.text)].argmax(dim=-1).numpy()  # (characters,) frame indices
+        peaks = hypothesis.peaks[: len(hypothesis.text)].numpy()  # (characters,) frame indices
         peaks = np.maximum.accumulate(peaks) if len(peaks) else peaks  # a later character never goes back in time
         matches = list(re.finditer(r"\S+", hypothesis.text))
         starts = [piece.start + peaks[m.start()] * self.frame_seconds for m in matches]

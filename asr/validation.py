@@ -74,7 +74,7 @@ def dev_metrics(
     """
     model.eval()
     frontend.eval()
-    greedy = dataclasses.replace(search, beam=1, lm_weight=0.0)
+    greedy = dataclasses.replace(search, beam=1, lm_weight=0.0, keep_attention=plots > 0)
     loader = DataLoader(
         SpeechDataset(dev, vocab),
         batch_size=8,

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from asr.decoding import CTCPrefixScorer, Hypothesis, SearchConfig, beam_search, greedy_search
-from asr.decoding.ranking import ended
+from asr.decoding.ranking import Finished
 from asr.decoding.rules import RepetitionGuard, ctc_greedy_lengths
 from asr.model import LAS
 from tests.test_model import VOCAB, digits, random_batch, tiny
@@ -41,7 +41,7 @@ def test_greedy_and_beam_decode_the_trained_digits(trained) -> None:
 def test_a_narrow_attention_window_still_decodes_the_trained_digits(trained) -> None:
     model, features, lengths, words = trained
     # this tiny model's attention jumps about (peaks 0, 17, 0 in THREE), so the window is 16 of 22..31 frames
-    config = SearchConfig(beam=4, attention_window=16)
+    config = SearchConfig(beam=4, attention_window=16, keep_attention=True)
     assert int(model.encode(features, lengths)[1].min()) > config.attention_window
     hypotheses = beam_search(model, features, lengths, VOCAB, config)
     assert texts(hypotheses) == words
@@ -64,7 +64,7 @@ def test_an_attention_window_is_refused_for_an_attention_without_one(trained) ->
 @pytest.mark.parametrize("search", [greedy_search, beam_search])
 def test_an_utterance_decodes_the_same_alone_and_in_a_padded_batch(trained, search, window: int) -> None:
     model, features, lengths, _ = trained
-    config = SearchConfig(beam=3, ctc_weight=0.3, attention_window=window)
+    config = SearchConfig(beam=3, ctc_weight=0.3, attention_window=window, keep_attention=True)
     batch = search(model, features, lengths, VOCAB, config)
     for i, hypothesis in enumerate(batch):
         (alone,) = search(model, features[i : i + 1, : lengths[i]], lengths[i : i + 1], VOCAB, config)
@@ -97,11 +97,40 @@ def test_batched_beam_search_equals_per_utterance_on_an_untrained_model() -> Non
         assert alone.tokens == batch[i].tokens
 
 
+@pytest.mark.parametrize("looks", [3, 1000])
+def test_looking_at_stopped_utterances_only_now_and_then_finds_what_looking_every_step_does(
+    trained, monkeypatch, looks: int
+) -> None:
+    """On a GPU the search looks at which utterances stopped every few steps only (no wait for the
+    device in between); stopped utterances ride along meanwhile and must change nothing."""
+    model, features, lengths, _ = trained
+    config = SearchConfig(beam=3, ctc_weight=0.3, end_detect=True, end_window=2, keep_attention=True)
+    every_step = beam_search(model, features, lengths, VOCAB, config)
+    monkeypatch.setattr("asr.decoding.beam.look_every", lambda device: looks)
+    now_and_then = beam_search(model, features, lengths, VOCAB, config)
+    for seldom, always in zip(now_and_then, every_step, strict=True):
+        assert seldom.tokens == always.tokens and seldom.score == pytest.approx(always.score, abs=1e-5)
+        assert torch.equal(seldom.peaks, always.peaks)
+        torch.testing.assert_close(seldom.attention, always.attention)
+
+
+def test_hypotheses_keep_each_steps_attention_peak_and_the_weights_only_when_asked(trained) -> None:
+    model, features, lengths, _ = trained
+    for search in (greedy_search, beam_search):
+        kept = search(model, features, lengths, VOCAB, SearchConfig(beam=2, keep_attention=True))
+        peaks_only = search(model, features, lengths, VOCAB, SearchConfig(beam=2))
+        for with_weights, without in zip(kept, peaks_only, strict=True):
+            assert without.attention is None and with_weights.tokens == without.tokens
+            assert torch.equal(without.peaks, with_weights.attention.argmax(-1))
+
+
 def test_hypotheses_carry_attention_over_listener_frames(trained) -> None:
     model, features, lengths, words = trained
     encoded_lengths = model.encode(features, lengths)[1]
     for hypothesis, frames in zip(
-        beam_search(model, features, lengths, VOCAB, SearchConfig(beam=2)), encoded_lengths, strict=True
+        beam_search(model, features, lengths, VOCAB, SearchConfig(beam=2, keep_attention=True)),
+        encoded_lengths,
+        strict=True,
     ):
         assert hypothesis.attention.shape == (len(hypothesis.tokens) + 1, int(frames))
         torch.testing.assert_close(hypothesis.attention.sum(-1), torch.ones(len(hypothesis.tokens) + 1))
@@ -149,13 +178,58 @@ def test_ctc_prefix_score_of_a_whole_sequence_is_its_ctc_probability() -> None:
     scorer = CTCPrefixScorer(log_probs, torch.tensor([12]), VOCAB.blank_id, VOCAB.eos_id)
     for length, token in enumerate(sequence):
         candidates = torch.tensor([[token, VOCAB.eos_id]])
-        scores, cache = scorer.score(candidates, length)
-        scorer.advance(torch.tensor([0]), torch.tensor([0]), torch.tensor([token]), cache, scores)
-    scores, _ = scorer.score(torch.tensor([[VOCAB.eos_id]]), len(sequence))
+        scores = scorer.score(candidates, length)
+        scorer.advance(torch.tensor([0]), torch.tensor([token]), scores[:, 0], length)
+    scores = scorer.score(torch.tensor([[VOCAB.eos_id]]), len(sequence))
     expected = -F.ctc_loss(
         log_probs.transpose(0, 1), torch.tensor([sequence]), torch.tensor([12]), torch.tensor([4]), reduction="sum"
     )
     assert float(scores[0, 0]) == pytest.approx(float(expected), abs=1e-4)
+
+
+def recursion_frame_by_frame(log_probs: torch.Tensor, lengths: torch.Tensor, prefixes: list[list[int]]) -> list:
+    """r_n, r_b (T,) of each prefix, by Algorithm 2 of Watanabe et al. one frame after another (float64)."""
+    x = log_probs.double()
+    results = []
+    for n, prefix in enumerate(prefixes):
+        t_max, length = x.shape[1], int(lengths[n])
+        emit = x[n].clone()
+        emit[length:] = float("-inf")
+        emit[length:, VOCAB.blank_id] = 0.0
+        r_n = torch.full((t_max,), float("-inf"), dtype=torch.float64)
+        r_b = torch.cumsum(emit[:, VOCAB.blank_id], 0)
+        for i, c in enumerate(prefix):
+            phi = r_b if i > 0 and prefix[i - 1] == c else torch.logaddexp(r_n, r_b)
+            new_n = torch.full_like(r_n, float("-inf"))
+            new_b = torch.full_like(r_b, float("-inf"))
+            if i == 0:
+                new_n[0] = emit[0, c]
+            for t in range(max(1, i), t_max):
+                new_n[t] = torch.logaddexp(new_n[t - 1], phi[t - 1]) + emit[t, c]
+                new_b[t] = torch.logaddexp(new_b[t - 1], new_n[t - 1]) + emit[t, VOCAB.blank_id]
+            r_n, r_b = new_n, new_b
+        results.append((r_n, r_b))
+    return results
+
+
+def test_ctc_forward_variables_over_all_frames_at_once_equal_the_frame_by_frame_recursion() -> None:
+    """Hypotheses of a padded batch (one of 600 frames, one cut short, one with a repeated letter,
+    one longer than its frames allow) advanced token by token match the recursion run frame by frame."""
+    torch.manual_seed(0)
+    lengths = torch.tensor([600, 230, 40, 3])
+    log_probs = torch.log_softmax(3 * torch.randn(4, 600, len(VOCAB)), dim=-1)
+    prefixes = [VOCAB.encode(text) for text in ("HELLO", "ABBAB", "ZZZZZ", "ABCDE")]
+    scorer = CTCPrefixScorer(log_probs, lengths, VOCAB.blank_id, VOCAB.eos_id)
+    rows = torch.arange(4)
+    for length in range(5):
+        tokens = torch.tensor([prefix[length] for prefix in prefixes])
+        scores = scorer.score(tokens[:, None], length)
+        scorer.advance(rows, tokens, scores[:, 0], length)
+    for n, (r_n, r_b) in enumerate(recursion_frame_by_frame(log_probs, lengths, prefixes)):
+        for got, expected in ((scorer.r_n[:, n], r_n), (scorer.r_b[:, n], r_b)):
+            finite = torch.isfinite(expected)
+            assert torch.equal(torch.isfinite(got), finite), n
+            torch.testing.assert_close(got[finite].double(), expected[finite], atol=1e-3, rtol=1e-5)
 
 
 @pytest.mark.parametrize("search", [greedy_search, beam_search])
@@ -210,7 +284,7 @@ def test_bad_search_settings_are_rejected() -> None:
 
 def test_coverage_penalty_rewards_frames_the_attention_covered(trained) -> None:
     model, features, lengths, words = trained
-    plain = beam_search(model, features, lengths, VOCAB, SearchConfig(beam=3))
+    plain = beam_search(model, features, lengths, VOCAB, SearchConfig(beam=3, keep_attention=True))
     covered = beam_search(model, features, lengths, VOCAB, SearchConfig(beam=3, coverage_penalty=0.5))
     for a, b in zip(plain, covered, strict=True):
         bonus_a = 0.5 * float((a.attention.sum(0) > 0.5).sum())
@@ -245,7 +319,7 @@ def test_an_utterance_without_listener_frames_gets_an_empty_text_and_spares_the_
     torch.manual_seed(0)
     model = LAS(tiny("location")).eval()
     features, lengths = torch.randn(2, 40, 80), torch.tensor([40, 0])  # a clip shorter than one window
-    config = SearchConfig(beam=3, ctc_weight=ctc_weight, max_length_ratio=0.5)
+    config = SearchConfig(beam=3, ctc_weight=ctc_weight, max_length_ratio=0.5, keep_attention=True)
     normal, empty = search(model, features, lengths, VOCAB, config)
     (alone,) = search(model, features[:1], lengths[:1], VOCAB, config)
     assert empty.text == "" and empty.tokens == () and math.isfinite(empty.score)
@@ -282,6 +356,15 @@ def test_a_model_that_loops_on_a_word_is_stopped_by_the_guard() -> None:
     (hypothesis,) = greedy_search(model, features, lengths, VOCAB, config)
     words = hypothesis.text.split()
     assert all(not (a == b == c) for a, b, c in zip(words, words[1:], words[2:], strict=False))
+
+
+def ended(hypotheses: list[tuple[float, int, int]], step: int, config: SearchConfig) -> bool:
+    """End detection for one utterance whose finished hypotheses are (log-probability, step, row)."""
+    finished = Finished.start(1, 3, torch.device("cpu"))
+    for log_prob, at, row in hypotheses:
+        value = torch.tensor([[log_prob]])
+        finished.add(torch.tensor([0]), torch.tensor([[True]]), value, value, at, torch.tensor([[row]]))
+    return bool(finished.ended(torch.tensor([0]), step, config))
 
 
 def test_end_detection_stops_when_recent_endings_are_far_worse() -> None:

@@ -61,7 +61,7 @@ def test_a_bf16_training_step_on_cuda_gives_finite_losses_and_gradients_close_to
 @pytest.mark.parametrize("search", [greedy_search, beam_search])
 def test_search_on_cuda_gives_the_cpu_tokens(spelled, search) -> None:
     cpu_model, gpu_model, features, lengths = spelled
-    config = SearchConfig(beam=4, max_length_ratio=1.0)
+    config = SearchConfig(beam=4, max_length_ratio=1.0, keep_attention=True)
     on_cpu = search(cpu_model, features, lengths, VOCAB, config)
     on_gpu = search(gpu_model, *on(CUDA, features, lengths), VOCAB, config)
     assert [h.text for h in on_cpu] == WORDS

@@ -40,6 +40,8 @@ class SearchConfig:
     exceeds 0.5. `attention_window` > 0 scores only that many listener frames a step, from a
     quarter of them before the previous step's peak (additive and location attention): an
     approximation that makes the attention's cost W/T of the full one; 0 scores every frame.
+    `keep_attention`: hypotheses carry their attention weights (for plots and alignments);
+    otherwise only each step's peak frame, which keeps a long batch's search history small.
     """
 
     beam: int = 10
@@ -62,6 +64,7 @@ class SearchConfig:
     end_window: int = 3
     end_margin: float = 10.0
     attention_window: int = 0
+    keep_attention: bool = False
 
     def __post_init__(self) -> None:
         if self.beam < 1:
@@ -88,16 +91,23 @@ class SearchConfig:
 @dataclass(frozen=True)
 class Hypothesis:
     """A decoded utterance: its text, token ids (no sos/eos), the search's ranking score
-    (log-probability after length normalisation and penalties), the log-probability
-    itself summed over the tokens and <eos> (joint with CTC and the LM where they were
-    used, length bonus included), and attention weights (len(tokens) + 1, T') over the
-    listener frames, the last row for <eos>."""
+    (log-probability after length normalisation and penalties), attention weights
+    (len(tokens) + 1, T') over the listener frames, the last row for <eos> (None unless the
+    search was asked to keep them: `SearchConfig.keep_attention`), the log-probability itself
+    summed over the tokens and <eos> (joint with CTC and the LM where they were used, length
+    bonus included), and the listener frame each step attended to most (len(tokens) + 1,),
+    which word timings need (taken from the weights when only they are given)."""
 
     text: str
     tokens: tuple[int, ...]
     score: float
-    attention: torch.Tensor
+    attention: torch.Tensor | None = None
     log_prob: float = -math.inf
+    peaks: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.peaks is None and self.attention is not None:
+            object.__setattr__(self, "peaks", self.attention.argmax(-1))
 
     @property
     def avg_log_prob(self) -> float:

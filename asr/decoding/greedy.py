@@ -44,7 +44,8 @@ def greedy_search(
     active = torch.arange(b, device=device)  # utterances still decoded
     tokens = torch.full((b,), vocab.sos_id, dtype=torch.long, device=device)
     scores = torch.zeros(b, device=device)
-    steps, weights = [], []
+    steps, peaks, weights = [], [], []
+    keep = config.keep_attention or config.coverage_penalty != 0  # the coverage penalty reads the weights
     for step in range(int(longest.max()) + 1):  # step = characters so far; the last step can only end
         logits, state = model.speller.step(state, tokens, memory, config.attention_window)
         att_logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, float("-inf"))
@@ -54,7 +55,9 @@ def greedy_search(
         tokens = torch.where(at_limit, torch.full_like(tokens, vocab.eos_id), tokens)
         scores.index_add_(0, active, torch.where(at_limit, torch.zeros_like(best), best))
         steps.append(scatter_rows(tokens, active, b, fill=vocab.eos_id))
-        weights.append(scatter_rows(state.weights, active, b))
+        peaks.append(scatter_rows(state.weights.argmax(-1), active, b))
+        if keep:
+            weights.append(scatter_rows(state.weights, active, b))
         going = (tokens != vocab.eos_id).nonzero()[:, 0]  # (B',) rows that continue
         if going.shape[0] == 0:
             break
@@ -66,12 +69,15 @@ def greedy_search(
             scorer.keep(going)
             state, memory, active = state.select(going), memory.select(going), active[going]
     ids = torch.stack(steps, 1).tolist()  # (B, L)
-    attention = torch.stack(weights, 1).float().cpu()  # (B, L, T')
+    peak_frames = torch.stack(peaks, 1).cpu()  # (B, L)
+    attention = torch.stack(weights, 1).float().cpu() if keep else None  # (B, L, T')
     hypotheses = []
     for i in range(b):
         out = ids[i][: ids[i].index(vocab.eos_id)] if vocab.eos_id in ids[i] else ids[i]
         log_prob = float(scores[i])
-        rows = attention[i, : len(out) + 1, : int(encoded_lengths[i])]
+        rows = attention[i, : len(out) + 1, : int(encoded_lengths[i])] if attention is not None else None
         score = ranking_score(log_prob, len(out), rows, config)
-        hypotheses.append(Hypothesis(vocab.decode(out), tuple(out), score, rows, log_prob))
+        rows = rows if config.keep_attention else None
+        hypothesis = Hypothesis(vocab.decode(out), tuple(out), score, rows, log_prob, peak_frames[i, : len(out) + 1])
+        hypotheses.append(hypothesis)
     return hypotheses

@@ -1,11 +1,11 @@
-"""The ranker: how finished hypotheses compare (length normalisation and coverage), tracing a
-hypothesis back through a beam search's history, and when an utterance's search may stop
-early (ESPnet's end detection)."""
+"""The ranker: how finished hypotheses compare (length normalisation and coverage), the finished
+hypotheses of a beam search kept in tensors, when an utterance's search may stop early (ESPnet's
+end detection), and tracing the best hypotheses back through the search's history."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -13,52 +13,116 @@ from asr.decoding.config import Hypothesis, SearchConfig
 from asr.text import Vocabulary
 
 
-def ranking_score(log_prob: float, length: int, attention: torch.Tensor, config: SearchConfig) -> float:
+def length_penalty(length: int, config: SearchConfig) -> float:
+    """What a hypothesis of `length` characters divides its log-probability by: (length + 1) ** norm."""
+    return (length + 1) ** config.length_normalization
+
+
+def ranking_score(log_prob: float, length: int, attention: torch.Tensor | None, config: SearchConfig) -> float:
     """A finished hypothesis's score: its log-probability over (length + 1) ** length_normalization,
-    plus `coverage_penalty` x the listener frames whose attention (length + 1, T') sums above 0.5."""
-    covered = float((attention.sum(0) > 0.5).sum()) if config.coverage_penalty else 0.0
-    return log_prob / (length + 1) ** config.length_normalization + config.coverage_penalty * covered
+    plus `coverage_penalty` x the listener frames whose attention (length + 1, T') sums above 0.5
+    (which it needs only with a coverage penalty)."""
+    covered = float((attention.sum(0) > 0.5).sum()) if config.coverage_penalty and attention is not None else 0.0
+    return log_prob / length_penalty(length, config) + config.coverage_penalty * covered
 
 
-def best_hypothesis(
-    finished: Sequence[tuple[float, int, int]],
-    tokens: list[list[int]],
-    parents: list[list[int]],
-    weights: torch.Tensor,
-    frames: int,
-    vocab: Vocabulary,
-    config: SearchConfig,
-) -> Hypothesis:
-    """The best of an utterance's `finished` hypotheses (log-probability, step, row), each traced
-    back through the search's history: `tokens[s][row]` was fed at step s + 1 by `parents[s][row]`,
-    `weights` (steps, rows, T') its attention; `frames` the utterance's listener frames."""
-    best: Hypothesis | None = None
-    for log_prob, step, row in finished:
-        ids, cursors, cursor = [], [row], row
-        for s in range(step - 1, -1, -1):
-            ids.append(tokens[s][cursor])
-            cursor = parents[s][cursor]
-            cursors.append(cursor)
-        ids.reverse()
-        cursors.reverse()
-        attention = weights[torch.arange(step + 1), torch.tensor(cursors), :frames]  # (len + 1, T')
-        score = ranking_score(log_prob, len(ids), attention, config)
-        if best is None or score > best.score:
-            best = Hypothesis(vocab.decode(ids), tuple(ids), score, attention, log_prob)
-    if best is None:
-        return Hypothesis("", (), -math.inf, torch.zeros(0, frames))
-    return best
+@dataclass
+class Finished:
+    """The finished hypotheses of B utterances, on the search's device: (B, F) tensors of F = 2K
+    slots filled from the left (an utterance stops before it has K, and a step ends at most K
+    more), and a last column that takes the writes of hypotheses that did not end, so that
+    adding needs no host decision. Each has its log-probability, ranking score, the step it
+    ended at (its length) and its row in the search's history."""
+
+    log_prob: torch.Tensor
+    score: torch.Tensor
+    step: torch.Tensor
+    row: torch.Tensor
+    count: torch.Tensor
+
+    @classmethod
+    def start(cls, b: int, k: int, device: torch.device) -> Finished:
+        slots = 2 * k + 1
+        empty = torch.full((b, slots), -math.inf, device=device)
+        none = torch.full((b, slots), -1, dtype=torch.long, device=device)
+        return cls(empty, empty.clone(), none, none.clone(), torch.zeros(b, dtype=torch.long, device=device))
+
+    def add(
+        self,
+        utterances: torch.Tensor,
+        ending: torch.Tensor,
+        log_prob: torch.Tensor,
+        score: torch.Tensor,
+        step: int,
+        rows: torch.Tensor,
+    ) -> None:
+        """Keep the hypotheses of `utterances` (B',) where `ending` (B', K), with their (B', K)
+        log-probabilities, ranking scores and history rows; they ended at `step`."""
+        spare = self.log_prob.shape[1] - 1
+        slots = self.count[utterances, None] + ending.long().cumsum(1) - 1  # (B', K): the next free slots
+        slots = torch.where(ending, slots.clamp(max=spare - 1), spare)
+        where = (utterances[:, None].expand_as(slots), slots)
+        self.log_prob.index_put_(where, log_prob)
+        self.score.index_put_(where, score)
+        self.step.index_put_(where, torch.full_like(slots, step))
+        self.row.index_put_(where, rows)
+        self.count.index_add_(0, utterances, ending.sum(1))
+
+    def ended(self, utterances: torch.Tensor, step: int, config: SearchConfig) -> torch.Tensor:
+        """(B',) ESPnet's end detection for `utterances` (B',): in each of the last `end_window` steps
+        hypotheses ended, and the best of them has a log-probability lower than the best so far by
+        more than `end_margin`. All false without `end_detect`."""
+        if not config.end_detect:
+            return torch.zeros_like(utterances, dtype=torch.bool)
+        log_prob, steps = self.log_prob[utterances, :-1], self.step[utterances, :-1]  # (B', F)
+        best = log_prob.max(1).values
+        ended = torch.isfinite(best)
+        for back in range(config.end_window):
+            recent = log_prob.masked_fill(steps != step - back, -math.inf).max(1).values
+            ended &= torch.isfinite(recent) & (recent < best - config.end_margin)
+        return ended
 
 
-def ended(finished: Sequence[tuple[float, int, int]], step: int, config: SearchConfig) -> bool:
-    """ESPnet's end detection on one utterance's finished hypotheses (log-probability, step, row):
-    true once, in each of the last `end_window` steps, hypotheses ended and the best of them has a
-    log-probability lower than the best so far by more than `end_margin`."""
-    if not config.end_detect or not finished:
-        return False
-    by_step: dict[int, float] = {}
-    for log_prob, at, _ in finished:
-        by_step[at] = max(by_step.get(at, -math.inf), log_prob)
-    best = max(by_step.values())
-    recent = [by_step.get(step - m) for m in range(config.end_window)]
-    return all(value is not None and value < best - config.end_margin for value in recent)
+@dataclass
+class History:
+    """What each step of a search chose, per row of all its N hypotheses (rows of utterances that
+    left hold anything): the token each row was extended by and the row it continued (steps 1, 2,
+    ...), and each row's attention peak frame (N,) and, when kept, weights (N, T') (steps 0, 1, ...)."""
+
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    parents: list[torch.Tensor] = field(default_factory=list)
+    peaks: list[torch.Tensor] = field(default_factory=list)
+    weights: list[torch.Tensor] = field(default_factory=list)
+
+    def best(self, finished: Finished, encoded_lengths: torch.Tensor, vocab: Vocabulary) -> list[Hypothesis]:
+        """The best finished hypothesis of each utterance (by ranking score), traced back; the
+        history moves to the host once. An utterance without any gets an empty hypothesis."""
+        tokens = torch.stack(self.tokens).tolist() if self.tokens else []
+        parents = torch.stack(self.parents).tolist() if self.parents else []
+        peaks = torch.stack(self.peaks).cpu()  # (steps, N)
+        weights = torch.stack(self.weights).float().cpu() if self.weights else None  # (steps, N, T')
+        slots = finished.log_prob.shape[1] - 1
+        count, score = finished.count.clamp(max=slots).tolist(), finished.score.cpu()
+        log_prob, steps, rows = finished.log_prob.tolist(), finished.step.tolist(), finished.row.tolist()
+        frames = encoded_lengths.tolist()
+        hypotheses = []
+        for u, n in enumerate(count):
+            if n == 0:
+                empty = torch.zeros(0, frames[u]) if weights is not None else None
+                hypotheses.append(Hypothesis("", (), -math.inf, empty, peaks=torch.zeros(0, dtype=torch.long)))
+                continue
+            best = int(score[u, :n].argmax())
+            step, cursor = steps[u][best], rows[u][best]
+            ids, cursors = [], [cursor]
+            for s in range(step - 1, -1, -1):
+                ids.append(tokens[s][cursor])
+                cursor = parents[s][cursor]
+                cursors.append(cursor)
+            ids.reverse()
+            path = (torch.arange(step + 1), torch.tensor(cursors[::-1]))  # (step, row) of each step
+            attention = weights[path][:, : frames[u]] if weights is not None else None  # (len + 1, T')
+            text = vocab.decode(ids)
+            hypotheses.append(
+                Hypothesis(text, tuple(ids), float(score[u, best]), attention, log_prob[u][best], peaks[path])
+            )
+        return hypotheses
