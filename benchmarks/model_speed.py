@@ -1,8 +1,8 @@
 """Speed of the LAS model on a seeded workload; prints one JSON line per measurement.
 
     .venv/bin/python benchmarks/model_speed.py [--device cpu|cuda] [--threads 2] [--repeats 5] [--bf16] [--compile]
-        [--workload benchmark|librispeech] [--config PATH] [--set KEY=VALUE] [--max-frames N] [--utterances N]
-        [--measures train,greedy,beam10] [--warmups 2] [--tiny]
+        [--workload benchmark|librispeech|librispeech-test] [--config PATH] [--set KEY=VALUE] [--max-frames N]
+        [--utterances N] [--measures train,greedy,beam10,beam10_ctc] [--ctc-weight 0.3] [--warmups 2] [--tiny]
 
 Workloads (features are given: the log-mel front end is not timed):
 
@@ -21,6 +21,10 @@ Workloads (features are given: the log-mel front end is not timed):
   frames as asr train's sampler counts them (at the slowest speed factor when
   speed_perturb is on), or `--utterances N` of them. Targets: 15 random characters per
   second of audio, about LibriSpeech's rate, over the default vocabulary.
+- `librispeech-test`: what `asr evaluate` decodes on LibriSpeech's test sets at their
+  longest, with the model of the training config: `--utterances N` (default 32) with
+  durations spread evenly over 2..35 s (test-clean and test-other span 1.3..35 s), no
+  filter; targets as above.
 
 Measured: a training step (forward + loss + backward, no optimizer step; median of
 `repeats` after `warmups`), greedy decoding of the batch and beam-10 decoding of the
@@ -28,8 +32,8 @@ batch with a fixed length (EOS suppressed until as many characters as the target
 per second of audio). Each with its real-time factor (seconds / seconds of audio), the
 process CPU seconds it took (on an unshared machine these are about threads x seconds,
 so a lower ratio shows the run was disturbed) and the peak memory (GPU: most allocated
-during that measure; CPU: the process's peak RSS so far). On a GPU, bf16 autocast (on a
-CPU too with --bf16). `--compile` compiles the listener and the attention as
+during that measure; CPU: the process's peak resident set during it). On a GPU, bf16
+autocast (on a CPU too with --bf16). `--compile` compiles the listener and the attention as
 `compile: true` in training does; the compile time is reported apart. `--tiny` swaps the
 model for a tiny one (listener 2 x 32, speller 32) and shortens every utterance (and
 max_frames) to a tenth, to check that a script runs: its figures mean nothing. Every line
@@ -39,6 +43,7 @@ names its workload.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import resource
@@ -62,10 +67,13 @@ FRAME_SECONDS = 0.01
 LIBRISPEECH_CONFIG = Path(__file__).resolve().parents[1] / "recipes" / "librispeech" / "conf" / "train_clean_100.yaml"
 DURATION_MEAN, DURATION_SD, SHORTEST, LONGEST = 12.7, 3.0, 1.0, 24.5
 """Seconds: the LibriSpeech-like duration distribution (normal, clipped)."""
+TEST_SPAN, TEST_UTTERANCES = (2.0, 35.0), 32
+"""Seconds and count of the librispeech-test workload's utterances."""
 POOL = 4000
 """Durations drawn for the librispeech workload before its batch is cut from them."""
 CHARACTERS_PER_SECOND = 15.0
-MEASURES = ("train", "greedy", "beam10")
+MEASURES = ("train", "greedy", "beam10", "beam10_ctc")
+DEFAULT_MEASURES = MEASURES[:3]
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,28 @@ def librispeech_workload(
     )  # fmt: skip
 
 
+def librispeech_test_workload(device: torch.device, vocab_size: int, utterances: int, scale: float = 1.0) -> Workload:
+    """`utterances` durations spread evenly over TEST_SPAN (times `scale`), targets of 15 characters a second."""
+    generator = torch.Generator().manual_seed(0)
+    chosen = [d * scale for d in torch.linspace(*TEST_SPAN, utterances, dtype=torch.float64).tolist()]
+    features_config = FeatureConfig()
+    lengths = torch.tensor([features_config.frames_for_duration(d) for d in chosen])
+    target_lengths = torch.tensor([round(d * CHARACTERS_PER_SECOND) for d in chosen])
+    features, targets = _padded(lengths, target_lengths, vocab_size, generator)
+    seconds = sum(chosen)
+    description = {
+        "name": "librispeech-test",
+        "utterances": utterances,
+        "audio_seconds": round(seconds, 2),
+        "durations_s": [round(chosen[0], 2), round(chosen[len(chosen) // 2], 2), round(chosen[-1], 2)],
+        "scale": scale,
+    }
+    return Workload(
+        features.to(device), lengths.to(device), targets.to(device), target_lengths.to(device),
+        seconds, CHARACTERS_PER_SECOND, description,
+    )  # fmt: skip
+
+
 def model_config() -> LASConfig:
     return LASConfig(
         listener=ListenerConfig(layers=4, units=320, reduce=(1, 2), dropout=0.1),
@@ -209,11 +239,25 @@ def timed(run: Callable[[], object], device: torch.device, repeats: int, warmups
     return statistics.median(walls), statistics.median(cpus)
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: GPU, the allocator's; CPU, the process's peak resident set (Linux: clear_refs 5)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_memory_mib(device: torch.device) -> int:
-    """GPU: the most allocated since the last reset of the peak; CPU: the process's peak RSS."""
+    """GPU: the most allocated since the last reset of the peak; CPU: the process's peak resident set
+    since the last reset (VmHWM; where /proc lacks it, the peak of the whole process)."""
     if device.type == "cuda":
         return round(torch.cuda.max_memory_allocated(device) / 2**20)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # kB -> MiB
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)  # kB -> MiB
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def measure_list(text: str) -> tuple[str, ...]:
@@ -248,6 +292,10 @@ def setup(args: argparse.Namespace, device: torch.device) -> tuple[LASConfig, Vo
     config = from_dict(LASConfig, {**data.get("model", {}), "vocab_size": len(vocab)}, "model")
     if args.tiny:
         config = tiny_model_config(len(vocab))
+    if args.workload == "librispeech-test":
+        work = librispeech_test_workload(device, len(vocab), args.utterances or TEST_UTTERANCES, scale)
+        work.description.update(config=str(args.config), overrides=args.set)
+        return config, vocab, work
     batching = data.get("data", {})
     if args.max_frames is None and "max_frames" not in batching:
         raise SystemExit(f"{args.config}: no data.max_frames; give --max-frames")
@@ -269,15 +317,17 @@ def main() -> None:
         "--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: on a GPU only)"
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the listener and the attention")
-    parser.add_argument("--workload", choices=("benchmark", "librispeech"), default="benchmark")
+    parser.add_argument("--workload", choices=("benchmark", "librispeech", "librispeech-test"), default="benchmark")
     parser.add_argument("--config", type=Path, default=LIBRISPEECH_CONFIG, help="librispeech: the training config")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override (benchmark: model.*)"
     )
     parser.add_argument("--max-frames", type=int, help="librispeech: padded frames per batch (default: the config's)")
     parser.add_argument("--utterances", type=int, help="utterances in the batch (librispeech: instead of max-frames)")
-    parser.add_argument("--measures", type=measure_list, default=MEASURES, help="default: train,greedy,beam10")
+    measures = f"some of {','.join(MEASURES)} (default: {','.join(DEFAULT_MEASURES)})"
+    parser.add_argument("--measures", type=measure_list, default=DEFAULT_MEASURES, help=measures)
     parser.add_argument("--attention-window", type=int, default=0, help="search: frames the attention scores (0: all)")
+    parser.add_argument("--ctc-weight", type=float, default=0.3, help="beam10_ctc: the search's CTC weight")
     parser.add_argument("--tiny", action="store_true", help="a tiny model on a tenth of the lengths (script check)")
     parser.add_argument(
         "--lm-config", type=Path, help="also beam-10 with shallow fusion: an untrained LM of this asr lm train config"
@@ -309,8 +359,7 @@ def main() -> None:
 
     def measured(run: Callable[[], object], repeats: int, warmups: int) -> tuple[tuple[float, float], int]:
         """timed(), and the peak memory (MiB) of these runs alone."""
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        reset_peak_memory(device)
         times = timed(run, device, repeats, warmups)
         peaks.append(peak_memory_mib(device))
         return times, peaks[-1]
@@ -322,7 +371,9 @@ def main() -> None:
             losses = model(work.features, work.lengths, work.targets, work.target_lengths)
         losses.total.backward()
 
-    def decode(name: str, search: Callable[..., object], beam: int, lm: torch.nn.Module | None = None) -> None:
+    def decode(
+        name: str, search: Callable[..., object], beam: int, lm: torch.nn.Module | None = None, ctc_weight: float = 0.0
+    ) -> None:
         length = round(work.characters_per_second * FRAME_SECONDS * config.listener.subsampling, 6)  # per frame
         fusion = 0.3 if lm is not None else 0.0
         search_config = SearchConfig(
@@ -330,6 +381,7 @@ def main() -> None:
             max_length_ratio=length,
             min_length_ratio=length,
             lm_weight=fusion,
+            ctc_weight=ctc_weight,
             attention_window=args.attention_window,
         )
         with torch.no_grad(), autocast:
@@ -344,6 +396,7 @@ def main() -> None:
             times,
             utterances=utterances,
             beam=beam,
+            ctc_weight=ctc_weight,
             lm_weight=fusion,
             attention_window=window,
             peak_memory_mib=peak,
@@ -364,6 +417,8 @@ def main() -> None:
         decode("greedy_decode", greedy_search, beam=1)
     if "beam10" in args.measures:
         decode("beam10_decode", beam_search, beam=10)
+    if "beam10_ctc" in args.measures:
+        decode("beam10_ctc_decode", beam_search, beam=10, ctc_weight=args.ctc_weight)
     if args.lm_config is not None:
         from asr.lm import CharLM, LMConfig  # here: the LM alone, as the model
 
