@@ -1,14 +1,24 @@
 """`asr evaluate`: decode a manifest with a model directory and score it.
 
 Writes `hyps.jsonl` (id, ref, hyp, per-utterance errors), `summary.json` (corpus WER
-and CER in percent, the error counts, the real-time factor) and `report.txt` (the
-worst utterances, aligned).
+and CER in percent, the error counts, the real-time factor, the search, how long
+utterances were decoded) and `report.txt` (the worst utterances, aligned).
+
+An attention model decodes audio longer than it was trained on badly (LibriSpeech's test
+sets hold utterances of up to 35 s, its training configs drop those over 20 s): on the
+synthetic demo's held-out voices joined to 25-35 s, its model makes 84 % errors decoding
+them whole, 56-61 % with an attention window, and as few as on its short utterances when
+they are cut at pauses (recipes/synthetic/RESULTS.md). So by default an utterance longer
+than the longest the model was trained on is cut at pauses into pieces no longer than that,
+as `asr transcribe` cuts recordings (`asr.transcribe.Recognizer`), and its pieces' texts are
+joined.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
+from asr.audio import AudioError
 from asr.checkpoint import LoadedModel
 from asr.data import SpeechDataset, Utterance, collate, first_unreadable, read_manifest
 from asr.decoding import LanguageModel, SearchConfig
@@ -24,7 +35,12 @@ from asr.errors import UserError
 from asr.progress import Track, no_progress
 from asr.recognize import recognize
 from asr.scoring import CorpusScore, group_scores, score, worst_report
+from asr.segmentation import SegmenterConfig
 from asr.text import normalize
+from asr.transcribe import Recognizer, TranscribeConfig
+
+LOADED_AT_ONCE = 64
+"""Long utterances whose audio is in memory at once while they are decoded in pieces."""
 
 
 class EvaluationError(UserError):
@@ -51,11 +67,14 @@ def evaluate(
     track: Track = no_progress,
     groups: Mapping[str, str] | None = None,
     lm: LanguageModel | None = None,
+    max_seconds: float | None = None,
 ) -> CorpusScore:
     """Decode every utterance of `manifest` in batches (longest first), score, write the results.
 
     `groups` (speaker -> group name, e.g. "child" / "adult") adds each group's corpus-level
     score to summary.json and report.txt; `lm` is the LM for shallow fusion (`search.lm_weight`).
+    Utterances longer than `max_seconds` (default: the longest the model was trained on; inf:
+    none) are cut at pauses into pieces of at most that and decoded piece by piece.
 
     The real-time factor is decoding time (front end, listener and search; not audio
     loading) over audio duration. Holds `out_dir` exclusively while it runs. Raises
@@ -63,11 +82,13 @@ def evaluate(
     headers, and for audio that fails to decode (naming it).
     """
     with exclusive_folder(out_dir, "asr evaluate"):
-        return _evaluate(loaded, manifest, Path(out_dir), search, batch_size, workers, track, groups or {}, lm)
+        recognizer = Recognizer(loaded, lm)
+        limit = recognizer.max_seconds if max_seconds is None else max_seconds
+        return _evaluate(recognizer, manifest, Path(out_dir), search, batch_size, workers, track, groups or {}, limit)
 
 
 def _evaluate(
-    loaded: LoadedModel,
+    recognizer: Recognizer,
     manifest: str | Path,
     out: Path,
     search: SearchConfig,
@@ -75,19 +96,20 @@ def _evaluate(
     workers: int,
     track: Track,
     groups: Mapping[str, str],
-    lm: LanguageModel | None,
+    max_seconds: float,
 ) -> CorpusScore:
+    loaded, lm = recognizer.loaded, recognizer.lm
     utterances = sorted(read_manifest(manifest), key=lambda u: -u.duration)
     _check(manifest, utterances, workers)
-    dataset = SpeechDataset(utterances, loaded.vocab)
+    long = [u for u in utterances if u.duration > max_seconds]
+    hyps, decoding_seconds = _decode_in_pieces(recognizer, long, search, batch_size, max_seconds, track)
+    dataset = SpeechDataset(utterances[len(long) :], loaded.vocab)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=functools.partial(collate, pad_id=loaded.vocab.pad_id),
     )
-    hyps: dict[str, str] = {}
-    decoding_seconds = 0.0
     for batch in track(loader, len(loader), "decoding"):
         if batch.failed:
             raise EvaluationError(f"{batch.failed[0]}; asr prepare ... --verify finds and leaves out such files")
@@ -114,6 +136,10 @@ def _evaluate(
         "ctc_weight": search.ctc_weight,
         "lm_weight": search.lm_weight,
         "attention_window": search.attention_window,
+        "cut_at_pauses": {
+            "longer_than_seconds": max_seconds if math.isfinite(max_seconds) else None,
+            "utterances": len(long),
+        },
     }
     group_of = {u.id: groups[u.speaker] for u in utterances if u.speaker in groups}
     by_group = group_scores(per_utterance, group_of)
@@ -123,3 +149,28 @@ def _evaluate(
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / "report.txt", "\n".join(lines) + "\n\n" + worst_report(per_utterance))
     return corpus
+
+
+def _decode_in_pieces(
+    recognizer: Recognizer,
+    utterances: list[Utterance],
+    search: SearchConfig,
+    batch_size: int,
+    max_seconds: float,
+    track: Track,
+) -> tuple[dict[str, str], float]:
+    """Each utterance's text decoded in pieces cut at pauses, at most `max_seconds` long, and the seconds
+    the decoding took (not the audio loading). Loads `LOADED_AT_ONCE` utterances at a time."""
+    config = TranscribeConfig(search=search, batch_size=batch_size, segmenter=SegmenterConfig(max_seconds=max_seconds))
+    hyps: dict[str, str] = {}
+    seconds = 0.0
+    groups = [utterances[i : i + LOADED_AT_ONCE] for i in range(0, len(utterances), LOADED_AT_ONCE)]
+    for group in track(groups, len(groups), "decoding long utterances in pieces"):
+        waveforms = [u.load() for u in group]
+        started = time.perf_counter()
+        for index, result in recognizer.transcribe_all(waveforms, config):
+            if isinstance(result, AudioError):
+                raise EvaluationError(f"utterance {group[index].id}: {result}")
+            hyps[group[index].id] = result.text
+        seconds += time.perf_counter() - started
+    return hyps, seconds

@@ -51,6 +51,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def longest_piece(text: str) -> float:
+    """An argparse type: seconds of the longest piece a recording is cut into, at least 1, or inf (no cut)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds or inf, got {text!r}") from None
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second (or inf), got {text}")
+    return value
+
+
 def writable_folder(folder: Path) -> None:
     """Create `folder` if needed and check that files can be written in it, before any work is done."""
     if folder.exists() and not folder.is_dir():

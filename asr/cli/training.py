@@ -10,6 +10,7 @@ from asr.cli.arguments import (
     add_lm_options,
     add_search_options,
     comma_names,
+    longest_piece,
     non_negative_int,
     positive_int,
     progress,
@@ -54,7 +55,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
     overrides = {"beam": args.beam, "ctc_weight": args.ctc_weight, "lm_weight": args.lm_weight}
     overrides.update(length_bonus=args.length_bonus, attention_window=args.attention_window)
     search = search_settings(loaded.decoding, loaded.model, lm, **overrides)
-    corpus = evaluate(loaded, args.manifest, args.out, search, args.batch_size, args.jobs, progress, groups, lm)
+    corpus = evaluate(
+        loaded, args.manifest, args.out, search, args.batch_size, args.jobs, progress, groups, lm, args.max_seconds
+    )
     print(f"{args.manifest}: {corpus.summary()}")
 
 
@@ -220,6 +223,13 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     add_search_options(evaluate)
     evaluate.add_argument(
         "--batch-size", type=positive_int, default=16, help="utterances per batch (default: %(default)s)"
+    )
+    evaluate.add_argument(
+        "--max-seconds",
+        type=longest_piece,
+        metavar="S",
+        help="cut utterances longer than S seconds at pauses and decode the pieces (default: the longest utterance "
+        "the model was trained on; inf: decode every utterance whole)",
     )
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     evaluate.add_argument(

@@ -130,6 +130,9 @@ evaluate() {
 import json, sys
 s = json.load(open(sys.argv[2]))
 search = f"beam {s['beam']}, CTC weight {s['ctc_weight']:g}, LM weight {s.get('lm_weight', 0):g}"
+cut = s.get("cut_at_pauses", {})
+if cut.get("utterances"):  # utterances longer than the model was trained on: decoded in pieces cut at pauses
+    search += f"; {cut['utterances']} over {cut['longer_than_seconds']:g} s cut at pauses"
 for name, g in [(sys.argv[1], s)] + [(f"{sys.argv[1]}: {k}", v) for k, v in s.get("groups", {}).items()]:
     print(f"| {name} | {g['utterances']} | {g['words']} | {g['wer']:.2f} | {g['cer']:.2f} | "
           f"{g['substitutions']} | {g['deletions']} | {g['insertions']} | {100 * g['insertions'] / g['words']:.2f} | "
