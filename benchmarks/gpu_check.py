@@ -12,11 +12,16 @@ The parts run one after another, each in its own process with a time box:
                  its greedy and beam-10 search), and a LibriSpeech-like training batch with
                  the model and max_frames of each recipes/librispeech config
   search         greedy and beam-10 search with train_clean_100.yaml's model on
-                 LibriSpeech-like batches of 32 and 128 utterances
+                 LibriSpeech-like batches of 32 and 128 utterances, and beam 10 without and
+                 with CTC weight 0.3 on 32 test-length utterances (2..35 s)
   train          benchmarks/gpu_check_train.py: `asr prepare librispeech` and `asr stats` on
                  the committed fixture, two steps of `asr train --device DEVICE` in bf16 (finite
                  losses, a checkpoint), a forced out-of-memory step (skipped, training goes on),
-                 `asr transcribe --device`
+                 `asr transcribe --device`, `torchrun --nproc_per_node=1` (NCCL) through a
+                 validation and a checkpoint, then resumed
+  throughput     benchmarks/train_throughput.py: train_clean_100.yaml's training with the
+                 optimizer and the loader in the loop on a LibriSpeech-shaped corpus made on the
+                 machine, and the loader alone with one worker
   compiled       the speed part's training steps again with torch.compile (last: compiling
                  takes longest)
   extrapolation  hours per epoch of train-clean-100 and of 960 h at the measured speed
@@ -66,6 +71,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_SPEED = ROOT / "benchmarks" / "model_speed.py"
+THROUGHPUT = ROOT / "benchmarks" / "train_throughput.py"
 TRAIN_CHECKS = ROOT / "benchmarks" / "gpu_check_train.py"
 FIXTURE = ROOT / "tests" / "fixtures" / "LibriSpeech"
 CONFIGS = ROOT / "recipes" / "librispeech" / "conf"
@@ -76,6 +82,8 @@ PROJECT_MODULES = ("asr", "asr.training", "asr.cli")
 CPU_TRAIN_STEP_SECONDS = 8.57
 """The benchmark batch's training step on the project's 2-core CPU VM (benchmarks/README.md, "after")."""
 GOAL_SPEEDUP, GOAL_BEAM_RTF = 20.0, 0.01
+GOAL_CTC_BEAM_RTF, GOAL_EPOCH_960_HOURS = 0.005, 1.0
+"""Issue 29: beam 10 with CTC weight 0.3 on test lengths; an epoch of the 960 h with optimizer and loader."""
 OUTCOMES = ("passed", "failed", "error", "skipped", "uncollected")
 """Of a test in the JUnit report; "uncollected": a test module that did not import."""
 
@@ -365,11 +373,37 @@ def check_speed(check: Check, compiled: bool) -> None:
 
 
 def check_search(check: Check) -> None:
-    """Greedy and beam-10 search with train_clean_100.yaml's model on LibriSpeech-like batches."""
+    """Greedy and beam-10 search with train_clean_100.yaml's model on LibriSpeech-like batches, then
+    beam 10 without and with CTC on test-length utterances."""
+    config = ["--config", str(CONFIGS / "train_clean_100.yaml")]
     for utterances in (4, 8) if check.quick else (32, 128):
-        arguments = ["--workload", "librispeech", "--config", str(CONFIGS / "train_clean_100.yaml")]
-        arguments += ["--utterances", str(utterances), "--measures", "greedy,beam10"]
-        run_model_speed(check, "search", f"batch {utterances}", arguments, box=120, compiled=False)
+        arguments = ["--workload", "librispeech", *config, "--utterances", str(utterances)]
+        run_model_speed(check, "search", f"batch {utterances}", [*arguments, "--measures", "greedy,beam10"], box=120,
+                        compiled=False)  # fmt: skip
+    arguments = ["--workload", "librispeech-test", *config, "--utterances", "4" if check.quick else "32"]
+    arguments += ["--measures", "beam10,beam10_ctc", "--ctc-weight", "0.3"]
+    run_model_speed(check, "search", "test lengths", arguments, box=150, compiled=False)
+
+
+def check_throughput(check: Check) -> None:
+    """Training with the optimizer and the loader in the loop, then the loader alone with one worker."""
+    config = CONFIGS / "train_clean_100.yaml"
+    runs = [("training", [], 200), ("loader, 1 worker", ["--loader-only", "--workers", "1"], 90)]
+    for label, options, box in runs:
+        command = [sys.executable, str(THROUGHPUT), "--device", check.device, "--config", str(config), *options]
+        if check.quick:
+            command += ["--tiny", "--steps", "3", "--warmups", "1", "--workers", "0"]
+        workload = {"name": label, "config": str(config), "command": " ".join(command[1:])}
+        why = check.blocked(("asr.training",), minimum=min(box, 60))
+        if why:
+            check.skip("throughput", label, workload, why)
+            continue
+        finished = check.child(f"throughput_{label}", command, box)
+        for line in finished.lines:
+            check.add({"part": "throughput", "name": line.pop("measure"), "status": "ok", **line})
+        if finished.status != "ok":
+            check.add({"part": "throughput", "name": label, "status": finished.status, "workload": workload,
+                       "reason": finished.reason, "seconds": round(finished.seconds, 1)})  # fmt: skip
 
 
 def check_training(check: Check) -> None:
@@ -435,6 +469,13 @@ def summary(record: dict[str, Any]) -> str:
         return f"{record['seconds']:.1f} s"
     if name == "model":
         return f"{record['parameters'] / 1e6:.1f} M parameters, peak {record['peak_memory_mib']} MiB"
+    if name == "train_throughput":
+        hours = record["hours_per_epoch"]
+        return (f"{record['seconds_per_step']:.3f} s a step, {record['utterances_per_second']:.1f} utt/s, loader wait "
+                f"{100 * record['loader_wait_share']:.0f} %, epoch {hours.get('train-clean-100')} h / "
+                f"{hours.get('960 h')} h (960 h)")  # fmt: skip
+    if name == "loader_throughput":
+        return f"{record['utterances_per_second_per_worker']:.1f} utt/s a worker ({record['workers']} workers)"
     if record["part"] == "extrapolation":
         return f"{record['hours_per_epoch']} h an epoch ({record['hours_per_epoch_by_utterances']} h by utterances)"
     return str(record.get("result", ""))
@@ -470,6 +511,14 @@ def goals(check: Check) -> list[tuple[str, str, str]]:
     tested = [t for t in bf16_tests if t["outcome"] != "skipped"]
     clean = all(t["outcome"] == "passed" for t in tested) and all(r["status"] == "ok" for r in trained)
 
+    ctc_beams = [r for r in ok if r["name"] == "beam10_ctc_decode"]
+    ctc_rtfs = [f"{r['rtf']:.4f} (peak {r['peak_memory_mib']} MiB)" for r in ctc_beams]
+    throughputs = [r for r in ok if r["name"] == "train_throughput"]
+    epochs = [
+        f"{r['hours_per_epoch']['960 h']} h, loader wait {100 * r['loader_wait_share']:.0f} %" for r in throughputs
+    ]
+    torchrun = [r for r in check.records if r["name"] == "torchrun_one_process"]
+
     def verdict(measured: bool, met: bool) -> str:
         said = "not measured" if not measured else "met" if met else "not met"
         return f"{said} (quick: meaningless)" if check.quick and measured else said
@@ -482,6 +531,13 @@ def goals(check: Check) -> list[tuple[str, str, str]]:
          verdict(bool(beams), all(r["rtf"] < GOAL_BEAM_RTF for r in beams))),
         ("no NaN in bf16 (the bf16 device test and asr train in bf16)", "; ".join(seen) or "-",
          verdict(bool(tested and trained) or not clean, clean)),
+        (f"beam 10 with CTC weight 0.3 on 32 test-length utterances: RTF below {GOAL_CTC_BEAM_RTF}",
+         "; ".join(ctc_rtfs) or "-", verdict(bool(ctc_beams), all(r["rtf"] < GOAL_CTC_BEAM_RTF for r in ctc_beams))),
+        (f"an epoch of the 960 h (train_clean_100.yaml's model, optimizer and loader) under {GOAL_EPOCH_960_HOURS:g} h",
+         "; ".join(epochs) or "-",
+         verdict(bool(throughputs), all(r["hours_per_epoch"]["960 h"] < GOAL_EPOCH_960_HOURS for r in throughputs))),
+        ("torchrun, one process: validation, checkpoint and resume", "; ".join(r.get("result", r.get("reason", ""))
+         for r in torchrun) or "-", verdict(bool(torchrun), all(r["status"] == "ok" for r in torchrun))),
     ]  # fmt: skip
 
 
@@ -521,6 +577,7 @@ PARTS = {
     "speed": functools.partial(check_speed, compiled=False),
     "search": check_search,
     "train": check_training,
+    "throughput": check_throughput,
     "compiled": functools.partial(check_speed, compiled=True),
     "extrapolation": extrapolate,
 }

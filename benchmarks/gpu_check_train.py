@@ -1,6 +1,8 @@
 """The GPU check's train part (benchmarks/gpu_check.py runs it in its own process): on the committed
 LibriSpeech fixture, `asr prepare librispeech` and `asr stats`, two steps of `asr train --device
-DEVICE` in bf16, a run whose first step hits an out-of-memory error, `asr transcribe --device`.
+DEVICE` in bf16, a run whose first step hits an out-of-memory error, `asr transcribe --device`, and
+`torchrun --nproc_per_node=1` (a process group of one: NCCL on a GPU, gloo on a CPU) through a
+validation and a checkpoint, then resumed for one more step.
 
     python benchmarks/gpu_check_train.py --device cuda
 
@@ -16,6 +18,7 @@ import io
 import json
 import logging
 import math
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +55,7 @@ def train_checks(device: str) -> None:
         # bf16 as on a GPU; a CPU dry run on a CPU without bf16 kernels (no AVX-512 BF16 or AMX) trains in fp32
         bf16 = device.startswith("cuda") or torch.ops.mkldnn._is_mkldnn_bf16_supported()
         config.write_text(json.dumps(tiny_training(work, "bf16" if bf16 else "fp32")), encoding="utf-8")  # JSON is YAML
-        for step in (train_two_steps, out_of_memory_step, transcribe_on_device):
+        for step in (train_two_steps, out_of_memory_step, transcribe_on_device, torchrun_one_process):
             started = time.monotonic()
             try:
                 step(work, config, device, started)
@@ -195,6 +198,32 @@ def transcribe_on_device(work: Path, config: Path, device: str, started: float) 
     checks = {"asr transcribe exits 0": status == 0}
     result = f"{recording.name}: {len(printed.getvalue().strip())} characters of text (the model is untrained)"
     emit("transcribe_on_device", checks, started, result)
+
+
+def torchrun_one_process(work: Path, config: Path, device: str, started: float) -> None:
+    """`torchrun --nproc_per_node=1 -m asr train`: a process group of one (NCCL on a GPU) through a
+    validation and a checkpoint at step 1 and 2, then the same command with max_steps=3 resumes."""
+    exp = work / "exp_torchrun"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "asr",
+               "-v", "train", "--config", str(config), "--out", str(exp), "--device", device,
+               "--set", "validate_every=1"]  # fmt: skip
+    first = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    resumed = subprocess.run([*command, "--set", "max_steps=3"], capture_output=True, text=True, timeout=240)
+    for finished in (first, resumed):
+        sys.stderr.write(finished.stderr[-4000:])
+    validations = json.loads((exp / "validations.json").read_text()) if (exp / "validations.json").exists() else []
+    checkpoints = list_checkpoints(exp / "checkpoints")
+    progress = load_training_state(checkpoints[-1])["progress"] if checkpoints else {}
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    checks = {
+        "the first run exits 0": first.returncode == 0,
+        "the resumed run exits 0": resumed.returncode == 0,
+        "it resumed from step 2": "resumed at step 2" in resumed.stderr,
+        "validated at steps 1, 2 and 3": [v.get("step") for v in validations] == [1, 2, 3],
+        "a checkpoint of step 3": progress.get("step") == 3,
+    }
+    result = f"{backend}: validations at steps {[v.get('step') for v in validations]}; {len(checkpoints)} checkpoints"
+    emit("torchrun_one_process", checks, started, result, backend=backend)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("env", "tests", "speed", "search", "train", "extrapolation")
+PARTS = ("env", "tests", "speed", "search", "train", "throughput", "extrapolation")
 
 
 def dry_run(out: Path, *options: str, pythonpath: Path | None = None) -> list[dict[str, Any]]:
@@ -44,6 +44,10 @@ def test_the_quick_cpu_dry_run_records_every_part_with_its_workload(tmp_path: Pa
         ("train", "asr_train_two_steps_bf16", None),
         ("train", "out_of_memory_step_skipped", None),
         ("train", "transcribe_on_device", None),
+        ("train", "torchrun_one_process", None),
+        ("search", "beam10_ctc_decode", "eager"),
+        ("throughput", "train_throughput", None),
+        ("throughput", "loader_throughput", None),
         ("extrapolation", "train_clean_100.yaml (eager)", None),
     } <= done
     (tests,) = [r for r in records if r["part"] == "tests"]
@@ -51,7 +55,11 @@ def test_the_quick_cpu_dry_run_records_every_part_with_its_workload(tmp_path: Pa
     speeds = [r["workload"] for r in records if r["part"] == "speed" and r["name"] == "train_step"]
     assert {w["name"] for w in speeds} == {"benchmark", "librispeech"}
     searched = [r["workload"] for r in records if r["part"] == "search" and r["name"] == "beam10_decode"]
-    assert {w["utterances"] for w in searched} == {4, 8}
+    assert {(w["name"], w["utterances"]) for w in searched} == {
+        ("librispeech", 4),
+        ("librispeech", 8),
+        ("librispeech-test", 4),
+    }
 
 
 def test_a_dependency_that_does_not_import_is_named_and_what_needs_it_is_skipped(tmp_path: Path) -> None:
