@@ -324,7 +324,7 @@ class SpecAugment(nn.Module):
         config = self.config
         if not self.training:
             return features
-        b, t, d = features.shape
+        _, t, d = features.shape
         lengths = lengths.to(features.device)
         features = time_warp(features, lengths, config.time_warp)
         # a time mask is at most time_mask_width frames and time_mask_max_ratio of its utterance

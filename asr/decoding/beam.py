@@ -1,7 +1,7 @@
 """Beam search, batched over utterances x beams, under the same scorers and rules as greedy search.
 
 All B x K hypotheses advance together with tensor operations, and the finished ones are kept
-in tensors too (`_Finished`), so a step never waits for the device to tell the host anything.
+in tensors too (`ranking.Finished`), so a step never waits for the device to tell the host anything.
 The host looks at which utterances have stopped every step on a CPU (looking costs nothing
 there) and every `GPU_LOOK_EVERY` steps on a GPU (each look waits for the GPU to catch up);
 stopped utterances then leave the batch, so they cost nothing afterwards. The history keeps
@@ -88,9 +88,9 @@ def beam_search(
         if config.keep_attention:
             history.weights.append(scatter_rows(state.weights, rows, b * k))
         _collect_finished(total, scores, step, longest, active, stopped, coverage, finished, config, v, vocab.eos_id)
-        stopped[active] |= finished.count[active] >= k
-        stopped[active] |= step >= longest[active]
-        stopped[active] |= finished.ended(active, step, config)
+        stopped[active] |= (
+            (finished.count[active] >= k) | (step >= longest[active]) | finished.ended(active, step, config)
+        )
         going = None  # positions in `active` of the utterances that go on: all of them between looks
         if step == last_step:
             break
