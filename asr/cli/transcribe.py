@@ -16,9 +16,9 @@ from asr.cli.arguments import (
     comma_names,
     positive_int,
     positive_seconds,
-    writable_folder,
 )
 from asr.errors import UserError
+from asr.outputs import output_file, output_folder
 
 
 def audio_files(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -65,13 +65,12 @@ def run_transcribe(args: argparse.Namespace) -> int:
                     "transcribe them into different --output-dir folders"
                 )
             targets[name] = path
+        output_folder(args.output_dir, "--output-dir")
     model = load_model(args.model, args.device, lm=args.lm, int8=args.int8)
     config = model.config(
         args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps, args.lm_weight,
         args.length_bonus, args.attention_window,
     )  # fmt: skip
-    if args.output_dir is not None:
-        writable_folder(args.output_dir)
     for line in errors:
         print(f"asr: error: {line}", file=sys.stderr)
     durations = []
@@ -146,6 +145,7 @@ def run_align(args: argparse.Namespace) -> None:
     from asr.plotting import attention_figure, save_figure
     from asr.transcribe import load_model
 
+    output_file(args.plot, "--plot", inputs=[args.file])
     model = load_model(args.model, args.device)
     alignment = model.align(args.file, beam=args.beam)
     characters = [*alignment.hypothesis.text, "<eos>"]
