@@ -165,6 +165,12 @@ def test_a_missing_audio_file_stops_training_before_it_starts(experiment: Path, 
         ("data.num_workers=-1", "num_workers and sorted_epochs must not be negative"),
         ("data.max_batch_size=0", "max_frames and max_batch_size must be at least 1"),
         ("features.n_mels=40", "computed with other feature settings than this config's (features.n_mels)"),
+        ("sampling_prob=5", "sampling_prob must lie in [0, 1] (a probability), got 5.0"),
+        ("sampling_prob=-1", "sampling_prob must lie in [0, 1] (a probability), got -1.0"),
+        ("validate_every=-3", "validate_every must be at least 1 or null, got -3"),
+        ("plot_utterances=-1", "plot_utterances must not be negative, got -1"),
+        ("sampling_ramp=-1", "sampling_ramp must be at least 1, got -1"),
+        ("max_steps=-5", "max_steps must be at least 1 or null, got -5"),
     ],
 )
 def test_bad_training_input_is_one_line_before_training_starts(experiment: Path, capsys, override, problem) -> None:
