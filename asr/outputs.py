@@ -7,7 +7,9 @@ command's inputs, two outputs that are the same file, a place that cannot be wri
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +19,20 @@ from asr.errors import UserError
 
 class OutputError(UserError):
     """An output path that cannot be written, or must not be: it would overwrite an input."""
+
+
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_file_name(text: str, limit: int = 100) -> str:
+    """`text` (an utterance id ...) as a file name that stays in its folder: each run of characters other
+    than A-Za-z0-9_.- made one '_', no leading '.' or '-', at most `limit` characters. When that changes
+    `text`, '-' and 8 hex digits of its hash end the name, so that different texts keep different names."""
+    name = _UNSAFE_NAME_CHARACTERS.sub("_", text).lstrip(".-")
+    if name == text and len(name) <= limit:
+        return name
+    digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{name[: limit - 9]}-{digest}"
 
 
 def same_file(a: Path, b: Path) -> bool:
