@@ -30,6 +30,9 @@ MAX_SAMPLE_RATE = 768000
 LOUD_SAMPLE = 2.0
 """Float samples beyond +-LOUD_SAMPLE are far outside [-1, 1]: the file gets a warning (once)."""
 
+MAX_OVERSHOOT = 0.5
+"""Seconds a span may run past its recording's end and be cut back to it (Kaldi's extract-segments allows 0.5)."""
+
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"})
 """File name endings taken for audio when a folder is searched."""
 
@@ -129,6 +132,14 @@ def audio_info(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: no samples in its {size} bytes; is it an empty recording or a truncated file?")
     check_sample_rate(info.samplerate, str(path))
     return AudioInfo(frames=info.frames, sample_rate=info.samplerate, channels=info.channels)
+
+
+def check_span(path: str | Path, info: AudioInfo, start: float, end: float) -> None:
+    """Raise `AudioError` naming `path` when the span from `start` to `end` seconds starts at or past
+    the end of the recording `info` describes, or ends more than `MAX_OVERSHOOT` seconds past it: read
+    as it is, it would be empty or cut short."""
+    if start >= info.duration or end > info.duration + MAX_OVERSHOOT:
+        raise AudioError(f"{path}: {start:g} to {end:g} s lies past the recording's end ({info.duration:.2f} s)")
 
 
 def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from asr.atomic import atomic_open
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio import AudioError, audio_info, check_span, load_audio
 from asr.augment import AugmentConfig, augment
 from asr.errors import UserError
 from asr.features import FeatureConfig, NormStats, compute_stats, speed_perturb
@@ -61,9 +61,12 @@ class Utterance:
         return json.dumps(record, ensure_ascii=False)
 
     def load(self) -> torch.Tensor:
-        """The utterance's waveform (N,) at 16 kHz: the whole file, or its cut."""
-        length = None if self.end is None else self.end - self.start
-        return load_audio(self.audio, self.start, length)[0]
+        """The utterance's waveform (N,) at 16 kHz: the whole file, or its cut (`AudioError` for a cut
+        past the recording's end, which would read as empty or short audio)."""
+        if self.end is None:
+            return load_audio(self.audio)[0]
+        check_span(self.audio, audio_info(self.audio), self.start, self.end)
+        return load_audio(self.audio, self.start, self.end - self.start)[0]
 
 
 _FIELD_TYPES = {"id": str, "audio": str, "duration": (int, float), "text": str}
@@ -399,18 +402,20 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 
 def first_unreadable(utterances: Sequence[Utterance], threads: int = 8) -> tuple[Utterance, AudioError] | None:
-    """The first utterance (in order) whose audio header cannot be read, with its error; headers are
-    read by `threads` threads at once."""
+    """The first utterance (in order) whose audio header cannot be read, or whose cut lies past its
+    recording's end (`audio.check_span`), with its error; headers are read by `threads` threads at once."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for utterance, error in zip(utterances, pool.map(_header_error, [u.audio for u in utterances]), strict=True):
+        for utterance, error in zip(utterances, pool.map(_header_error, utterances), strict=True):
             if error is not None:
                 return utterance, error
     return None
 
 
-def _header_error(path: Path) -> AudioError | None:
+def _header_error(utterance: Utterance) -> AudioError | None:
     try:
-        audio_info(path)
+        info = audio_info(utterance.audio)
+        if utterance.end is not None:
+            check_span(utterance.audio, info, utterance.start, utterance.end)
     except AudioError as error:
         return error
     return None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
-from asr.audio import AudioError, AudioInfo, audio_blocks, audio_info
+from asr.audio import AudioError, AudioInfo, audio_blocks, audio_info, check_span
 from asr.data import ManifestError, Utterance, write_manifest
 from asr.progress import Track
 from asr.synthesis.sentences import spell_numbers
@@ -194,8 +194,9 @@ def _inspect(path: Path, verify: bool) -> AudioInfo | _Unusable:
     return info
 
 
-MAX_OVERSHOOT = 0.5
-"""Seconds a segment may end past its recording's end and be cut back to it (Kaldi's extract-segments allows 0.5)."""
+MIN_SECONDS = 0.1
+"""Shorter utterances (a segment of near-zero length, a click) hold no word to learn or score; they are skipped.
+The shortest spoken digit of FSDD lasts 0.14 s."""
 
 
 def _utterances(
@@ -213,15 +214,20 @@ def _utterances(
             skips.add(info.reason, str(info.error))
             continue
         if c.start is None:
-            utterances.append(Utterance(c.id, c.audio, info.duration, c.text, c.speaker))
+            utterance = Utterance(c.id, c.audio, info.duration, c.text, c.speaker)
+        else:
+            end = info.duration if c.end is None else c.end
+            try:
+                check_span(c.audio, info, c.start, end)
+            except AudioError as error:
+                skips.add("segment past the recording's end", f"{c.id}: {error}")
+                continue
+            end = min(end, info.duration)
+            utterance = Utterance(c.id, c.audio, end - c.start, c.text, c.speaker, c.start, end)
+        if utterance.duration < MIN_SECONDS:
+            skips.add(f"shorter than {MIN_SECONDS:g} s", f"{c.id}: {utterance.duration:.3f} s of {c.audio}")
             continue
-        end = info.duration if c.end is None else c.end
-        if end > info.duration + MAX_OVERSHOOT or c.start >= info.duration:
-            where = f"{c.start:g} to {end:g} s of {c.audio}, which lasts {info.duration:.2f} s"
-            skips.add("segment past the recording's end", f"{c.id}: {where}")
-            continue
-        end = min(end, info.duration)
-        utterances.append(Utterance(c.id, c.audio, end - c.start, c.text, c.speaker, c.start, end))
+        utterances.append(utterance)
     return utterances
 
 
