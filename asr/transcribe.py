@@ -34,6 +34,7 @@ from asr.audio import (
     check_level,
     check_sample_rate,
     load_audio,
+    mix_down,
     resample,
 )
 from asr.checkpoint import LoadedModel, load_model_dir
@@ -140,8 +141,9 @@ class _Piece:
 def _waveform(audio: np.ndarray | torch.Tensor, sample_rate: int, name: str) -> torch.Tensor:
     """A caller's array -> mono float32 (N,) at SAMPLE_RATE, or AudioError naming it."""
     waveform = torch.as_tensor(np.asarray(audio) if not isinstance(audio, torch.Tensor) else audio)
-    if waveform.dim() == 2:
-        waveform = waveform.float().mean(dim=int(torch.tensor(waveform.shape).argmin()))  # average the channels
+    if waveform.dim() == 2:  # (N, C) or (C, N): the channels on the shorter axis
+        channels_first = int(torch.tensor(waveform.shape).argmin()) == 0
+        waveform = mix_down(waveform.float().T if channels_first else waveform.float(), name)
     if waveform.dim() != 1:
         raise AudioError(f"{name}: expected (N,) samples or (N, C) / (C, N), got shape {tuple(waveform.shape)}")
     if waveform.numel() == 0:

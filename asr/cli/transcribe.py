@@ -102,12 +102,18 @@ def run_transcribe(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+"""A backslash, tab, newline and carriage return in a file name, written as JSON writes them."""
+
+
 def printed(fmt: str, text: str, path: Path | None) -> str:
     """What stdout shows of one transcript; `path` is given when several files share stdout:
-    txt becomes a `path<TAB>text` line, json stays one object a line, the others get a header."""
+    txt becomes a `path<TAB>text` line, json stays one object a line, the others get a header.
+    A tab, newline, carriage return or backslash in the path is escaped as in JSON (a tab is `\\t`)."""
     if path is None or fmt == "json":
         return text
-    return f"{path}\t{text}" if fmt == "txt" else f"==> {path} <==\n{text}"
+    name = str(path).translate(_ESCAPES)
+    return f"{name}\t{text}" if fmt == "txt" else f"==> {name} <==\n{text}"
 
 
 def add_transcribe(commands: argparse._SubParsersAction) -> None:
@@ -117,7 +123,7 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
         description="Transcribe audio files (any format soundfile reads, any rate, any channels) and folders "
         "(searched recursively). Long recordings are cut at pauses; pieces of all files are decoded in batches. "
         "Output goes to stdout (with several files: txt as 'path<TAB>text' lines, json as JSON Lines, the rest "
-        "under '==> path <==' headers) or to --output-dir as NAME.FORMAT. A bad file is reported and skipped; "
+        "under '==> path <==' headers; a tab, newline or backslash in a path is escaped as in JSON) or to --output-dir as NAME.FORMAT. A bad file is reported and skipped; "
         "the exit status is 1 if any input failed.",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR", help="audio files or folders")
