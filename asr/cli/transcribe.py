@@ -123,8 +123,8 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
         description="Transcribe audio files (any format soundfile reads, any rate, any channels) and folders "
         "(searched recursively). Long recordings are cut at pauses; pieces of all files are decoded in batches. "
         "Output goes to stdout (with several files: txt as 'path<TAB>text' lines, json as JSON Lines, the rest "
-        "under '==> path <==' headers; a tab, newline or backslash in a path is escaped as in JSON) or to --output-dir as NAME.FORMAT. A bad file is reported and skipped; "
-        "the exit status is 1 if any input failed.",
+        "under '==> path <==' headers; a tab, newline or backslash in a path is escaped as in JSON) or to "
+        "--output-dir as NAME.FORMAT. A bad file is reported and skipped; the exit status is 1 if any input failed.",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR", help="audio files or folders")
     parser.add_argument("--model", required=True, type=Path, help="model directory (asr train's EXP_DIR/model)")
