@@ -80,11 +80,13 @@ class Segment:
 
 @dataclass(frozen=True)
 class Transcript:
-    """One recording's result: `source` names it (the path, or "<waveform N>"); `duration` in seconds."""
+    """One recording's result: `source` names it (the path, or "<waveform N>"); `duration` in seconds;
+    `left_out`: the seconds of it that no decoded piece covers (judged silent, or too short to decode)."""
 
     source: str
     duration: float
     segments: tuple[Segment, ...]
+    left_out: float = 0.0
 
     @property
     def text(self) -> str:
@@ -252,10 +254,12 @@ class Recognizer:
                     done_seconds.pop(emitted, None)
                 else:
                     recording = recordings.pop(emitted)
+                    decoded = done_seconds.pop(emitted, 0.0)
                     found = tuple(s for s in segments.pop(emitted) if s is not None and s.text)
                     if progress is not None:
-                        progress(recording.duration - done_seconds.pop(emitted, 0.0))
-                    yield emitted, Transcript(recording.name, recording.duration, found)
+                        progress(recording.duration - decoded)
+                    left_out = max(0.0, recording.duration - decoded)
+                    yield emitted, Transcript(recording.name, recording.duration, found, left_out)
                 emitted += 1
 
         def decode_pool() -> None:

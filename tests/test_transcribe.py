@@ -148,6 +148,19 @@ def test_silence_gives_no_segment(model: asr.Recognizer) -> None:
     assert result.duration == 30
 
 
+def test_audio_left_out_as_silence_is_counted_in_the_summary(model_dir: Path, tmp_path: Path, capsys) -> None:
+    gap = np.random.default_rng(0).normal(0, 1e-3, 4 * SAMPLE_RATE).astype(np.float32)  # 4 s of quiet noise
+    samples = np.concatenate([load_audio(FILES[0])[0].numpy(), gap, load_audio(FILES[1])[0].numpy()])
+    soundfile.write(tmp_path / "two.flac", samples, SAMPLE_RATE)
+    result = asr.load_model(model_dir, device="cpu").transcribe(tmp_path / "two.flac")
+    assert len(result.segments) == 2 and result.left_out > 3.0  # at least the gap, less the margins
+    assert result.left_out == pytest.approx(result.duration - sum(s.end - s.start for s in result.segments))
+    assert main(["transcribe", "--model", str(model_dir), str(tmp_path / "two.flac")]) == 0
+    assert capsys.readouterr().err == (
+        f"asr: {result.left_out:.1f} s of the {result.duration:.1f} s of audio judged silent and not decoded\n"
+    )
+
+
 def long_recording(path: Path, minutes: float) -> list[tuple[float, float]]:
     """Write the fixture's utterances round and round, 0.6-1.2 s of quiet noise apart, for
     `minutes`; returns where each utterance's speech (its samples above -40 dBFS) lies, in seconds."""

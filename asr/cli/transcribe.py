@@ -82,6 +82,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     show = len(files) > 1 or any(d > config.segmenter.max_seconds for d in durations)
     bar = tqdm(total=round(sum(durations), 1), unit="s", desc="transcribing", disable=None if show else True)
     failures = len(errors)
+    left_out: dict[Path, tuple[float, float]] = {}  # each transcript's (seconds no decoded piece covers, duration)
     with bar:
         results = model.transcribe_all([path for path, _ in files], config, progress=lambda s: bar.update(round(s, 1)))
         for index, result in results:
@@ -89,7 +90,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
             if isinstance(result, AudioError):
                 tqdm.write(f"asr: error: {result}", file=sys.stderr)
                 failures += 1
-            elif args.output_dir is not None:
+                continue
+            left_out[path] = (result.left_out, result.duration)
+            if args.output_dir is not None:
                 try:
                     for fmt in formats:
                         atomic_write_text(args.output_dir / f"{name}.{fmt}", WRITERS[fmt](result))
@@ -99,7 +102,19 @@ def run_transcribe(args: argparse.Namespace) -> int:
                     failures += 1
             else:
                 tqdm.write(printed(formats[0], WRITERS[formats[0]](result), path if len(files) > 1 else None), end="")
+    print_left_out(left_out)
     return 1 if failures else 0
+
+
+def print_left_out(left_out: dict[Path, tuple[float, float]]) -> None:
+    """One line on stderr when audio was left out as silence: how much of how much, and the file with the most."""
+    total = sum(seconds for seconds, _ in left_out.values())
+    if round(total, 1) == 0:
+        return
+    duration = sum(seconds for _, seconds in left_out.values())
+    most = max(left_out, key=lambda path: left_out[path][0])
+    where = f" (the most: {left_out[most][0]:.1f} s of {most})" if len(left_out) > 1 else ""
+    print(f"asr: {total:.1f} s of the {duration:.1f} s of audio judged silent and not decoded{where}", file=sys.stderr)
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
