@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
 from asr.checkpoint import LoadedModel
-from asr.data import SpeechDataset, Utterance, collate, first_unreadable, read_manifest
+from asr.data import SpeechDataset, Utterance, collate, first_unreadable, read_manifest, text_notes
 from asr.decoding import LanguageModel, SearchConfig
 from asr.errors import UserError
 from asr.progress import Track, no_progress
@@ -26,15 +27,20 @@ from asr.recognize import recognize
 from asr.scoring import CorpusScore, group_scores, score, worst_report
 from asr.text import normalize
 
+log = logging.getLogger(__name__)
+
 
 class EvaluationError(UserError):
     """A manifest that cannot be evaluated: no words to score, audio that cannot be read."""
 
 
 def _check(manifest: str | Path, utterances: list[Utterance], jobs: int) -> None:
-    """Before decoding anything: the references hold words, and every audio header can be read."""
+    """Before decoding anything: the references hold words, and every audio header can be read; what
+    `normalize()` drops from the references (digits ...) is logged."""
     if not any(normalize(u.text) for u in utterances):
         raise EvaluationError(f"{manifest}: no reference holds a word once normalised, so WER is undefined")
+    for note in text_notes(utterances, "asr prepare --expand-numbers"):
+        log.warning("%s: reference %s; they are scored without them", manifest, note)
     found = first_unreadable(utterances, threads=max(1, jobs) * 4)
     if found is not None:
         raise EvaluationError(f"utterance {found[0].id}: {found[1]}")

@@ -78,6 +78,17 @@ def test_filters_drop_and_log_what_they_drop(caplog) -> None:
     assert len(caplog.records) == 4 and all("dropped 1 of 5" in r.getMessage() for r in caplog.records)
 
 
+def test_filters_say_what_normalisation_drops_from_the_transcripts_kept(caplog) -> None:
+    utterances = [Utterance("a", Path("a"), 2.0, "I HAVE 42 CATS"), Utterance("b", Path("b"), 2.0, "ROOM 7 & CAFÉ")]
+    with caplog.at_level(logging.WARNING, logger="asr.data"):
+        assert filter_utterances(utterances, FilterConfig()) == utterances
+    assert [r.getMessage() for r in caplog.records] == [
+        "training transcripts holding digits: 2 (e.g. '4' in a: 'I HAVE 42 CATS'), which the character vocabulary "
+        "cannot spell; asr prepare --expand-numbers writes them as words",
+        "training transcripts holding symbols: 1 (e.g. '&' in b: 'ROOM 7 & CAFÉ'), which normalize() drops",
+    ]
+
+
 def test_collated_batch_features_equal_one_by_one(corpus: Path, tmp_path: Path) -> None:
     prepare_librispeech(corpus, ["dev-clean"], tmp_path)
     vocab = Vocabulary.default()
