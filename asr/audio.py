@@ -6,12 +6,12 @@ Everything downstream works on 16 kHz mono float32 waveforms in [-1, 1].
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import soundfile
 import soxr
 import torch
@@ -29,6 +29,17 @@ MAX_SAMPLE_RATE = 768000
 
 LOUD_SAMPLE = 2.0
 """Float samples beyond +-LOUD_SAMPLE are far outside [-1, 1]: the file gets a warning (once)."""
+
+MAX_SAMPLE = 1e10
+"""Float samples beyond +-MAX_SAMPLE are no recording: 32-bit integers stored as floats reach 2.1e9, and
+the log-mel features overflow near 1e18 (the transcript would be empty). Such audio is refused."""
+
+CANCELLED_DB = 20.0
+"""Channels whose mean is this many dB below their own level cancel out (anti-phase stereo): the loudest
+channel is taken instead of the mean, with a warning."""
+
+MAX_OVERSHOOT = 0.5
+"""Seconds a span may run past its recording's end and be cut back to it (Kaldi's extract-segments allows 0.5)."""
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au"})
 """File name endings taken for audio when a folder is searched."""
@@ -73,12 +84,19 @@ def check_sample_rate(rate: int, name: str) -> None:
 
 
 _warned_loud: set[str] = set()
+_warned_cancelled: set[str] = set()
 
 
 def check_level(waveform: torch.Tensor, name: str) -> None:
     """Warn, once per `name` in a process, when samples lie far outside [-1, 1]: integer values
-    stored as floats, or a broken file; the transcript of such audio is unreliable."""
+    stored as floats, or a broken file; the transcript of such audio is unreliable. Raise `AudioError`
+    beyond `MAX_SAMPLE`, where no transcript can come out."""
     peak = float(waveform.abs().max()) if waveform.numel() else 0.0
+    if peak > MAX_SAMPLE:
+        raise AudioError(
+            f"{name}: samples reach {peak:.3g}, beyond any recording's range (integer audio stored as float "
+            f"stays within {MAX_SAMPLE:.0e}); is the file damaged?"
+        )
     if peak > LOUD_SAMPLE and name not in _warned_loud:
         _warned_loud.add(name)
         log.warning("%s: samples reach %.3g, far outside [-1, 1]; is it integer audio stored as float?", name, peak)
@@ -131,6 +149,14 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(frames=info.frames, sample_rate=info.samplerate, channels=info.channels)
 
 
+def check_span(path: str | Path, info: AudioInfo, start: float, end: float) -> None:
+    """Raise `AudioError` naming `path` when the span from `start` to `end` seconds starts at or past
+    the end of the recording `info` describes, or ends more than `MAX_OVERSHOOT` seconds past it: read
+    as it is, it would be empty or cut short."""
+    if start >= info.duration or end > info.duration + MAX_OVERSHOOT:
+        raise AudioError(f"{path}: {start:g} to {end:g} s lies past the recording's end ({info.duration:.2f} s)")
+
+
 def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
     """Band-limited resampling with libsoxr's very-high-quality filter, on the CPU.
 
@@ -146,19 +172,33 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
     return torch.from_numpy(soxr.resample(samples, orig_rate, new_rate, quality="VHQ"))
 
 
-def _mono(samples: np.ndarray) -> torch.Tensor:
-    """(N, C) float32 samples -> (N,) channel mean."""
-    return torch.from_numpy(samples).mean(dim=1)
+def mix_down(channels: torch.Tensor, name: str) -> torch.Tensor:
+    """(N, C) float32 samples -> (N,): the channel mean; or, when the channels cancel out in it
+    (anti-phase stereo: the mean `CANCELLED_DB` or more below their level), the loudest channel,
+    with a warning once per `name` in a process."""
+    mean = channels.mean(dim=1)
+    power = channels.double().square().mean(dim=0)  # (C,) each channel's level
+    level, mixed = float(power.mean()), float(mean.double().square().mean())
+    cancelled = math.isfinite(level) and level > 1e-10 and mixed <= level * 10 ** (-CANCELLED_DB / 10)
+    if channels.shape[1] == 1 or not cancelled:
+        return mean
+    loudest = int(power.argmax())
+    if name not in _warned_cancelled:
+        _warned_cancelled.add(name)
+        log.warning(
+            "%s: its channels cancel out when averaged (anti-phase stereo?); using channel %d alone", name, loudest + 1
+        )
+    return channels[:, loudest].contiguous()
 
 
 def load_audio(path: str | Path, start: float = 0.0, duration: float | None = None) -> tuple[torch.Tensor, int]:
     """Decode `path` to a mono float32 waveform (N,) at `SAMPLE_RATE`.
 
     `start` and `duration` (seconds) read only that span, seeking to it: a long file
-    need not be decoded whole. Channels are averaged; other sample rates are resampled.
+    need not be decoded whole. Channels are averaged (`mix_down`); other sample rates are resampled.
     Returns the waveform and `SAMPLE_RATE`. Raises `AudioError` naming the file for a
-    missing file, a folder, an empty file, a file that is not audio, zero samples, or
-    truncated/corrupt data.
+    missing file, a folder, an empty file, a file that is not audio, zero samples,
+    samples beyond `MAX_SAMPLE`, or truncated/corrupt data.
     """
     path = Path(path)
     info = audio_info(path)
@@ -179,7 +219,7 @@ def load_audio(path: str | Path, start: float = 0.0, duration: float | None = No
     if samples.shape[0] < count:
         got = first + samples.shape[0]
         raise AudioError(f"{path}: truncated: the header promises {info.frames} samples, only {got} could be read")
-    waveform = _mono(samples)
+    waveform = mix_down(torch.from_numpy(samples), str(path))
     if not torch.isfinite(waveform).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
     check_level(waveform, str(path))
@@ -204,7 +244,7 @@ def audio_blocks(path: str | Path, block_seconds: float = 30.0) -> Iterator[tupl
                 if samples.shape[0] == 0:
                     break
                 read += samples.shape[0]
-                block = _mono(samples)
+                block = mix_down(torch.from_numpy(samples), str(path))
                 if not torch.isfinite(block).all():
                     raise AudioError(f"{path}: contains NaN or infinite samples")
                 yield block, info.sample_rate

@@ -41,6 +41,8 @@ CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 TOKENS_FILE = "tokens.txt"
 STATS_FILE = "cmvn.json"
+MODEL_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, TOKENS_FILE, STATS_FILE})
+"""The files of a model directory (an LM directory has all but cmvn.json)."""
 
 _STEP = re.compile(r"step-(\d+)\.pt")
 
@@ -125,13 +127,14 @@ def export_model_dir(
 
     `config` is a mapping of plain values (the model, features and decoding sections);
     `format_version` is added unless `config` has one. `stats` None (a language model,
-    which reads no audio) writes no cmvn.json. An existing directory is replaced; weights
-    holding NaN or infinity are refused.
+    which reads no audio) writes no cmvn.json. An existing model directory is replaced, any
+    other existing path refused (`check_replaceable`); weights holding NaN or infinity are refused.
     """
     directory = Path(directory)
     broken = non_finite(state_dict)
     if broken:
         raise CheckpointError(f"{directory}: not written: {broken}")
+    check_replaceable(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -146,8 +149,8 @@ def export_model_dir(
             os.chmod(path, default_mode())
         os.chmod(staging, default_mode(directory=True))
         if directory.exists():
-            retired = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(retired, ignore_errors=True)
+            # an empty folder of a fresh name takes the old directory (a rename onto it replaces it)
+            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
             directory.rename(retired)
             staging.rename(directory)
             shutil.rmtree(retired)
@@ -157,6 +160,27 @@ def export_model_dir(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def check_replaceable(directory: str | Path) -> None:
+    """Raise `CheckpointError` unless `directory` may be replaced whole by an export: it is missing,
+    empty, or a model directory (config.yaml and model.safetensors) holding nothing but a model's files.
+
+    Anything else in it (notes.txt, photos/) would be lost; a file is no model directory.
+    """
+    directory = Path(directory)
+    if not os.path.lexists(directory):
+        return
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: is a file, not a model directory; give a folder to write the model into")
+    names = sorted(path.name for path in directory.iterdir())
+    others = [name for name in names if name not in MODEL_FILES]
+    if others or (names and not {CONFIG_FILE, WEIGHTS_FILE} <= set(names)):
+        held = f"holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}" if others else "holds no model"
+        raise CheckpointError(
+            f"{directory}: not a model directory ({held}), and writing a model replaces the folder whole; "
+            "give a new or empty folder"
+        )
 
 
 def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], Vocabulary, NormStats]:

@@ -33,6 +33,15 @@ class ConfigError(UserError):
     """A config file, key or value that cannot be used; the message names the key."""
 
 
+class _WrongKind(ConfigError):
+    """A value at `key` that is not of the kind the field holds (a list for a number): another arm of a
+    union may take it. Any other error at or below `key` means the value had the right kind but is wrong."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
@@ -53,43 +62,44 @@ def _convert(kind: Any, value: Any, key: str) -> Any:
         for arm in (a for a in arms if a is not type(None)):
             try:
                 return _convert(arm, value, key)
-            except ConfigError:
-                continue
+            except _WrongKind as error:
+                if error.key != key:  # the value is of this arm's kind; something inside it is wrong
+                    raise
         names = " or ".join("null" if a is type(None) else getattr(a, "__name__", str(a)) for a in arms)
-        raise ConfigError(f"{key}: expected {names}, found {_describe(value)}")
+        raise _WrongKind(key, f"expected {names}, found {_describe(value)}")
     if origin is typing.Literal:
         choices = typing.get_args(kind)
         if value not in choices:
-            raise ConfigError(f"{key}: expected one of {', '.join(map(repr, choices))}, found {value!r}")
+            raise _WrongKind(key, f"expected one of {', '.join(map(repr, choices))}, found {value!r}")
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, found {_describe(value)}")
+            raise _WrongKind(key, f"expected a list, found {_describe(value)}")
         arms = typing.get_args(kind)
         if len(arms) == 2 and arms[1] is Ellipsis:
             return tuple(_convert(arms[0], item, f"{key}[{i}]") for i, item in enumerate(value))
         if len(arms) != len(value):
-            raise ConfigError(f"{key}: expected a list of {len(arms)} items, found {len(value)}")
+            raise _WrongKind(key, f"expected a list of {len(arms)} items, found {len(value)}")
         return tuple(_convert(arm, item, f"{key}[{i}]") for i, (arm, item) in enumerate(zip(arms, value, strict=True)))
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, found {_describe(value)}")
+            raise _WrongKind(key, f"expected true or false, found {_describe(value)}")
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected a whole number, found {_describe(value)}")
+            raise _WrongKind(key, f"expected a whole number, found {_describe(value)}")
         return value
     if kind is float:
         if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
             value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, found {_describe(value)}")
+            raise _WrongKind(key, f"expected a number, found {_describe(value)}")
         if math.isnan(value):
             raise ConfigError(f"{key}: expected a number, found NaN")
         return float(value)
     if kind is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, found {_describe(value)}")
+            raise _WrongKind(key, f"expected a string, found {_describe(value)}")
         return value
     raise TypeError(f"{key}: the config loader does not handle fields of type {kind!r}")
 
@@ -100,7 +110,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     Missing keys take the dataclass defaults. `where` prefixes key names in errors.
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or 'config'}: expected a mapping of keys to values, found {_describe(data)}")
+        raise _WrongKind(where or "config", f"expected a mapping of keys to values, found {_describe(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
     values = {}

@@ -18,18 +18,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from asr.atomic import atomic_open
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio import AudioError, audio_info, check_span, load_audio
 from asr.augment import AugmentConfig, augment
 from asr.errors import UserError
 from asr.features import FeatureConfig, NormStats, compute_stats, speed_perturb
 from asr.progress import Track, no_progress
-from asr.text import Vocabulary, normalize
+from asr.text import Vocabulary, dropped_kind, normalize
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,12 @@ class Utterance:
         return json.dumps(record, ensure_ascii=False)
 
     def load(self) -> torch.Tensor:
-        """The utterance's waveform (N,) at 16 kHz: the whole file, or its cut."""
-        length = None if self.end is None else self.end - self.start
-        return load_audio(self.audio, self.start, length)[0]
+        """The utterance's waveform (N,) at 16 kHz: the whole file, or its cut (`AudioError` for a cut
+        past the recording's end, which would read as empty or short audio)."""
+        if self.end is None:
+            return load_audio(self.audio)[0]
+        check_span(self.audio, audio_info(self.audio), self.start, self.end)
+        return load_audio(self.audio, self.start, self.end - self.start)[0]
 
 
 _FIELD_TYPES = {"id": str, "audio": str, "duration": (int, float), "text": str}
@@ -166,6 +170,49 @@ def split_by_speaker(
     return [u for u in utterances if u.speaker not in held], [u for u in utterances if u.speaker in held]
 
 
+class Transcribed(Protocol):
+    """Anything with an id and a transcript: an `Utterance`, a candidate of `asr.prepare`."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def text_notes(items: Iterable[Transcribed], expand_option: str | None) -> tuple[str, ...]:
+    """One line per kind of character that `normalize()` drops from these transcripts (digits, letters
+    outside A-Z, symbols): how many transcripts hold it, and the first. `expand_option` names what
+    spells digits as words; None: numbers were spelt already, and the digits left are glued to signs."""
+    found: dict[str, list[tuple[Transcribed, str]]] = {}
+    for item in items:
+        lost: dict[str, str] = {}
+        for character in item.text:
+            kind = dropped_kind(character)
+            if kind is not None:
+                lost.setdefault(kind, character)
+        for kind, character in lost.items():
+            found.setdefault(kind, []).append((item, character))
+    notes = []
+    for kind, hits in sorted(found.items()):
+        first, character = hits[0]
+        example = f"e.g. {character!r} in {first.id}: {first.text[:60]!r}"
+        if kind == "digits" and expand_option is None:
+            notes.append(
+                f"transcripts still holding digits: {len(hits)} ({example}); --expand-numbers leaves numbers "
+                "glued to letters or signs (3D, 3:30, 1/2), normalize() drops them: write those as words by hand"
+            )
+        elif kind == "digits":
+            notes.append(
+                f"transcripts holding digits: {len(hits)} ({example}), which the character vocabulary cannot "
+                f"spell; {expand_option} writes them as words"
+            )
+        else:
+            what = "letters outside A-Z" if kind == "letters" else "symbols"
+            notes.append(f"transcripts holding {what}: {len(hits)} ({example}), which normalize() drops")
+    return tuple(notes)
+
+
 @dataclass(frozen=True)
 class FilterConfig:
     """Which utterances training uses: durations in seconds, target length in characters."""
@@ -176,8 +223,9 @@ class FilterConfig:
 
 
 def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig, report: bool = True) -> list[Utterance]:
-    """Keep utterances within the limits; log how many were dropped and why (if `report`: one
-    process of a distributed run reports for all)."""
+    """Keep utterances within the limits; log how many were dropped and why, and what `normalize()`
+    drops from the transcripts kept (`text_notes`), if `report` (one process of a distributed run
+    reports for all)."""
     kept = []
     dropped: Counter[str] = Counter()
     for u in utterances:
@@ -194,6 +242,8 @@ def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig, rep
             kept.append(u)
     for reason, count in sorted(dropped.items()) if report else ():
         log.warning("dropped %d of %d utterances: %s", count, len(utterances), reason)
+    for note in text_notes(kept, "asr prepare --expand-numbers") if report else ():
+        log.warning("training %s", note)
     return kept
 
 
@@ -399,18 +449,20 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 
 def first_unreadable(utterances: Sequence[Utterance], threads: int = 8) -> tuple[Utterance, AudioError] | None:
-    """The first utterance (in order) whose audio header cannot be read, with its error; headers are
-    read by `threads` threads at once."""
+    """The first utterance (in order) whose audio header cannot be read, or whose cut lies past its
+    recording's end (`audio.check_span`), with its error; headers are read by `threads` threads at once."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for utterance, error in zip(utterances, pool.map(_header_error, [u.audio for u in utterances]), strict=True):
+        for utterance, error in zip(utterances, pool.map(_header_error, utterances), strict=True):
             if error is not None:
                 return utterance, error
     return None
 
 
-def _header_error(path: Path) -> AudioError | None:
+def _header_error(utterance: Utterance) -> AudioError | None:
     try:
-        audio_info(path)
+        info = audio_info(utterance.audio)
+        if utterance.end is not None:
+            check_span(utterance.audio, info, utterance.start, utterance.end)
     except AudioError as error:
         return error
     return None

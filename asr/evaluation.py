@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader
 from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
 from asr.audio import AudioError
 from asr.checkpoint import LoadedModel
-from asr.data import SpeechDataset, Utterance, collate, first_unreadable, read_manifest
+from asr.data import SpeechDataset, Utterance, collate, first_unreadable, read_manifest, text_notes
 from asr.decoding import LanguageModel, SearchConfig
 from asr.errors import UserError
 from asr.progress import Track, no_progress
@@ -42,15 +43,20 @@ from asr.transcribe import Recognizer, TranscribeConfig
 LOADED_AT_ONCE = 64
 """Long utterances whose audio is in memory at once while they are decoded in pieces."""
 
+log = logging.getLogger(__name__)
+
 
 class EvaluationError(UserError):
     """A manifest that cannot be evaluated: no words to score, audio that cannot be read."""
 
 
 def _check(manifest: str | Path, utterances: list[Utterance], jobs: int) -> None:
-    """Before decoding anything: the references hold words, and every audio header can be read."""
+    """Before decoding anything: the references hold words, and every audio header can be read; what
+    `normalize()` drops from the references (digits ...) is logged."""
     if not any(normalize(u.text) for u in utterances):
         raise EvaluationError(f"{manifest}: no reference holds a word once normalised, so WER is undefined")
+    for note in text_notes(utterances, "asr prepare --expand-numbers"):
+        log.warning("%s: reference %s; they are scored without them", manifest, note)
     found = first_unreadable(utterances, threads=max(1, jobs) * 4)
     if found is not None:
         raise EvaluationError(f"utterance {found[0].id}: {found[1]}")

@@ -1,9 +1,12 @@
 """Cutting long recordings at pauses into pieces the model can decode, with an energy detector.
 
-No model is needed: a frame is silent when its level is nearer the recording's noise
-level than its speech level. Every pause long enough to end a sentence ends a piece
-(a model trained on single sentences decodes them best one at a time), and a stretch
-of speech longer than `max_seconds` is cut at its quietest moment.
+No model is needed: a frame is speech when its level lies halfway from the recording's
+noise level to its speech level, or `quiet_speech_db` above the noise, whichever is
+lower: a quiet talker next to a loud one is heard as long as they stand out from the
+noise. Every pause long enough to end a sentence ends a piece (a model trained on single
+sentences decodes them best one at a time), and a stretch of speech longer than
+`max_seconds` is cut at its quietest moment. What lies in no piece is left out as silence;
+`asr.transcribe` counts it.
 
 Long files are read twice: once streamed, to compute the levels (8 bytes per 10 ms,
 2.9 MB an hour of audio), then piece by piece, seeking. Memory stays bounded by one
@@ -28,9 +31,10 @@ class SegmenterConfig:
     pieces; speech stretches shorter than `min_speech_seconds` (clicks) are dropped;
     `margin_seconds` of the surrounding audio is kept on either side of the speech.
     The silence threshold lies halfway between the noise level (`noise_percentile` of
-    the frame levels, at least `floor_dbfs`) and the speech level (`speech_percentile`);
-    when the two are less than `min_contrast_db` apart (steady noise, music) every frame
-    counts as speech, and pieces are cut at the quietest moments only.
+    the frame levels, at least `floor_dbfs`) and the speech level (`speech_percentile`),
+    and at most `quiet_speech_db` above the noise level (a word 26 dB below the loudest
+    speech is still speech); when the two are less than `min_contrast_db` apart (steady
+    noise, music) every frame counts as speech, and pieces are cut at the quietest moments only.
     """
 
     max_seconds: float = 20.0
@@ -42,6 +46,7 @@ class SegmenterConfig:
     speech_percentile: float = 95.0
     floor_dbfs: float = -60.0
     min_contrast_db: float = 6.0
+    quiet_speech_db: float = 12.0
 
     def __post_init__(self) -> None:
         if self.max_seconds < 1.0:
@@ -50,6 +55,8 @@ class SegmenterConfig:
             raise ValueError("frame_seconds must be positive; pause, speech and margin lengths not negative")
         if not 0 <= self.noise_percentile < self.speech_percentile <= 100:
             raise ValueError("need 0 <= noise_percentile < speech_percentile <= 100")
+        if not self.quiet_speech_db > 0:
+            raise ValueError(f"quiet_speech_db must be above 0 dB, got {self.quiet_speech_db}")
 
 
 def frame_levels(blocks: Iterable[tuple[torch.Tensor, int]], frame_seconds: float = 0.01) -> np.ndarray:
@@ -118,7 +125,11 @@ def find_segments(levels: np.ndarray, config: SegmenterConfig) -> list[tuple[flo
     loud = float(np.percentile(levels, config.speech_percentile))
     if loud <= config.floor_dbfs:
         return []  # digital silence or close to it
-    speech = levels > (noise + loud) / 2 if loud - noise >= config.min_contrast_db else np.ones(len(levels), bool)
+    contrast = loud - noise
+    if contrast >= config.min_contrast_db:
+        speech = levels > noise + min(contrast / 2, config.quiet_speech_db)
+    else:
+        speech = np.ones(len(levels), bool)
     pause = round(config.min_pause_seconds / frame)
     for start, end in _runs(~speech):  # a short silence inside speech is part of it
         if end - start < pause and start > 0 and end < len(levels):

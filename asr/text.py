@@ -12,6 +12,7 @@ import string
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from asr.atomic import atomic_write_text
@@ -47,6 +48,21 @@ def normalize(text: str) -> str:
     spaced = _NOT_IN_ALPHABET.sub(" ", _DROPPED.sub("", upper))
     words = (_LONE_APOSTROPHES.sub("", word) for word in spaced.split())
     return " ".join(word for word in words if word)
+
+
+@cache
+def dropped_kind(character: str) -> str | None:
+    """The kind of `character` ("digits", "letters" outside A-Z, "symbols") when `normalize()` makes it a
+    word break, else None (spaces and punctuation break words by design)."""
+    if character.isdigit():
+        kind = "digits"
+    elif character.isalpha():
+        kind = "letters"
+    elif unicodedata.category(character).startswith("S") or character in "&%@#":  # signs read as words
+        kind = "symbols"
+    else:
+        return None
+    return kind if normalize(f"A{character}A") == "A A" else None
 
 
 class VocabularyError(UserError):

@@ -7,8 +7,9 @@ checks its own ranges, so a wrong value is a one-line error naming the key.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from asr.augment import AugmentConfig
 from asr.data import FilterConfig
@@ -17,11 +18,24 @@ from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.model import LASConfig
 from asr.schedule import ScheduleConfig
 
+MAX_REPEAT = 1000
+"""The most times an epoch may go through one training manifest."""
+
+
+def check_counts(config: Any, counts: Sequence[str], optional: Sequence[str] = ()) -> None:
+    """Raise `ValueError` naming the first field of `config` among `counts` below 1, or among
+    `optional` neither null nor at least 1."""
+    for name in (*counts, *optional):
+        value = getattr(config, name)
+        if (value is not None or name in counts) and value < 1:
+            allowed = "at least 1 or null" if name in optional else "at least 1"
+            raise ValueError(f"{name} must be {allowed}, got {value}")
+
 
 @dataclass(frozen=True)
 class TrainSource:
-    """A training manifest and how many times every epoch goes through it (`repeat`), so that a
-    small corpus can weigh as much as a larger one beside it."""
+    """A training manifest and how many times every epoch goes through it (`repeat`, 1 to
+    `MAX_REPEAT`), so that a small corpus can weigh as much as a larger one beside it."""
 
     manifest: str
     repeat: int = 1
@@ -29,8 +43,8 @@ class TrainSource:
     def __post_init__(self) -> None:
         if not self.manifest:
             raise ValueError("a training source needs its manifest")
-        if self.repeat < 1:
-            raise ValueError(f"repeat must be at least 1, got {self.repeat}")
+        if not 1 <= self.repeat <= MAX_REPEAT:
+            raise ValueError(f"repeat must be a whole number from 1 to {MAX_REPEAT}, got {self.repeat}")
 
 
 @dataclass(frozen=True)
@@ -141,9 +155,13 @@ class TrainConfig:
     """The probability rises linearly from 0 at step `sampling_start` over `sampling_ramp` steps."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "log_every", "checkpoint_every", "keep_checkpoints", "average_best", "accumulate_grad"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        counts = ("epochs", "log_every", "checkpoint_every", "keep_checkpoints", "average_best", "accumulate_grad")
+        check_counts(self, (*counts, "sampling_ramp"), optional=("max_steps", "validate_every"))
+        for name in ("plot_utterances", "sampling_start"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not 0 <= self.sampling_prob <= 1:
+            raise ValueError(f"sampling_prob must lie in [0, 1] (a probability), got {self.sampling_prob}")
 
 
 RESUMABLE_CHANGES = frozenset(

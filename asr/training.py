@@ -55,6 +55,7 @@ from asr.errors import UserError
 from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats
 from asr.learnable import find_unlearnable, rule
 from asr.model import LAS
+from asr.outputs import safe_file_name
 from asr.plotting import attention_figure, save_figure
 from asr.progress import Track, no_progress
 from asr.recognize import search_settings
@@ -265,12 +266,14 @@ class Trainer(StepBookkeeping):
 
     def _latest_state(self) -> dict[str, Any] | None:
         """The newest readable checkpoint of EXP_DIR, if the run has one (a damaged newest one is passed
-        over with a warning); refuses a config that changed what is done."""
+        over with a warning); refuses a config that changed what is done, and a run none of whose
+        checkpoints can be read (starting afresh would overwrite them)."""
         for folder in (self.checkpoints, self.exp_dir / "best"):
             if remove_stale_temporaries(folder):
                 log.warning("removed the temporary files of an interrupted checkpoint write in %s", folder)
         state = None
-        for path in reversed(list_checkpoints(self.checkpoints)):
+        found = list_checkpoints(self.checkpoints)
+        for path in reversed(found):
             try:
                 state = load_training_state(path)
             except CheckpointError as error:
@@ -281,6 +284,11 @@ class Trainer(StepBookkeeping):
                 raise TrainingError(f"{path}: not a training checkpoint of asr train (no {', '.join(missing)})")
             log.info("resuming from %s", path)
             break
+        if state is None and found:
+            raise TrainingError(
+                f"{self.checkpoints}: none of its {len(found)} checkpoints can be read (see the warnings); move "
+                "the folder away to train afresh, or use a new EXP_DIR"
+            )
         if state is None:
             return None
         changed = [
@@ -385,6 +393,7 @@ class Trainer(StepBookkeeping):
         return metrics
 
     def _plot(self, plots: list[tuple[str, Any, np.ndarray]]) -> None:
+        """Write EXP_DIR/plots/NAME.png, NAME a safe file name made of the utterance id (`safe_file_name`)."""
         folder = self.exp_dir / "plots"
         for utterance_id, hypothesis, features in plots:
             characters = list(hypothesis.text) + ["<eos>"]
@@ -394,7 +403,7 @@ class Trainer(StepBookkeeping):
             figure = attention_figure(attention, characters[: attention.shape[0]], features, frame_seconds, title)
             if self.writer is not None:
                 self.writer.add_figure(f"attention/{utterance_id}", figure, self.progress.step, close=False)
-            save_figure(figure, folder / f"{utterance_id}.png")
+            save_figure(figure, folder / f"{safe_file_name(utterance_id)}.png")
 
     def _validated_now(self) -> bool:
         validations = self.progress.validations

@@ -35,6 +35,7 @@ from asr.audio import (
     check_level,
     check_sample_rate,
     load_audio,
+    mix_down,
     resample,
 )
 from asr.checkpoint import LoadedModel, load_model_dir
@@ -80,11 +81,13 @@ class Segment:
 
 @dataclass(frozen=True)
 class Transcript:
-    """One recording's result: `source` names it (the path, or "<waveform N>"); `duration` in seconds."""
+    """One recording's result: `source` names it (the path, or "<waveform N>"); `duration` in seconds;
+    `left_out`: the seconds of it that no decoded piece covers (judged silent, or too short to decode)."""
 
     source: str
     duration: float
     segments: tuple[Segment, ...]
+    left_out: float = 0.0
 
     @property
     def text(self) -> str:
@@ -141,8 +144,9 @@ class _Piece:
 def _waveform(audio: np.ndarray | torch.Tensor, sample_rate: int, name: str) -> torch.Tensor:
     """A caller's array -> mono float32 (N,) at SAMPLE_RATE, or AudioError naming it."""
     waveform = torch.as_tensor(np.asarray(audio) if not isinstance(audio, torch.Tensor) else audio)
-    if waveform.dim() == 2:
-        waveform = waveform.float().mean(dim=int(torch.tensor(waveform.shape).argmin()))  # average the channels
+    if waveform.dim() == 2:  # (N, C) or (C, N): the channels on the shorter axis
+        channels_first = int(torch.tensor(waveform.shape).argmin()) == 0
+        waveform = mix_down(waveform.float().T if channels_first else waveform.float(), name)
     if waveform.dim() != 1:
         raise AudioError(f"{name}: expected (N,) samples or (N, C) / (C, N), got shape {tuple(waveform.shape)}")
     if waveform.numel() == 0:
@@ -251,10 +255,12 @@ class Recognizer:
                     done_seconds.pop(emitted, None)
                 else:
                     recording = recordings.pop(emitted)
+                    decoded = done_seconds.pop(emitted, 0.0)
                     found = tuple(s for s in segments.pop(emitted) if s is not None and s.text)
                     if progress is not None:
-                        progress(recording.duration - done_seconds.pop(emitted, 0.0))
-                    yield emitted, Transcript(recording.name, recording.duration, found)
+                        progress(recording.duration - decoded)
+                    left_out = max(0.0, recording.duration - decoded)
+                    yield emitted, Transcript(recording.name, recording.duration, found, left_out)
                 emitted += 1
 
         def decode_pool() -> None:

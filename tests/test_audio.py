@@ -48,6 +48,19 @@ def test_channels_are_averaged(tmp_path, speech) -> None:
     torch.testing.assert_close(waveform, speech / 2)
 
 
+def test_channels_that_cancel_out_give_the_loudest_one_and_a_warning(tmp_path, speech, caplog) -> None:
+    """Anti-phase stereo averages to silence: the transcript would be empty without a word."""
+    stereo = np.stack([-0.9 * speech.numpy(), speech.numpy()], axis=1)
+    soundfile.write(tmp_path / "anti.wav", stereo, SAMPLE_RATE, subtype="FLOAT")
+    waveform, _ = load_audio(tmp_path / "anti.wav")
+    torch.testing.assert_close(waveform, speech)
+    blocks = [block for block, _ in audio_blocks(tmp_path / "anti.wav", block_seconds=0.5)]
+    torch.testing.assert_close(torch.cat(blocks), speech)
+    warnings = [r.getMessage() for r in caplog.records if "cancel out" in r.getMessage()]
+    assert warnings == [f"{tmp_path / 'anti.wav'}: its channels cancel out when averaged (anti-phase stereo?); "
+                        "using channel 2 alone"]  # fmt: skip
+
+
 def test_16k_mono_wav_is_read_unchanged(tmp_path, speech) -> None:
     soundfile.write(tmp_path / "same.wav", speech.numpy(), SAMPLE_RATE, subtype="FLOAT")
     waveform, _ = load_audio(tmp_path / "same.wav")
@@ -159,6 +172,14 @@ def test_float_audio_far_outside_one_gets_one_warning(tmp_path, speech, caplog) 
     load_audio(path, 0.1, 0.5)
     warnings = [r.getMessage() for r in caplog.records if "far outside [-1, 1]" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith(f"{path}: samples reach")
+
+
+def test_float_audio_beyond_any_recording_s_range_is_refused(tmp_path, speech) -> None:
+    """At 1e29 the features overflow: the transcript came out empty, with exit 0."""
+    path = tmp_path / "huge.wav"
+    soundfile.write(path, (speech / speech.abs().max() * 1e29).numpy(), SAMPLE_RATE, subtype="FLOAT")
+    with pytest.raises(AudioError, match=f"{path}: samples reach 1e\\+29, beyond any recording's range"):
+        load_audio(path)
 
 
 def test_an_unreadable_file_says_permission_denied(tmp_path, speech, monkeypatch) -> None:

@@ -191,3 +191,28 @@ def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path: Path) -> None
     (tmp_path / ".step-000000010.pt.ab12cd.tmp").write_bytes(b"half a checkpoint")
     assert remove_stale_temporaries(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["step-000000005.pt"]
+
+
+def test_exporting_replaces_only_a_model_directory(tmp_path: Path) -> None:
+    weights, vocab = {"w": torch.zeros(1)}, Vocabulary.default()
+    (tmp_path / "mine" / "photos").mkdir(parents=True)
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    (tmp_path / "file").write_text("keep me")
+    (tmp_path / "tokens").mkdir()
+    (tmp_path / "tokens" / "tokens.txt").write_text("my own")
+    for path, problem in (
+        ("mine", "not a model directory (holds notes.txt, photos)"),
+        ("file", "is a file, not a model directory"),
+        ("tokens", "not a model directory (holds no model)"),
+    ):
+        with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path / path}: {problem}")):
+            export_model_dir(tmp_path / path, {}, weights, vocab, STATS)
+    assert (tmp_path / "file").read_text() == "keep me" and (tmp_path / "tokens" / "tokens.txt").read_text() == "my own"
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt", "photos"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / ".empty.old").write_text("not touched either")
+    export_model_dir(tmp_path / "empty", {}, weights, vocab, STATS)
+    assert read_model_dir(tmp_path / "empty")[1].keys() == {"w"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".empty.old", "empty", "file", "mine", "tokens"]
+    export_model_dir(tmp_path / "empty", {}, weights, vocab, STATS)  # now a model directory: replaced
+    assert (tmp_path / ".empty.old").read_text() == "not touched either"

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -5,10 +6,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from asr.checkpoint import save_training_state
 from asr.cli import main
+from asr.config import save_config
+from asr.data import read_manifest
 from asr.features import NormStats
+from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
+from asr.prepare import prepare_librispeech
+from asr.text import Vocabulary
+from asr.training import TrainConfig
 from tests.conftest import LIBRISPEECH
+from tests.test_checkpoint import tiny_model_dir
 
 
 def run_asr(*args: str) -> subprocess.CompletedProcess:
@@ -116,3 +126,105 @@ def test_synthesize_names_a_missing_exclude_manifest_in_one_line(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.startswith("asr: error: ") and str(missing) in err and err.count("\n") == 1
     assert not (tmp_path / "corpus").exists()
+
+
+def tiny_experiment(folder: Path) -> Path:
+    """An experiment folder with one kept checkpoint of a tiny model, as asr train leaves it."""
+    listener = ListenerConfig(layers=1, units=8, reduce=())
+    speller = SpellerConfig(embedding_dim=4, units=8)
+    config = TrainConfig(model=LASConfig(listener=listener, attention=AttentionConfig(dim=8), speller=speller))
+    save_config(config, folder / "config.yaml")
+    model = LAS(dataclasses.replace(config.model, vocab_size=len(Vocabulary.default())))
+    stats = NormStats(mean=(0.0,) * 80, std=(1.0,) * 80, frames=1).to_dict()
+    state = {"model": model.state_dict(), "wer": 50.0, "stats": stats, "longest_utterance_seconds": 2.0}
+    save_training_state(state, folder / "best", 1, keep=1)
+    return folder
+
+
+def test_average_replaces_a_model_directory_and_nothing_else(tmp_path: Path, capsys) -> None:
+    exp = tiny_experiment(tmp_path / "exp")
+    mine = tmp_path / "mine"
+    (mine / "photos").mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["average", str(exp), "--out", str(mine)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"asr: error: {mine}: not a model directory (holds notes.txt, photos)") and err.count("\n") == 1
+    )
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "photos"]
+    (tmp_path / "file").write_text("keep me")
+    assert main(["average", str(exp), "--out", str(tmp_path / "file")]) == 1
+    assert capsys.readouterr().err == f"asr: error: {tmp_path / 'file'}: is a file, not a folder; give --out a folder\n"
+    assert (tmp_path / "file").read_text() == "keep me"
+    for _ in range(2):  # a new folder, then the model directory it now is
+        assert main(["average", str(exp), "--out", str(tmp_path / "model")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp", "file", "mine", "model"]
+
+
+def test_split_refuses_one_file_for_both_outputs_and_the_input_as_an_output(tmp_path: Path, capsys) -> None:
+    prepare_librispeech(LIBRISPEECH.parent, ["dev-clean"], tmp_path)
+    manifest = tmp_path / "dev-clean.jsonl"
+    before = manifest.read_text()
+    split = ["split", str(manifest), "--held-out", "0.5"]
+    assert main([*split, "--out-kept", str(tmp_path / "x.jsonl"), "--out-held", str(tmp_path / "." / "x.jsonl")]) == 1
+    assert capsys.readouterr().err == (
+        f"asr: error: {tmp_path / '.' / 'x.jsonl'}: given to both --out-kept and --out-held; give each its own file\n"
+    )
+    assert main([*split, "--out-kept", str(manifest), "--out-held", str(tmp_path / "held.jsonl")]) == 1
+    assert capsys.readouterr().err == (
+        f"asr: error: {manifest}: is an input of this command; give --out-kept another file\n"
+    )
+    assert manifest.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["dev-clean.jsonl"]
+
+
+def command_inputs(folder: Path) -> dict[str, Path]:
+    """Valid inputs of every command that writes: a manifest, a table, a Kaldi directory, a text, configs
+    (with statistics), a tiny model directory."""
+    prepare_librispeech(LIBRISPEECH.parent, ["test-clean"], folder)
+    manifest = folder / "test-clean.jsonl"
+    NormStats(mean=(0.0,) * 80, std=(1.0,) * 80, frames=1).save(folder / "cmvn.json")
+    data = {"train": str(manifest), "dev": str(manifest), "stats": str(folder / "cmvn.json")}
+    (folder / "train.yaml").write_text(yaml.safe_dump({"data": data}))
+    (folder / "lm.yaml").write_text("{}\n")
+    (folder / "text.txt").write_text("HELLO WORLD\n")
+    audio = read_manifest(manifest)[0].audio
+    (folder / "table.tsv").write_text(f"audio\ttext\n{audio}\tHELLO\n")
+    (folder / "kaldi").mkdir()
+    (folder / "kaldi" / "wav.scp").write_text(f"a {audio}\n")
+    (folder / "kaldi" / "text").write_text("a HELLO\n")
+    return {"root": folder, "manifest": manifest, "audio": audio, "model": tiny_model_dir(folder / "model")}
+
+
+FILE_OUTPUTS = {
+    "stats": "stats {manifest} --out {out} --jobs 1",
+    "prepare tsv": "prepare tsv {root}/table.tsv --out {out}",
+    "prepare kaldi": "prepare kaldi {root}/kaldi --out {out}",
+    "lm text": "lm text --transcripts {manifest} --out {out}",
+    "align": "align {audio} --model {model} --plot {out}",
+}
+FOLDER_OUTPUTS = {
+    "train": "train --config {root}/train.yaml --out {out}",
+    "lm train": "lm train --config {root}/lm.yaml --text {root}/text.txt --out {out}",
+    "evaluate": "evaluate --model {model} --manifest {manifest} --out {out} --jobs 0",
+    "synthesize": "synthesize --out {out} --train-utterances 1 --dev-utterances 0 --test-utterances 0",
+    "prepare librispeech": f"prepare librispeech {LIBRISPEECH} --subsets test-clean --out {{out}}",
+}
+
+
+@pytest.mark.parametrize("command", [*FILE_OUTPUTS, *FOLDER_OUTPUTS])
+def test_an_output_path_that_cannot_be_written_is_one_line_before_any_work(tmp_path: Path, capsys, command) -> None:
+    inputs = command_inputs(tmp_path / "in")
+    wants_file = command in FILE_OUTPUTS
+    wrong = tmp_path / "wrong"
+    wrong.mkdir() if wants_file else wrong.write_text("keep me")
+    option = "--plot" if command == "align" else "--out"
+    problem = (
+        f"is a folder; give {option} a file name" if wants_file else "is a file, not a folder; give --out a folder"
+    )
+    unwritable = Path("/proc/asr-test/out")
+    before = sorted(tmp_path.rglob("*"))
+    for out, expected in ((wrong, problem), (unwritable, "cannot be written (/proc: no such file or directory)")):
+        args = {**FILE_OUTPUTS, **FOLDER_OUTPUTS}[command].format(**inputs, out=out).split()
+        assert main(args) == 1
+        assert capsys.readouterr().err == f"asr: error: {out}: {expected}\n"
+    assert sorted(tmp_path.rglob("*")) == before and (wants_file or wrong.read_text() == "keep me")

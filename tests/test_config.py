@@ -8,6 +8,7 @@ import pytest
 from asr.config import ConfigError, apply_overrides, dump_config, from_dict, load_config, save_config
 from asr.data import FilterConfig
 from asr.features import FeatureConfig, SpecAugmentConfig
+from asr.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,22 @@ def test_a_number_in_exponent_form_without_a_dot_is_a_number() -> None:
     assert config.optim.schedule.lr == 1e-4 and config.optim.weight_decay == 5e-3
     with pytest.raises(ConfigError, match="expected a number"):
         load_config(TrainConfig, None, ["optim.schedule.lr=e-4"])
+
+
+@pytest.mark.parametrize(
+    ("repeat", "message"),
+    [
+        ("0", "data.train[0]: repeat must be a whole number from 1 to 1000, got 0"),
+        ("-2", "data.train[0]: repeat must be a whole number from 1 to 1000, got -2"),
+        ("1000000000", "data.train[0]: repeat must be a whole number from 1 to 1000, got 1000000000"),
+        ("0.5", "data.train[0].repeat: expected a whole number, found float 0.5"),
+        (".nan", "data.train[0].repeat: expected a whole number, found float nan"),
+    ],
+)
+def test_a_bad_value_inside_one_arm_of_a_union_is_named_not_the_union(repeat: str, message: str) -> None:
+    """data.train is a manifest or a list of sources: a list with a bad repeat is a bad source, not a wrong kind."""
+    with pytest.raises(ConfigError) as error:
+        load_config(TrainConfig, None, [f"data.train=[{{manifest: a.jsonl, repeat: {repeat}}}]"])
+    assert str(error.value) == message
+    with pytest.raises(ConfigError, match="data.train: expected str or tuple, found int 5"):
+        load_config(TrainConfig, None, ["data.train=5"])

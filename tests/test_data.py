@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr.audio import load_audio
+from asr.audio import AudioError, load_audio
 from asr.data import (
     BucketBatchSampler,
     FilterConfig,
@@ -16,6 +16,7 @@ from asr.data import (
     Utterance,
     collate,
     filter_utterances,
+    first_unreadable,
     read_manifest,
     write_manifest,
 )
@@ -75,6 +76,17 @@ def test_filters_drop_and_log_what_they_drop(caplog) -> None:
         kept = filter_utterances(utterances, config)
     assert [u.id for u in kept] == ["kept"]
     assert len(caplog.records) == 4 and all("dropped 1 of 5" in r.getMessage() for r in caplog.records)
+
+
+def test_filters_say_what_normalisation_drops_from_the_transcripts_kept(caplog) -> None:
+    utterances = [Utterance("a", Path("a"), 2.0, "I HAVE 42 CATS"), Utterance("b", Path("b"), 2.0, "ROOM 7 & CAFÉ")]
+    with caplog.at_level(logging.WARNING, logger="asr.data"):
+        assert filter_utterances(utterances, FilterConfig()) == utterances
+    assert [r.getMessage() for r in caplog.records] == [
+        "training transcripts holding digits: 2 (e.g. '4' in a: 'I HAVE 42 CATS'), which the character vocabulary "
+        "cannot spell; asr prepare --expand-numbers writes them as words",
+        "training transcripts holding symbols: 1 (e.g. '&' in b: 'ROOM 7 & CAFÉ'), which normalize() drops",
+    ]
 
 
 def test_collated_batch_features_equal_one_by_one(corpus: Path, tmp_path: Path) -> None:
@@ -204,6 +216,24 @@ def test_a_cut_of_a_recording_loads_only_its_span(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text(json.dumps(line) + "\n")
     with pytest.raises(ManifestError, match="bad.jsonl:1: 'start' and 'end' must be seconds with 0 <= start < end"):
         read_manifest(tmp_path / "bad.jsonl")
+
+
+@pytest.mark.parametrize(("start", "end"), [(50.0, 51.0), (1.0, 2.5)])
+def test_a_cut_past_its_recording_s_end_is_refused_not_read_as_empty_audio(
+    tmp_path: Path, start: float, end: float
+) -> None:
+    audio = LIBRISPEECH / "dev-clean" / "1001" / "2001" / "1001-2001-0000.flac"  # 1.83 s
+    good = {"id": "good", "audio": str(audio), "duration": 0.5, "text": "A", "start": 0.25, "end": 0.75}
+    line = good | {"id": "past", "duration": end - start, "start": start, "end": end}
+    (tmp_path / "m.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(line) + "\n")
+    utterances = read_manifest(tmp_path / "m.jsonl")
+    problem = f"{audio}: {start:g} to {end:g} s lies past the recording's end (1.83 s)"
+    found = first_unreadable(utterances)  # what training and evaluation check before they start
+    assert found is not None and found[0].id == "past" and str(found[1]) == problem
+    with pytest.raises(AudioError) as error:
+        utterances[1].load()
+    assert str(error.value) == problem
+    assert SpeechDataset(utterances, Vocabulary.default())[1].error == f"utterance past: {problem}"
 
 
 def test_augmentation_in_the_dataset_depends_on_seed_epoch_and_index_alone(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ cuts recordings, unless asked to decode them whole."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,9 @@ import asr
 from asr.audio import SAMPLE_RATE, load_audio
 from asr.cli import main
 from asr.data import Utterance, write_manifest
+from asr.prepare import prepare_librispeech
+from tests.conftest import LIBRISPEECH
+from tests.test_checkpoint import tiny_model_dir
 from tests.test_transcribe import FILES, model_dir, text_of  # noqa: F401 (model_dir: the shared fixture)
 
 
@@ -65,3 +69,26 @@ def test_a_longest_piece_below_one_second_is_a_usage_error(model_dir: Path, tmp_
     assert exit_.value.code == 2
     assert "must be at least 1 second (or inf), got 0.5" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_references_that_normalisation_spoils_are_named_before_scoring(tmp_path: Path, caplog) -> None:
+    """normalize() drops digits from the references: the WER counts words that are not the ones spoken."""
+    prepare_librispeech(LIBRISPEECH.parent, ["test-clean"], tmp_path)
+    lines = (tmp_path / "test-clean.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    records[0]["text"] = "ROOM 101 IS FREE"
+    (tmp_path / "digits.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    args = [
+        "evaluate",
+        "--model",
+        str(tiny_model_dir(tmp_path / "model")),
+        "--manifest",
+        str(tmp_path / "digits.jsonl"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="asr.evaluation"):
+        assert main([*args, "--out", str(tmp_path / "eval"), "--jobs", "0", "--beam", "1"]) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'digits.jsonl'}: reference transcripts holding digits: 1 (e.g. '1' in {records[0]['id']}: "
+        "'ROOM 101 IS FREE'), which the character vocabulary cannot spell; asr prepare --expand-numbers writes them "
+        "as words; they are scored without them"
+    ]

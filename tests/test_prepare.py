@@ -296,6 +296,14 @@ def test_prepare_kaldi_with_segments_writes_start_and_end(tmp_path: Path) -> Non
     assert report.seconds == pytest.approx(0.9 + (RECORDING_SECONDS - 0.9) + (RECORDING_SECONDS - 1.0))
 
 
+def test_segments_of_near_zero_length_are_skipped_and_counted(tmp_path: Path) -> None:
+    segments = "a r1 0.5 0.5001\nb r1 0.2 1.2\nc r1 1.8 -1\nd r1 0.3 0.35\n"  # c: the last 0.03 s
+    tables = {"wav.scp": "r1 audio/r1.flac\n", "segments": segments, "text": "a A\nb B\nc C\nd D\n"}
+    report = prepare_kaldi(kaldi_dir(tmp_path, tables), tmp_path / "out.jsonl")
+    assert report.skipped == {"shorter than 0.1 s": 3} and report.utterances == 1
+    assert [line["id"] for line in read_lines(tmp_path / "out.jsonl")] == ["b"]
+
+
 def test_verify_decodes_each_recording_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data_dir = kaldi_dir(
         tmp_path,

@@ -39,6 +39,22 @@ def test_pauses_separate_pieces_and_margins_keep_the_speech_edges() -> None:
     assert pieces == [(pytest.approx(a), pytest.approx(b)) for a, b in expected]
 
 
+def test_quiet_speech_next_to_loud_speech_gets_a_piece(speech: torch.Tensor) -> None:
+    """A talker 26 dB below another, with pauses of quiet noise between them: the halfway threshold
+    between noise and loud speech left the quiet one out without a word."""
+    rng = np.random.default_rng(0)
+    pauses = [torch.from_numpy(rng.normal(0, 3e-4, SAMPLE_RATE).astype(np.float32)) for _ in range(4)]  # -70 dBFS
+    quiet = speech * 10 ** (-26 / 20)
+    parts = [pauses[0], speech, pauses[1], quiet, pauses[2], speech, pauses[3]]
+    starts = np.cumsum([0] + [len(part) for part in parts]) / SAMPLE_RATE
+    pieces = find_segments(frame_levels([(torch.cat(parts), SAMPLE_RATE)]), SegmenterConfig())
+    spoken = np.flatnonzero(np.abs(speech.numpy()) > 0.05)  # the loud samples of the words, in seconds
+    for index in (1, 3, 5):  # each talker's words lie in a piece
+        first, last = starts[index] + spoken[0] / SAMPLE_RATE, starts[index] + spoken[-1] / SAMPLE_RATE
+        assert any(start <= first and last <= end for start, end in pieces), (index, pieces)
+    assert len(pieces) == 3 and not any(start < starts[1] - 0.5 for start, _ in pieces)  # the pauses stay out
+
+
 def test_steady_noise_without_pauses_is_still_cut_to_the_limit() -> None:
     rng = np.random.default_rng(0)
     levels = -30 + rng.normal(0, 1, 3000)  # 30 s of loud noise: no contrast between noise and speech
@@ -81,4 +97,5 @@ def test_cut_points_are_the_same_in_seconds_at_any_sample_rate(rate: int) -> Non
     reference, got = pieces(SAMPLE_RATE), pieces(rate)
     assert len(got) == len(reference) > 80
     frame = config.frame_seconds
-    assert max(abs(a - b) for pair in zip(got, reference, strict=True) for a, b in zip(*pair, strict=True)) <= frame
+    apart = max(abs(a - b) for pair in zip(got, reference, strict=True) for a, b in zip(*pair, strict=True))
+    assert apart <= frame + 1e-9  # at most a frame, give or take the rounding of seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asr.cli import main
 from asr.data import read_manifest
 from asr.prepare import prepare_librispeech
 from asr.synthesis import engines, sentences
@@ -311,3 +313,17 @@ def test_check_passes_the_corpus_and_flags_silent_clipped_and_empty_files(small_
     assert problems["1-2-0000.flac"].startswith("silent")
     assert problems["1-2-0001.flac"].startswith("clipped")
     assert problems["1-2-0002.flac"].startswith(("empty", "unreadable"))
+
+
+@pytest.mark.parametrize("numbers", [{"snr_db": (math.nan, 5.0)}, {"rates": (1.0, math.inf)}, {"pitches": (math.nan,)}])
+def test_numbers_that_are_not_finite_are_refused(numbers: dict) -> None:
+    with pytest.raises(CorpusError, match=f"{next(iter(numbers))} must be finite numbers"):
+        CorpusConfig(**numbers)
+
+
+def test_checking_a_folder_without_a_corpus_is_an_error_not_a_pass(tmp_path: Path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("not a corpus")
+    assert main(["synthesize", "--out", str(tmp_path), "--check-only"]) == 1
+    assert capsys.readouterr().err == (
+        f"asr: error: {tmp_path}: no flac files in <subset>/<speaker>/<chapter>/ folders to check; is it a corpus?\n"
+    )

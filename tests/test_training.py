@@ -165,6 +165,12 @@ def test_a_missing_audio_file_stops_training_before_it_starts(experiment: Path, 
         ("data.num_workers=-1", "num_workers and sorted_epochs must not be negative"),
         ("data.max_batch_size=0", "max_frames and max_batch_size must be at least 1"),
         ("features.n_mels=40", "computed with other feature settings than this config's (features.n_mels)"),
+        ("sampling_prob=5", "sampling_prob must lie in [0, 1] (a probability), got 5.0"),
+        ("sampling_prob=-1", "sampling_prob must lie in [0, 1] (a probability), got -1.0"),
+        ("validate_every=-3", "validate_every must be at least 1 or null, got -3"),
+        ("plot_utterances=-1", "plot_utterances must not be negative, got -1"),
+        ("sampling_ramp=-1", "sampling_ramp must be at least 1, got -1"),
+        ("max_steps=-5", "max_steps must be at least 1 or null, got -5"),
     ],
 )
 def test_bad_training_input_is_one_line_before_training_starts(experiment: Path, capsys, override, problem) -> None:
@@ -467,3 +473,31 @@ def test_compiling_keeps_parameter_names_and_leaves_the_listener_eager() -> None
     assert list(model.state_dict()) == names  # checkpoints load either way
     assert model.speller.attention._compiled_call_impl is not None
     assert model.listener._compiled_call_impl is None  # inductor fails on its LSTMs under CUDA bf16
+
+
+def test_attention_plots_of_any_utterance_id_stay_inside_the_plots_folder(experiment: Path) -> None:
+    dev = experiment / "test-clean.jsonl"
+    records = [json.loads(line) for line in dev.read_text().splitlines()]
+    records[0]["id"], records[1]["id"] = "../../escaped", "x" * 300  # a path out of the folder, a name too long
+    dev.write_text("".join(json.dumps(record) + "\n" for record in records))
+    trainer = Trainer(load_config(TrainConfig, experiment / "tiny.yaml"), experiment / "exp", device="cpu")
+    trainer.validate()
+    plots = sorted(experiment.rglob("*.png"))
+    assert len(plots) == 2 and all(p.parent == experiment / "exp" / "plots" and len(p.name) <= 104 for p in plots)
+
+
+def test_a_run_none_of_whose_checkpoints_can_be_read_stops_instead_of_starting_afresh(experiment: Path, capsys) -> None:
+    config = load_config(TrainConfig, experiment / "tiny.yaml", ["max_steps=2", "checkpoint_every=1"])
+    Trainer(config, experiment / "exp", device="cpu")._loop()
+    found = list_checkpoints(experiment / "exp" / "checkpoints")
+    for path in found:
+        path.write_bytes(path.read_bytes()[:100])
+    damaged = {path: path.read_bytes() for path in found}
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "exp")]
+    assert main([*args, "--set", "max_steps=2", "--set", "checkpoint_every=1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        f"asr: error: {experiment / 'exp' / 'checkpoints'}: none of its {len(found)} checkpoints can be read "
+        "(see the warnings); move the folder away to train afresh, or use a new EXP_DIR"
+    )
+    assert {path: path.read_bytes() for path in list_checkpoints(experiment / "exp" / "checkpoints")} == damaged

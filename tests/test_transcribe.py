@@ -128,10 +128,37 @@ def test_bad_waveforms_raise_audio_errors_naming_them(model: asr.Recognizer) -> 
         model.transcribe(np.zeros((2, 2, 100), dtype=np.float32))
 
 
+def test_anti_phase_channels_are_transcribed_not_averaged_to_silence(model: asr.Recognizer, tmp_path: Path) -> None:
+    waveform = load_audio(FILES[0])[0].numpy()
+    stereo = np.stack([waveform, -waveform], axis=1)  # (N, 2): the mean is 0
+    soundfile.write(tmp_path / "anti.wav", stereo, SAMPLE_RATE, subtype="FLOAT")
+    assert model.transcribe(tmp_path / "anti.wav").text == text_of(FILES[0])
+    assert model.transcribe(stereo.T.copy()).text == text_of(FILES[0])  # (C, N) array
+
+
+def test_audio_beyond_any_recording_s_range_is_an_error_not_an_empty_text(model: asr.Recognizer) -> None:
+    waveform = load_audio(FILES[0])[0]
+    with pytest.raises(AudioError, match="<waveform 0>: samples reach 1e\\+29"):
+        model.transcribe(waveform / waveform.abs().max() * 1e29)
+
+
 def test_silence_gives_no_segment(model: asr.Recognizer) -> None:
     result = model.transcribe(np.zeros(SAMPLE_RATE * 30, dtype=np.float32))
     assert result.segments == () and result.text == ""
     assert result.duration == 30
+
+
+def test_audio_left_out_as_silence_is_counted_in_the_summary(model_dir: Path, tmp_path: Path, capsys) -> None:
+    gap = np.random.default_rng(0).normal(0, 1e-3, 4 * SAMPLE_RATE).astype(np.float32)  # 4 s of quiet noise
+    samples = np.concatenate([load_audio(FILES[0])[0].numpy(), gap, load_audio(FILES[1])[0].numpy()])
+    soundfile.write(tmp_path / "two.flac", samples, SAMPLE_RATE)
+    result = asr.load_model(model_dir, device="cpu").transcribe(tmp_path / "two.flac")
+    assert len(result.segments) == 2 and result.left_out > 3.0  # at least the gap, less the margins
+    assert result.left_out == pytest.approx(result.duration - sum(s.end - s.start for s in result.segments))
+    assert main(["transcribe", "--model", str(model_dir), str(tmp_path / "two.flac")]) == 0
+    assert capsys.readouterr().err == (
+        f"asr: {result.left_out:.1f} s of the {result.duration:.1f} s of audio judged silent and not decoded\n"
+    )
 
 
 def long_recording(path: Path, minutes: float) -> list[tuple[float, float]]:
@@ -256,6 +283,18 @@ def test_several_files_print_a_line_each_and_folders_are_searched(model_dir: Pat
     assert lines == [f"{path}\t{text_of(path)}" for path in expected]
     assert main(["transcribe", "--model", str(model_dir), str(FILES[1]), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["text"] == text_of(FILES[1])
+
+
+def test_a_tab_or_newline_in_a_file_name_is_escaped_in_the_printed_lines(
+    model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    odd = tmp_path / "a\tb\nc\\d.flac"
+    shutil.copy(FILES[0], odd)
+    assert main(["transcribe", "--model", str(model_dir), str(odd), str(FILES[1])]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path}/a\\tb\\nc\\\\d.flac\t{text_of(FILES[0])}",
+        f"{FILES[1]}\t{text_of(FILES[1])}",
+    ]
 
 
 def test_a_folder_keeps_its_layout_in_the_output_dir(model_dir: Path, tmp_path: Path, capsys) -> None:

@@ -1,5 +1,4 @@
-"""What every `asr` sub-command shares: argument types, checks of output folders, the progress bar,
-and the shallow-fusion options."""
+"""What every `asr` sub-command shares: argument types, the progress bar and the shallow-fusion options."""
 
 from __future__ import annotations
 
@@ -10,8 +9,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from tqdm import tqdm
-
-from asr.errors import UserError
 
 T = TypeVar("T")
 
@@ -60,18 +57,6 @@ def longest_piece(text: str) -> float:
     if not value >= 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 second (or inf), got {text}")
     return value
-
-
-def writable_folder(folder: Path) -> None:
-    """Create `folder` if needed and check that files can be written in it, before any work is done."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: is a file, not a folder; give --output-dir a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{folder}: cannot create the folder ({(error.strerror or str(error)).lower()})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{folder}: permission denied (cannot write into this folder)")
 
 
 def default_jobs() -> int:

@@ -15,6 +15,7 @@ from asr.cli.arguments import (
 )
 from asr.data import manifest_stats, read_manifest
 from asr.features import FeatureConfig
+from asr.outputs import output_file, output_files, output_folder
 from asr.prepare import PrepareConfig, PrepareReport, prepare_kaldi, prepare_librispeech, prepare_tsv
 
 
@@ -31,15 +32,18 @@ def print_report(report: PrepareReport) -> None:
 
 def run_prepare_librispeech(args: argparse.Namespace) -> None:
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
+    output_folder(args.out, "--out")
     for report in prepare_librispeech(args.root, subsets, args.out, prepare_config(args), track=progress):
         print_report(report)
 
 
 def run_prepare_tsv(args: argparse.Namespace) -> None:
+    output_file(args.out, "--out", inputs=[args.file])
     print_report(prepare_tsv(args.file, args.out, prepare_config(args), track=progress))
 
 
 def run_prepare_kaldi(args: argparse.Namespace) -> None:
+    output_file(args.out, "--out", inputs=[args.dir / name for name in ("wav.scp", "text", "utt2spk", "segments")])
     print_report(prepare_kaldi(args.dir, args.out, prepare_config(args), track=progress))
 
 
@@ -59,6 +63,7 @@ def add_prepare_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> None:
+    output_file(args.out, "--out", inputs=[args.manifest, *([args.config] if args.config is not None else [])])
     features = FeatureConfig()
     if args.config is not None:
         from asr.config import load_config
@@ -74,6 +79,7 @@ def run_stats(args: argparse.Namespace) -> None:
 def run_split(args: argparse.Namespace) -> None:
     from asr.data import split_by_speaker, write_manifest
 
+    output_files({"--out-kept": args.out_kept, "--out-held": args.out_held}, inputs=[args.manifest])
     kept, held = split_by_speaker(read_manifest(args.manifest), args.held_out, args.seed)
     write_manifest(args.out_kept, kept)
     write_manifest(args.out_held, held)
@@ -87,6 +93,7 @@ def run_synthesize(args: argparse.Namespace) -> None:
     from asr.synthesis.engines import available_engines
 
     if not args.check_only:
+        output_folder(args.out, "--out")
         engines = tuple(available_engines()) if args.engines == ("available",) else args.engines
         config = CorpusConfig(
             train_utterances=args.train_utterances,

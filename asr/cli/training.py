@@ -16,6 +16,16 @@ from asr.cli.arguments import (
     progress,
 )
 from asr.errors import UserError
+from asr.outputs import output_file, output_folder
+
+
+def experiment_folder(exp_dir: Path) -> None:
+    """An experiment folder to train in: writable, and its model directory (EXP_DIR/model, written at
+    the end) replaceable."""
+    from asr.checkpoint import check_replaceable
+
+    output_folder(exp_dir, "--out")
+    check_replaceable(exp_dir / "model")
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -24,6 +34,7 @@ def run_train(args: argparse.Namespace) -> None:
     from asr.training import TrainConfig, train
 
     config = load_config(TrainConfig, args.config, args.set)
+    experiment_folder(args.out)
     logging.getLogger("asr.training").setLevel(logging.INFO)  # validation results, resume, export
     model_dir = train(config, args.out, device=args.device, track=progress)
     if launched_as_main():  # every torchrun process returns the path; one line says it
@@ -31,11 +42,14 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_average(args: argparse.Namespace) -> None:
+    from asr.checkpoint import check_replaceable
     from asr.config import load_config
     from asr.training import TrainConfig, export_average
 
     config = load_config(TrainConfig, args.exp_dir / "config.yaml")
     out = args.out or args.exp_dir / "model"
+    output_folder(out, "--out")
+    check_replaceable(out)
     count = export_average(args.exp_dir, config, args.best, out)
     print(f"{out}: average of {count} checkpoints")
 
@@ -48,6 +62,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from asr.recognize import int8_model, search_settings
 
     groups = read_groups(args.groups) if args.groups is not None else None
+    output_folder(args.out, "--out")
     loaded = load_model_dir(args.model, choose_device(args.device))
     if args.int8:
         loaded = int8_model(loaded)
@@ -91,6 +106,7 @@ def run_lm_train(args: argparse.Namespace) -> None:
     dev = str(args.dev_text) if args.dev_text is not None else config.data.dev
     data = dataclasses.replace(config.data, train=tuple(map(str, args.text)), dev=dev)
     config = dataclasses.replace(config, data=data)
+    experiment_folder(args.out)
     logging.getLogger("asr.lm.training").setLevel(logging.INFO)  # validation results, resume, export
     trainer = LMTrainer(config, args.out, choose_device(args.device), track=progress)
     print(trainer.text_report.summary())
@@ -110,6 +126,7 @@ def run_lm_evaluate(args: argparse.Namespace) -> None:
 def run_lm_text(args: argparse.Namespace) -> None:
     from asr.lm import lm_text, transcripts, write_lm_text
 
+    output_file(args.out, "--out", inputs=[*(args.transcripts or ()), *args.exclude])
     if args.transcripts:
         count = write_lm_text(transcripts(args.transcripts), args.out)
         print(f"{args.out}: {count:,} transcripts of {', '.join(map(str, args.transcripts))}")

@@ -16,9 +16,9 @@ from asr.cli.arguments import (
     comma_names,
     positive_int,
     positive_seconds,
-    writable_folder,
 )
 from asr.errors import UserError
+from asr.outputs import output_file, output_folder
 
 
 def audio_files(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -65,13 +65,12 @@ def run_transcribe(args: argparse.Namespace) -> int:
                     "transcribe them into different --output-dir folders"
                 )
             targets[name] = path
+        output_folder(args.output_dir, "--output-dir")
     model = load_model(args.model, args.device, lm=args.lm, int8=args.int8)
     config = model.config(
         args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps, args.lm_weight,
         args.length_bonus, args.attention_window,
     )  # fmt: skip
-    if args.output_dir is not None:
-        writable_folder(args.output_dir)
     for line in errors:
         print(f"asr: error: {line}", file=sys.stderr)
     durations = []
@@ -83,6 +82,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     show = len(files) > 1 or any(d > config.segmenter.max_seconds for d in durations)
     bar = tqdm(total=round(sum(durations), 1), unit="s", desc="transcribing", disable=None if show else True)
     failures = len(errors)
+    left_out: dict[Path, tuple[float, float]] = {}  # each transcript's (seconds no decoded piece covers, duration)
     with bar:
         results = model.transcribe_all([path for path, _ in files], config, progress=lambda s: bar.update(round(s, 1)))
         for index, result in results:
@@ -90,7 +90,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
             if isinstance(result, AudioError):
                 tqdm.write(f"asr: error: {result}", file=sys.stderr)
                 failures += 1
-            elif args.output_dir is not None:
+                continue
+            left_out[path] = (result.left_out, result.duration)
+            if args.output_dir is not None:
                 try:
                     for fmt in formats:
                         atomic_write_text(args.output_dir / f"{name}.{fmt}", WRITERS[fmt](result))
@@ -100,15 +102,33 @@ def run_transcribe(args: argparse.Namespace) -> int:
                     failures += 1
             else:
                 tqdm.write(printed(formats[0], WRITERS[formats[0]](result), path if len(files) > 1 else None), end="")
+    print_left_out(left_out)
     return 1 if failures else 0
+
+
+def print_left_out(left_out: dict[Path, tuple[float, float]]) -> None:
+    """One line on stderr when audio was left out as silence: how much of how much, and the file with the most."""
+    total = sum(seconds for seconds, _ in left_out.values())
+    if round(total, 1) == 0:
+        return
+    duration = sum(seconds for _, seconds in left_out.values())
+    most = max(left_out, key=lambda path: left_out[path][0])
+    where = f" (the most: {left_out[most][0]:.1f} s of {most})" if len(left_out) > 1 else ""
+    print(f"asr: {total:.1f} s of the {duration:.1f} s of audio judged silent and not decoded{where}", file=sys.stderr)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+"""A backslash, tab, newline and carriage return in a file name, written as JSON writes them."""
 
 
 def printed(fmt: str, text: str, path: Path | None) -> str:
     """What stdout shows of one transcript; `path` is given when several files share stdout:
-    txt becomes a `path<TAB>text` line, json stays one object a line, the others get a header."""
+    txt becomes a `path<TAB>text` line, json stays one object a line, the others get a header.
+    A tab, newline, carriage return or backslash in the path is escaped as in JSON (a tab is `\\t`)."""
     if path is None or fmt == "json":
         return text
-    return f"{path}\t{text}" if fmt == "txt" else f"==> {path} <==\n{text}"
+    name = str(path).translate(_ESCAPES)
+    return f"{name}\t{text}" if fmt == "txt" else f"==> {name} <==\n{text}"
 
 
 def add_transcribe(commands: argparse._SubParsersAction) -> None:
@@ -118,8 +138,8 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
         description="Transcribe audio files (any format soundfile reads, any rate, any channels) and folders "
         "(searched recursively). Long recordings are cut at pauses; pieces of all files are decoded in batches. "
         "Output goes to stdout (with several files: txt as 'path<TAB>text' lines, json as JSON Lines, the rest "
-        "under '==> path <==' headers) or to --output-dir as NAME.FORMAT. A bad file is reported and skipped; "
-        "the exit status is 1 if any input failed.",
+        "under '==> path <==' headers; a tab, newline or backslash in a path is escaped as in JSON) or to "
+        "--output-dir as NAME.FORMAT. A bad file is reported and skipped; the exit status is 1 if any input failed.",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR", help="audio files or folders")
     parser.add_argument("--model", required=True, type=Path, help="model directory (asr train's EXP_DIR/model)")
@@ -146,6 +166,7 @@ def run_align(args: argparse.Namespace) -> None:
     from asr.plotting import attention_figure, save_figure
     from asr.transcribe import load_model
 
+    output_file(args.plot, "--plot", inputs=[args.file])
     model = load_model(args.model, args.device)
     alignment = model.align(args.file, beam=args.beam)
     characters = [*alignment.hypothesis.text, "<eos>"]

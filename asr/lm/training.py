@@ -29,7 +29,7 @@ from asr.lm.model import CharLM, LMConfig
 from asr.progress import Track, no_progress
 from asr.schedule import LRSchedule
 from asr.text import Vocabulary
-from asr.train_config import OptimConfig
+from asr.train_config import OptimConfig, check_counts
 from asr.train_steps import Progress, StepBookkeeping, Throughput, seed_step
 from asr.training import TrainingError
 
@@ -70,9 +70,8 @@ class LMTrainConfig:
     keep_checkpoints: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "log_every", "checkpoint_every", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        counts = ("epochs", "log_every", "checkpoint_every", "keep_checkpoints")
+        check_counts(self, counts, optional=("max_steps", "validate_every"))
 
 
 class LMTrainer(StepBookkeeping):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
 
-from asr.audio import AudioError, AudioInfo, audio_blocks, audio_info
-from asr.data import ManifestError, Utterance, write_manifest
+from asr.audio import AudioError, AudioInfo, audio_blocks, audio_info, check_span
+from asr.data import ManifestError, Utterance, text_notes, write_manifest
 from asr.progress import Track
 from asr.synthesis.sentences import spell_numbers
 from asr.text import normalize
@@ -112,63 +110,20 @@ def read_text(path: Path) -> str:
         raise ManifestError(f"{path}:{line}: not a text file (invalid UTF-8)") from None
 
 
-@cache
-def _lost_kind(character: str) -> str | None:
-    """The kind of `character` (digits, letters, symbols) when `normalize()` makes it a word break, else None."""
-    if character.isdigit():
-        kind = "digits"
-    elif character.isalpha():
-        kind = "letters"
-    elif unicodedata.category(character).startswith("S") or character in "&%@#":  # signs read as words
-        kind = "symbols"
-    else:
-        return None  # spaces and punctuation: word breaks by design
-    return kind if normalize(f"A{character}A") == "A A" else None
-
-
-def _text_notes(found: Mapping[str, list[tuple[Candidate, str]]], expand_numbers: bool) -> tuple[str, ...]:
-    """One line per kind of lost character: how many transcripts, and the first of them."""
-    notes = []
-    for kind, hits in sorted(found.items()):
-        first, character = hits[0]
-        example = f"e.g. {character!r} in {first.id}: {first.text[:60]!r}"
-        if kind == "digits" and expand_numbers:
-            notes.append(
-                f"transcripts still holding digits: {len(hits)} ({example}); --expand-numbers leaves numbers "
-                "glued to letters or signs (3D, 3:30, 1/2), normalize() drops them: write those as words by hand"
-            )
-        elif kind == "digits":
-            notes.append(
-                f"transcripts holding digits: {len(hits)} ({example}), which the character vocabulary cannot "
-                "spell; --expand-numbers writes them as words"
-            )
-        else:
-            what = "letters outside A-Z" if kind == "letters" else "symbols"
-            notes.append(f"transcripts holding {what}: {len(hits)} ({example}), which normalize() drops")
-    return tuple(notes)
-
-
 def _spellable(
     candidates: list[Candidate], skips: Skips, expand_numbers: bool
 ) -> tuple[list[Candidate], tuple[str, ...]]:
     """Expand numbers if asked; count what `normalize()` loses; skip transcripts it empties."""
-    found: dict[str, list[tuple[Candidate, str]]] = {}
+    if expand_numbers:
+        candidates = [replace(c, text=spell_numbers(c.text)) for c in candidates]
+    notes = text_notes(candidates, None if expand_numbers else "--expand-numbers")
     kept = []
     for candidate in candidates:
-        text = spell_numbers(candidate.text) if expand_numbers else candidate.text
-        candidate = replace(candidate, text=text)
-        lost: dict[str, str] = {}
-        for character in text:
-            kind = _lost_kind(character)
-            if kind is not None:
-                lost.setdefault(kind, character)
-        for kind, character in lost.items():
-            found.setdefault(kind, []).append((candidate, character))
-        if not normalize(text):
-            skips.add("text empty once normalised", f"{candidate.id}: {text[:60]!r}")
+        if not normalize(candidate.text):
+            skips.add("text empty once normalised", f"{candidate.id}: {candidate.text[:60]!r}")
             continue
         kept.append(candidate)
-    return kept, _text_notes(found, expand_numbers)
+    return kept, notes
 
 
 @dataclass(frozen=True)
@@ -194,8 +149,9 @@ def _inspect(path: Path, verify: bool) -> AudioInfo | _Unusable:
     return info
 
 
-MAX_OVERSHOOT = 0.5
-"""Seconds a segment may end past its recording's end and be cut back to it (Kaldi's extract-segments allows 0.5)."""
+MIN_SECONDS = 0.1
+"""Shorter utterances (a segment of near-zero length, a click) hold no word to learn or score; they are skipped.
+The shortest spoken digit of FSDD lasts 0.14 s."""
 
 
 def _utterances(
@@ -213,15 +169,20 @@ def _utterances(
             skips.add(info.reason, str(info.error))
             continue
         if c.start is None:
-            utterances.append(Utterance(c.id, c.audio, info.duration, c.text, c.speaker))
+            utterance = Utterance(c.id, c.audio, info.duration, c.text, c.speaker)
+        else:
+            end = info.duration if c.end is None else c.end
+            try:
+                check_span(c.audio, info, c.start, end)
+            except AudioError as error:
+                skips.add("segment past the recording's end", f"{c.id}: {error}")
+                continue
+            end = min(end, info.duration)
+            utterance = Utterance(c.id, c.audio, end - c.start, c.text, c.speaker, c.start, end)
+        if utterance.duration < MIN_SECONDS:
+            skips.add(f"shorter than {MIN_SECONDS:g} s", f"{c.id}: {utterance.duration:.3f} s of {c.audio}")
             continue
-        end = info.duration if c.end is None else c.end
-        if end > info.duration + MAX_OVERSHOOT or c.start >= info.duration:
-            where = f"{c.start:g} to {end:g} s of {c.audio}, which lasts {info.duration:.2f} s"
-            skips.add("segment past the recording's end", f"{c.id}: {where}")
-            continue
-        end = min(end, info.duration)
-        utterances.append(Utterance(c.id, c.audio, end - c.start, c.text, c.speaker, c.start, end))
+        utterances.append(utterance)
     return utterances
 
 

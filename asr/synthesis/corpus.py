@@ -96,6 +96,10 @@ class CorpusConfig:
             raise CorpusError(f"texts must be some of {', '.join(SOURCES)}; got {', '.join(self.texts) or 'none'}")
         if self.vocabulary < 0:
             raise CorpusError(f"vocabulary must be a number of words, or 0 for all; got {self.vocabulary}")
+        numbers = {"rates": self.rates, "pitches": self.pitches, "snr_db": self.snr_db}
+        for name, values in numbers.items():
+            if not all(math.isfinite(value) for value in values):
+                raise CorpusError(f"{name} must be finite numbers, got {', '.join(map(str, values))}")
         if not self.rates or min(self.rates) <= 0:
             raise CorpusError(f"rates must be positive speed factors, got {self.rates}")
         if not self.pitches or max(abs(p) for p in self.pitches) > 12:
@@ -451,11 +455,14 @@ def check_file(path: Path, config: CheckConfig) -> Problem | None:
 
 
 def check_corpus(root: str | Path, config: CheckConfig = CheckConfig(), jobs: int = 1) -> list[Problem]:
-    """Every empty, unreadable, clipped or silent flac under ROOT/<subset>/<speaker>/<chapter>/, by path."""
+    """Every empty, unreadable, clipped or silent flac under ROOT/<subset>/<speaker>/<chapter>/, by path;
+    `CorpusError` when there is none to check."""
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"{root}: no such folder")
     paths = sorted(root.glob("*/*/*/*.flac"))
+    if not paths:
+        raise CorpusError(f"{root}: no flac files in <subset>/<speaker>/<chapter>/ folders to check; is it a corpus?")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         problems = [p for p in pool.map(lambda path: check_file(path, config), paths) if p is not None]
     log.info("checked %d files under %s: %d problems", len(paths), root, len(problems))
