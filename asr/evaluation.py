@@ -108,7 +108,7 @@ def _evaluate(
     utterances = sorted(read_manifest(manifest), key=lambda u: -u.duration)
     _check(manifest, utterances, workers)
     long = [u for u in utterances if u.duration > max_seconds]
-    hyps, decoding_seconds = _decode_in_pieces(recognizer, long, search, batch_size, max_seconds, track)
+    hyps, decoding_seconds, left_out = _decode_in_pieces(recognizer, long, search, batch_size, max_seconds, track)
     dataset = SpeechDataset(utterances[len(long) :], loaded.vocab)
     loader = DataLoader(
         dataset,
@@ -145,6 +145,7 @@ def _evaluate(
         "cut_at_pauses": {
             "longer_than_seconds": max_seconds if math.isfinite(max_seconds) else None,
             "utterances": len(long),
+            "seconds_judged_silent": round(left_out, 2),
         },
     }
     group_of = {u.id: groups[u.speaker] for u in utterances if u.speaker in groups}
@@ -164,12 +165,13 @@ def _decode_in_pieces(
     batch_size: int,
     max_seconds: float,
     track: Track,
-) -> tuple[dict[str, str], float]:
-    """Each utterance's text decoded in pieces cut at pauses, at most `max_seconds` long, and the seconds
-    the decoding took (not the audio loading). Loads `LOADED_AT_ONCE` utterances at a time."""
+) -> tuple[dict[str, str], float, float]:
+    """Each utterance's text decoded in pieces cut at pauses, at most `max_seconds` long; the seconds
+    the decoding took (not the audio loading); the seconds of audio in no piece (judged silent).
+    Loads `LOADED_AT_ONCE` utterances at a time."""
     config = TranscribeConfig(search=search, batch_size=batch_size, segmenter=SegmenterConfig(max_seconds=max_seconds))
     hyps: dict[str, str] = {}
-    seconds = 0.0
+    seconds = left_out = 0.0
     groups = [utterances[i : i + LOADED_AT_ONCE] for i in range(0, len(utterances), LOADED_AT_ONCE)]
     for group in track(groups, len(groups), "decoding long utterances in pieces"):
         waveforms = [u.load() for u in group]
@@ -178,5 +180,6 @@ def _decode_in_pieces(
             if isinstance(result, AudioError):
                 raise EvaluationError(f"utterance {group[index].id}: {result}")
             hyps[group[index].id] = result.text
+            left_out += result.left_out
         seconds += time.perf_counter() - started
-    return hyps, seconds
+    return hyps, seconds, left_out

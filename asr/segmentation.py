@@ -21,6 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+DIGITAL_SILENCE_DBFS = -90.0
+"""Frames quieter than this are zeros or dither (16-bit dither lies near -100 dBFS), not a room's noise."""
+
 
 @dataclass(frozen=True)
 class SegmenterConfig:
@@ -31,10 +34,11 @@ class SegmenterConfig:
     pieces; speech stretches shorter than `min_speech_seconds` (clicks) are dropped;
     `margin_seconds` of the surrounding audio is kept on either side of the speech.
     The silence threshold lies halfway between the noise level (`noise_percentile` of
-    the frame levels, at least `floor_dbfs`) and the speech level (`speech_percentile`),
+    the frame levels; `floor_dbfs` where that is digital silence) and the speech level (`speech_percentile`),
     and at most `quiet_speech_db` above the noise level (a word 26 dB below the loudest
     speech is still speech); when the two are less than `min_contrast_db` apart (steady
     noise, music) every frame counts as speech, and pieces are cut at the quietest moments only.
+    A recording whose speech level is at most `floor_dbfs` holds no speech.
     """
 
     max_seconds: float = 20.0
@@ -121,10 +125,12 @@ def find_segments(levels: np.ndarray, config: SegmenterConfig) -> list[tuple[flo
     if len(levels) == 0:
         return []
     frame = config.frame_seconds
-    noise = max(float(np.percentile(levels, config.noise_percentile)), config.floor_dbfs)
     loud = float(np.percentile(levels, config.speech_percentile))
     if loud <= config.floor_dbfs:
         return []  # digital silence or close to it
+    noise = float(np.percentile(levels, config.noise_percentile))
+    if noise <= DIGITAL_SILENCE_DBFS:  # zeros pad it (synthetic or edited audio): no room noise to measure
+        noise = config.floor_dbfs
     contrast = loud - noise
     if contrast >= config.min_contrast_db:
         speech = levels > noise + min(contrast / 2, config.quiet_speech_db)

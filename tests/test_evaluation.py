@@ -49,13 +49,18 @@ def test_an_utterance_longer_than_any_the_model_learnt_is_cut_at_pauses(model_di
     evaluate = ["evaluate", "--model", str(model_dir), "--manifest", str(manifest), "--jobs", "0"]
     assert main([*evaluate, "--out", str(tmp_path / "cut")]) == 0
     summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
-    assert summary["cut_at_pauses"] == {"longer_than_seconds": recognizer.max_seconds, "utterances": 1}
     transcript = recognizer.transcribe(tmp_path / "joined.flac")
+    assert summary["cut_at_pauses"] == {
+        "longer_than_seconds": recognizer.max_seconds,
+        "utterances": 1,
+        "seconds_judged_silent": round(transcript.left_out, 2),
+    }
+    assert transcript.left_out > 2.0  # the three pauses, less the margins
     assert len(transcript.segments) == 4  # one piece per recording
     assert hypotheses(tmp_path / "cut") == {"joined": transcript.text, "alone": text_of(FILES[4])}
     assert main([*evaluate, "--out", str(tmp_path / "whole"), "--max-seconds", "inf"]) == 0
     whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
-    assert whole["cut_at_pauses"] == {"longer_than_seconds": None, "utterances": 0}
+    assert whole["cut_at_pauses"] == {"longer_than_seconds": None, "utterances": 0, "seconds_judged_silent": 0}
     in_one_piece = recognizer.transcribe(tmp_path / "joined.flac", max_seconds=float("inf"))
     assert len(in_one_piece.segments) == 1
     assert hypotheses(tmp_path / "whole")["joined"] == in_one_piece.text != transcript.text

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from pytest import approx
 
 from asr.audio import SAMPLE_RATE
 from asr.segmentation import SegmenterConfig, find_segments, frame_levels
@@ -53,6 +54,22 @@ def test_quiet_speech_next_to_loud_speech_gets_a_piece(speech: torch.Tensor) -> 
         first, last = starts[index] + spoken[0] / SAMPLE_RATE, starts[index] + spoken[-1] / SAMPLE_RATE
         assert any(start <= first and last <= end for start, end in pieces), (index, pieces)
     assert len(pieces) == 3 and not any(start < starts[1] - 0.5 for start, _ in pieces)  # the pauses stay out
+
+
+def test_a_far_talker_in_a_quiet_room_is_speech_and_zeros_are_not_a_noise_level() -> None:
+    """A room at -70 dBFS with a far talker at -50 dBFS and a near one at -20 dBFS: a noise level
+    floored at -60 dBFS put the far talker under the threshold. Zeros padding a recording are no
+    room's noise: taken for it, they would make the -60 dBFS hiss between two talkers speech."""
+    rng = np.random.default_rng(0)
+
+    def room(dbfs: float) -> np.ndarray:
+        return dbfs + rng.normal(0, 0.5, 100)  # one second of 10 ms frames
+
+    config = SegmenterConfig(margin_seconds=0.0)
+    far_and_near = np.concatenate([room(-70), np.full(100, -50.0), room(-70), np.full(100, -20.0), room(-70)])
+    assert find_segments(far_and_near, config) == [(approx(1.0), approx(2.0)), (approx(3.0), approx(4.0))]
+    padded = np.concatenate([np.full(100, -120.0), room(-60), np.full(100, -20.0), room(-60), np.full(100, -25.0)])
+    assert find_segments(padded, config) == [(approx(2.0), approx(3.0)), (approx(4.0), approx(5.0))]
 
 
 def test_steady_noise_without_pauses_is_still_cut_to_the_limit() -> None:
