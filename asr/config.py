@@ -165,6 +165,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except NotADirectoryError:
+        raise ConfigError(f"{path}: {path.parent} is a file, not a folder") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (invalid UTF-8)") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({(error.strerror or str(error)).lower()})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:

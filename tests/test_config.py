@@ -96,6 +96,11 @@ def test_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
         load_config(Outer, tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="none.yaml: no such file"):
         load_config(Outer, tmp_path / "none.yaml")
+    (tmp_path / "checkpoint.pt").write_bytes(b"\x80\x02")  # asr average given a checkpoint, not its folder
+    with pytest.raises(ConfigError, match="checkpoint.pt/config.yaml: .*checkpoint.pt is a file, not a folder"):
+        load_config(Outer, tmp_path / "checkpoint.pt" / "config.yaml")
+    with pytest.raises(ConfigError, match="checkpoint.pt: not a text file"):
+        load_config(Outer, tmp_path / "checkpoint.pt")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="list.yaml: expected a mapping"):
         load_config(Outer, tmp_path / "list.yaml")
