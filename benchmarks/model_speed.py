@@ -158,41 +158,39 @@ def librispeech_workload(
         size = min(utterances, len(durations))
     chosen = [durations[i] for i in window(size)]
     lengths = torch.tensor([features_config.frames_for_duration(d) for d in chosen])
-    target_lengths = torch.tensor([round(d * CHARACTERS_PER_SECOND) for d in chosen])
-    features, targets = _padded(lengths, target_lengths, vocab_size, generator)
-    seconds = sum(chosen)
-    description = {
-        "name": "librispeech",
-        "utterances": size,
-        "audio_seconds": round(seconds, 2),
-        "durations_s": [round(chosen[0], 2), round(chosen[len(chosen) // 2], 2), round(chosen[-1], 2)],
-        "padded_frames": int(lengths.max()) * size,
-        "max_frames": max_frames if utterances is None else None,
-        "speed_perturb": speed_perturb,
-        "scale": scale,
-    }
-    return Workload(
-        features.to(device), lengths.to(device), targets.to(device), target_lengths.to(device),
-        seconds, CHARACTERS_PER_SECOND, description,
-    )  # fmt: skip
+    extra = {"padded_frames": int(lengths.max()) * size, "max_frames": max_frames if utterances is None else None}
+    extra |= {"speed_perturb": speed_perturb, "scale": scale}
+    return _of_durations("librispeech", chosen, features_config, vocab_size, generator, device, extra)
 
 
 def librispeech_test_workload(device: torch.device, vocab_size: int, utterances: int, scale: float = 1.0) -> Workload:
     """`utterances` durations spread evenly over TEST_SPAN (times `scale`), targets of 15 characters a second."""
     generator = torch.Generator().manual_seed(0)
     chosen = [d * scale for d in torch.linspace(*TEST_SPAN, utterances, dtype=torch.float64).tolist()]
-    features_config = FeatureConfig()
+    return _of_durations("librispeech-test", chosen, FeatureConfig(), vocab_size, generator, device, {"scale": scale})
+
+
+def _of_durations(
+    name: str,
+    chosen: list[float],
+    features_config: FeatureConfig,
+    vocab_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    extra: dict,
+) -> Workload:
+    """Random features and targets (15 characters a second) for utterances of `chosen` seconds, on `device`;
+    the description names the workload, its durations and `extra`."""
     lengths = torch.tensor([features_config.frames_for_duration(d) for d in chosen])
     target_lengths = torch.tensor([round(d * CHARACTERS_PER_SECOND) for d in chosen])
     features, targets = _padded(lengths, target_lengths, vocab_size, generator)
     seconds = sum(chosen)
     description = {
-        "name": "librispeech-test",
-        "utterances": utterances,
+        "name": name,
+        "utterances": len(chosen),
         "audio_seconds": round(seconds, 2),
         "durations_s": [round(chosen[0], 2), round(chosen[len(chosen) // 2], 2), round(chosen[-1], 2)],
-        "scale": scale,
-    }
+    } | extra
     return Workload(
         features.to(device), lengths.to(device), targets.to(device), target_lengths.to(device),
         seconds, CHARACTERS_PER_SECOND, description,
