@@ -1,4 +1,5 @@
-"""Log-mel features, global mean/variance normalisation, SpecAugment, speed perturbation.
+"""Log-mel features, global mean/variance normalisation, SpecAugment, vocal-tract-length
+perturbation, speed perturbation.
 
 Features are computed in batches on whatever device the module lives on, always in
 float32 (also under autocast). Frames are cut without centring ("snip edges"), so a
@@ -65,6 +66,10 @@ class FeatureConfig:
         return self.num_frames(round(seconds * SAMPLE_RATE))
 
 
+VTLP_BOUNDARY_HZ = 4800.0
+"""Jaitly & Hinton's F_hi: the vocal-tract-length warp scales frequencies up to about this."""
+
+
 class LogMel(nn.Module):
     """(B, N) waveforms at 16 kHz, (B,) sample counts -> (B, T, n_mels) log-mel, (B,) frame counts.
 
@@ -89,7 +94,14 @@ class LogMel(nn.Module):
             mel_scale="htk",
         )
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        waveforms: torch.Tensor,
+        lengths: torch.Tensor,
+        vtlp_factors: torch.Tensor | None = None,
+        boundary_hz: float = VTLP_BOUNDARY_HZ,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`vtlp_factors` (B,), if given: each utterance's vocal-tract-length warp (`vtlp_warp`)."""
         config = self.config
         lengths = lengths.to(waveforms.device)
         frame_lengths = torch.where(
@@ -100,11 +112,64 @@ class LogMel(nn.Module):
         if waveforms.shape[1] < config.win_length:  # STFT needs at least one window
             waveforms = nn.functional.pad(waveforms, (0, config.win_length - waveforms.shape[1]))
         with torch.autocast(device_type=waveforms.device.type, enabled=False):
-            power = self.mel(waveforms.float())  # (B, n_mels, T)
+            if vtlp_factors is None:
+                power = self.mel(waveforms.float())  # (B, n_mels, T)
+            else:
+                spectrum = self.mel.spectrogram(waveforms.float())  # (B, F, T), F = n_fft // 2 + 1
+                banks = vtlp_filterbanks(config, vtlp_factors.to(spectrum.device), spectrum.shape[1], boundary_hz)
+                power = torch.bmm(banks.transpose(1, 2), spectrum)  # (B, n_mels, T)
             features = power.clamp(min=config.log_floor).log().transpose(1, 2)  # -> (B, T, n_mels)
         frames = torch.arange(features.shape[1], device=features.device)
         valid = frames[None, :] < frame_lengths[:, None]  # (B, T)
         return features * valid[..., None], frame_lengths
+
+
+@dataclass(frozen=True)
+class VtlpConfig:
+    """Vocal-tract-length perturbation (Jaitly & Hinton 2013): in training, each utterance's
+    frequency axis is scaled by a factor drawn uniformly in [1 - max_warp, 1 + max_warp] before
+    the mel filterbank, as if a talker with a shorter or longer vocal tract had said it."""
+
+    max_warp: float = 0.1
+    boundary_hz: float = VTLP_BOUNDARY_HZ
+    """Frequencies up to about this are scaled; above it the warp bends to keep the Nyquist
+    frequency in place (the paper's F_hi)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_warp < 0.5:
+            raise ValueError(f"max_warp must lie in [0, 0.5), got {self.max_warp}")
+        if not 0 < self.boundary_hz < SAMPLE_RATE / 2:
+            raise ValueError(f"boundary_hz must lie in (0, {SAMPLE_RATE / 2}), got {self.boundary_hz}")
+
+
+def vtlp_warp(frequencies: torch.Tensor, factors: torch.Tensor, boundary_hz: float) -> torch.Tensor:
+    """(F,) frequencies in Hz, (B,) warp factors -> (B, F) warped frequencies: f * factor up to
+    boundary * min(factor, 1) / factor, then a straight line to the Nyquist frequency, which stays
+    put (Jaitly & Hinton 2013, eq. 1), so that the warp is continuous and maps [0, Nyquist] onto
+    itself."""
+    nyquist = SAMPLE_RATE / 2
+    factors = factors[:, None]  # (B, 1)
+    knee = boundary_hz * factors.clamp(max=1.0) / factors  # (B, 1): where the linear part ends
+    upper = nyquist - (nyquist - boundary_hz * factors.clamp(max=1.0)) / (nyquist - knee) * (nyquist - frequencies)
+    return torch.where(frequencies <= knee, frequencies * factors, upper)
+
+
+def vtlp_filterbanks(config: FeatureConfig, factors: torch.Tensor, n_freqs: int, boundary_hz: float) -> torch.Tensor:
+    """(B,) warp factors -> (B, n_freqs, n_mels) triangular HTK-mel filterbanks evaluated at the
+    warped frequencies of the spectrum's bins (`vtlp_warp`): the power at f counts as power at
+    warp(f). A factor of 1 gives torchaudio's `melscale_fbanks` (no norm, HTK scale)."""
+    bins = torch.linspace(0, SAMPLE_RATE / 2, n_freqs, device=factors.device)  # (F,)
+    warped = vtlp_warp(bins, factors.float(), boundary_hz)[..., None]  # (B, F, 1)
+    mels = torch.linspace(_hz_to_mel(config.f_min), _hz_to_mel(config.f_max), config.n_mels + 2, device=factors.device)
+    edges = 700.0 * (10 ** (mels / 2595.0) - 1.0)  # (n_mels + 2,) Hz: each filter's lower edge, peak, upper edge
+    rising = (warped - edges[:-2]) / (edges[1:-1] - edges[:-2])  # (B, F, n_mels)
+    falling = (edges[2:] - warped) / (edges[2:] - edges[1:-1])
+    return torch.minimum(rising, falling).clamp(min=0.0)
+
+
+def _hz_to_mel(hz: float) -> float:
+    """The HTK mel scale."""
+    return 2595.0 * math.log10(1.0 + hz / 700.0)
 
 
 class NormStatsError(UserError):
@@ -352,18 +417,26 @@ def speed_perturb(waveform: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 class Frontend(nn.Module):
-    """Waveforms to model input: log-mel, global normalisation, and SpecAugment in training mode.
+    """Waveforms to model input: log-mel, global normalisation, and in training mode vocal-tract-
+    length perturbation (`vtlp`) and SpecAugment.
 
     (B, N) waveforms at 16 kHz, (B,) sample counts -> (B, T, n_mels), (B,) frame counts.
     """
 
-    def __init__(self, config: FeatureConfig, stats: NormStats, augment: SpecAugmentConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: FeatureConfig,
+        stats: NormStats,
+        augment: SpecAugmentConfig | None = None,
+        vtlp: VtlpConfig | None = None,
+    ) -> None:
         super().__init__()
         if len(stats.mean) != config.n_mels:
             raise ValueError(f"statistics have {len(stats.mean)} dimensions, the features {config.n_mels}")
         self.logmel = LogMel(config)
         self.norm = GlobalNorm(stats)
         self.augment = SpecAugment(augment) if augment is not None else None
+        self.vtlp = vtlp
 
     @property
     def hop_seconds(self) -> float:
@@ -371,7 +444,12 @@ class Frontend(nn.Module):
         return self.logmel.config.hop_ms / 1000
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features, frame_lengths = self.logmel(waveforms, lengths)
+        factors = None
+        if self.training and self.vtlp is not None and self.vtlp.max_warp > 0:
+            uniform = torch.rand(waveforms.shape[0], device=waveforms.device)  # (B,) in [0, 1)
+            factors = 1.0 + (2.0 * uniform - 1.0) * self.vtlp.max_warp
+        boundary_hz = self.vtlp.boundary_hz if self.vtlp is not None else VTLP_BOUNDARY_HZ
+        features, frame_lengths = self.logmel(waveforms, lengths, factors, boundary_hz)
         features = self.norm(features, frame_lengths)
         if self.augment is not None:
             features = self.augment(features, frame_lengths)

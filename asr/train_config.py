@@ -14,7 +14,7 @@ from typing import Any, Literal
 from asr.augment import AugmentConfig
 from asr.data import FilterConfig
 from asr.decoding import SearchConfig
-from asr.features import FeatureConfig, SpecAugmentConfig
+from asr.features import FeatureConfig, SpecAugmentConfig, VtlpConfig
 from asr.model import LASConfig
 from asr.schedule import ScheduleConfig
 
@@ -123,6 +123,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     spec_augment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
+    vtlp: VtlpConfig | None = None
+    """Vocal-tract-length perturbation of the features in training (off unless a recipe asks)."""
     model: LASConfig = field(default_factory=LASConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     decoding: SearchConfig = field(default_factory=SearchConfig)

@@ -129,7 +129,7 @@ class Trainer(StepBookkeeping):
         if config.init_from is not None and resumed is None:
             self._initialise(config.init_from)
         try:
-            self.frontend = Frontend(config.features, self.stats, config.spec_augment).to(self.device)
+            self.frontend = Frontend(config.features, self.stats, config.spec_augment, config.vtlp).to(self.device)
         except ValueError as error:
             raise TrainingError(f"data.stats: {error}; run asr stats --config CONFIG again") from None
         self.step_model = self._wrap(self.model)

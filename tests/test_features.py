@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from asr.features import (
+    VTLP_BOUNDARY_HZ,
     FeatureConfig,
     Frontend,
     GlobalNorm,
@@ -17,10 +18,12 @@ from asr.features import (
     SpecAugment,
     SpecAugmentConfig,
     StatsAccumulator,
+    VtlpConfig,
     compute_stats,
     mask_spans,
     speed_perturb,
     time_warp,
+    vtlp_warp,
     warp,
 )
 from asr.model import lengths_to_mask
@@ -248,3 +251,61 @@ def test_frontend_normalises_and_augments_only_in_training(speech) -> None:
 def test_statistics_of_audio_far_out_of_range_are_refused(speech) -> None:
     with pytest.raises(NormStatsError, match="mean or variance is not finite"):
         compute_stats([speech * 1e29], FeatureConfig())
+
+
+def test_vtlp_warp_keeps_zero_and_nyquist_and_is_continuous_and_increasing() -> None:
+    frequencies = torch.linspace(0, 8000, 8001)
+    warped = vtlp_warp(frequencies, torch.tensor([0.9, 1.0, 1.1]), VTLP_BOUNDARY_HZ)
+    assert torch.equal(warped[1], frequencies)
+    for row in warped:
+        assert row[0] == 0 and abs(float(row[-1]) - 8000) < 1e-2
+        steps = row.diff()
+        assert (steps > 0).all() and steps.max() < 1.2  # increasing, and no jump at the knee
+    assert warped[0, 1000] == pytest.approx(900) and warped[2, 1000] == pytest.approx(1100)
+
+
+def test_vtlp_factor_one_gives_the_unwarped_features(speech) -> None:
+    module, lengths = LogMel(CONFIG), torch.tensor([speech.shape[0]])
+    plain, _ = module(speech[None], lengths)
+    warped, _ = module(speech[None], lengths, vtlp_factors=torch.tensor([1.0]))
+    torch.testing.assert_close(warped, plain, atol=1e-3, rtol=0)
+
+
+def test_vtlp_moves_a_tone_up_the_filterbank_by_the_factor() -> None:
+    tone = torch.sin(2 * torch.pi * 1000 * torch.arange(16000) / 16000)[None]
+    module, lengths = LogMel(CONFIG), torch.tensor([16000])
+    peaks = []
+    for factor in (0.9, 1.0, 1.1):
+        features, _ = module(tone, lengths, vtlp_factors=torch.tensor([factor]))
+        peaks.append(int(features[0].mean(0).argmax()))
+    centres = LogMel(CONFIG).mel.mel_scale.fb.argmax(0)  # (n_mels,) the FFT bin at each filter's peak
+    hz = [float(centres[peak]) * 8000 / 200 for peak in peaks]
+    assert hz[0] == pytest.approx(900, abs=60) and hz[1] == pytest.approx(1000, abs=60)
+    assert hz[2] == pytest.approx(1100, abs=60)
+
+
+def test_vtlp_of_a_padded_batch_equals_one_utterance_at_a_time(speech) -> None:
+    short = speech[: speech.shape[0] // 2]
+    batch = torch.stack([speech, F.pad(short, (0, speech.shape[0] - short.shape[0]))])
+    lengths, factors = torch.tensor([speech.shape[0], short.shape[0]]), torch.tensor([0.92, 1.07])
+    together, frames = LogMel(CONFIG)(batch, lengths, vtlp_factors=factors)
+    for b, waveform in enumerate((speech, short)):
+        alone, _ = LogMel(CONFIG)(waveform[None], lengths[b : b + 1], vtlp_factors=factors[b : b + 1])
+        torch.testing.assert_close(together[b, : int(frames[b])], alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_frontend_perturbs_the_vocal_tract_only_in_training(speech) -> None:
+    stats = compute_stats([speech], CONFIG)
+    lengths = torch.tensor([speech.shape[0]])
+    plain, perturbed = Frontend(CONFIG, stats), Frontend(CONFIG, stats, vtlp=VtlpConfig(max_warp=0.1))
+    perturbed.eval()
+    torch.testing.assert_close(perturbed(speech[None], lengths)[0], plain(speech[None], lengths)[0])
+    perturbed.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(perturbed(speech[None], lengths)[0], plain(speech[None], lengths)[0], atol=1e-2)
+
+
+@pytest.mark.parametrize("settings", [{"max_warp": -0.1}, {"max_warp": 0.5}, {"boundary_hz": 8000.0}])
+def test_bad_vtlp_settings_are_refused(settings) -> None:
+    with pytest.raises(ValueError, match=next(iter(settings))):
+        VtlpConfig(**settings)

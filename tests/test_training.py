@@ -414,7 +414,7 @@ def test_a_resumed_run_over_several_manifests_equals_an_uninterrupted_one(experi
     )
     base = [sources, "epochs=3", "checkpoint_every=1", "plot_utterances=0", "data.speed_perturb=true"]
     # a constant rate: the run stopped at max_steps=3 validated there, which a plateau rule would act on
-    base += ["data.augment={noise_prob: 0.5, gain_prob: 0.5}", "optim.schedule.decay=constant"]
+    base += ["data.augment={noise_prob: 0.5, gain_prob: 0.5}", "vtlp={max_warp: 0.1}", "optim.schedule.decay=constant"]
     whole = Trainer(load_config(TrainConfig, experiment / "tiny.yaml", [*base, "max_steps=6"]), experiment / "a")
     whole._loop()
     Trainer(load_config(TrainConfig, experiment / "tiny.yaml", [*base, "max_steps=3"]), experiment / "b")._loop()
