@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torchaudio
@@ -24,10 +25,16 @@ from asr.atomic import atomic_write_text
 from asr.audio import SAMPLE_RATE, resample
 from asr.errors import UserError
 
+UtteranceNorm = Literal["off", "mean", "mean_and_variance"]
+UTTERANCE_NORMS: tuple[UtteranceNorm, ...] = ("off", "mean", "mean_and_variance")
+UTTERANCE_MIN_STD = 0.1
+"""The smallest per-utterance standard deviation divided by, in units of the global one: a band
+that holds no signal in an utterance (above a telephone's 3.4 kHz, say) is not blown up."""
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Log-mel filterbank settings (HTK mel scale, Hann window, power spectrum)."""
+    """Log-mel filterbank settings (HTK mel scale, Hann window, power spectrum) and normalisation."""
 
     n_mels: int = 80
     window_ms: float = 25.0
@@ -36,8 +43,14 @@ class FeatureConfig:
     f_max: float = SAMPLE_RATE / 2
     log_floor: float = 1e-10
     """Power below this is clamped before the log, so silence gives log(1e-10), not -inf."""
+    utterance_norm: UtteranceNorm = "off"
+    """After the global statistics, each utterance's own mean is subtracted ("mean": cepstral mean
+    normalisation) and its own standard deviation divided by too ("mean_and_variance"), over its
+    real frames: a fixed channel colouring or level of the whole utterance is taken out."""
 
     def __post_init__(self) -> None:
+        if self.utterance_norm not in UTTERANCE_NORMS:
+            raise ValueError(f"utterance_norm must be one of {', '.join(UTTERANCE_NORMS)}, got {self.utterance_norm!r}")
         if self.n_mels < 1:
             raise ValueError(f"n_mels must be positive, got {self.n_mels}")
         if not 0 < self.hop_ms <= self.window_ms:
@@ -284,6 +297,20 @@ def compute_stats(waveforms: Iterable[torch.Tensor], config: FeatureConfig) -> N
     return dataclasses.replace(accumulator.result(), features=config)
 
 
+def utterance_normalize(features: torch.Tensor, lengths: torch.Tensor, variance: bool) -> torch.Tensor:
+    """(B, T, D), (B,) -> (B, T, D): each utterance's real frames less their own mean and, with
+    `variance`, over their own standard deviation (at least `UTTERANCE_MIN_STD`); padding stays 0."""
+    frames = torch.arange(features.shape[1], device=features.device)
+    valid = (frames[None, :] < lengths.to(features.device)[:, None])[..., None]  # (B, T, 1)
+    count = valid.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1, 1)
+    mean = (features * valid).sum(dim=1, keepdim=True) / count  # (B, 1, D)
+    centred = (features - mean) * valid
+    if not variance:
+        return centred
+    std = (centred.square().sum(dim=1, keepdim=True) / count).sqrt().clamp(min=UTTERANCE_MIN_STD)  # (B, 1, D)
+    return centred / std
+
+
 class GlobalNorm(nn.Module):
     """(B, T, D), (B,) -> (features - mean) / std with padded frames kept at zero."""
 
@@ -417,8 +444,8 @@ def speed_perturb(waveform: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 class Frontend(nn.Module):
-    """Waveforms to model input: log-mel, global normalisation, and in training mode vocal-tract-
-    length perturbation (`vtlp`) and SpecAugment.
+    """Waveforms to model input: log-mel, global (and per-utterance) normalisation, and in
+    training mode vocal-tract-length perturbation (`vtlp`) and SpecAugment.
 
     (B, N) waveforms at 16 kHz, (B,) sample counts -> (B, T, n_mels), (B,) frame counts.
     """
@@ -451,6 +478,9 @@ class Frontend(nn.Module):
         boundary_hz = self.vtlp.boundary_hz if self.vtlp is not None else VTLP_BOUNDARY_HZ
         features, frame_lengths = self.logmel(waveforms, lengths, factors, boundary_hz)
         features = self.norm(features, frame_lengths)
+        if self.logmel.config.utterance_norm != "off":
+            variance = self.logmel.config.utterance_norm == "mean_and_variance"
+            features = utterance_normalize(features, frame_lengths, variance)
         if self.augment is not None:
             features = self.augment(features, frame_lengths)
         return features, frame_lengths

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -309,3 +310,28 @@ def test_frontend_perturbs_the_vocal_tract_only_in_training(speech) -> None:
 def test_bad_vtlp_settings_are_refused(settings) -> None:
     with pytest.raises(ValueError, match=next(iter(settings))):
         VtlpConfig(**settings)
+
+
+@pytest.mark.parametrize("mode", ["mean", "mean_and_variance"])
+def test_utterance_normalisation_takes_out_a_fixed_channel_and_keeps_padding_at_zero(speech, mode) -> None:
+    config = dataclasses.replace(CONFIG, utterance_norm=mode)
+    stats = compute_stats([speech], CONFIG)
+    frontend = Frontend(config, stats).eval()
+    speech = speech + 1e-3 * torch.randn(speech.shape, generator=torch.Generator().manual_seed(0))  # no log floor
+    louder = speech * 3.0  # the same talker nearer the microphone: +9.5 dB in every band
+    batch = torch.stack([speech, F.pad(louder[:8000], (0, speech.shape[0] - 8000))])
+    features, frames = frontend(batch, torch.tensor([speech.shape[0], 8000]))
+    alone, _ = frontend(louder[None], torch.tensor([speech.shape[0]]))
+    plain, _ = Frontend(CONFIG, stats).eval()(louder[None], torch.tensor([speech.shape[0]]))
+    torch.testing.assert_close(alone, features[:1], atol=1e-3, rtol=1e-3)  # the level is gone
+    assert not torch.allclose(plain, features[:1], atol=0.1)  # which the global statistics keep
+    assert (features[1, int(frames[1]) :] == 0).all()
+    real = features[1, : int(frames[1])]
+    torch.testing.assert_close(real.mean(0), torch.zeros(80), atol=1e-4, rtol=0)
+    if mode == "mean_and_variance":
+        assert real.std(0, unbiased=False).max() <= 1.0 + 1e-4
+
+
+def test_an_unknown_utterance_normalisation_is_refused() -> None:
+    with pytest.raises(ValueError, match="utterance_norm must be one of off, mean, mean_and_variance"):
+        FeatureConfig(utterance_norm="cepstral")
