@@ -1,10 +1,12 @@
-"""Waveform augmentation for training: room reverberation, additive noise, gain.
+"""Waveform augmentation for training: pitch, room reverberation, additive noise, gain, and the
+channel (telephone band, lossy codec).
 
 `augment(waveform, config, rng)` applies each augmentation with its own probability, in
-the order a recording would: the room first (reverberation), then the noise around the
-microphone, then the recording level (gain). It is a pure function of its inputs, so a
-data loader that seeds `rng` from (seed, epoch, utterance index) gives a resumed run the
-same data as an uninterrupted one. Everything is off by default; recipes switch it on.
+the order a recording would: the talker's pitch, the room (reverberation), then the noise
+around the microphone, the recording level (gain), and last the channel it went through: a
+telephone's band and a lossy codec (MP3 or Opus, encoded and decoded by libsndfile). It is a
+pure function of its inputs, so a data loader that seeds `rng` from (seed, epoch, utterance
+index) gives a resumed run the same data as an uninterrupted one. Everything is off by default; recipes switch it on.
 
 Noise is generated (white, pink or brown) or, with `noise_dir`, cut from a folder of noise
 recordings such as MUSAN's `noise/`. Room impulse responses are simulated: the image
@@ -17,17 +19,23 @@ absorption is frequency independent and follows from the drawn RT60 by Eyring's 
 from __future__ import annotations
 
 import functools
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import librosa
 import numpy as np
+import soundfile
 import torch
 
 from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioInfo, audio_info, load_audio
 from asr.errors import UserError
 
+Codec = Literal["mp3", "opus"]
+CODECS: tuple[Codec, ...] = ("mp3", "opus")
+_SOUNDFILE_FORMATS: dict[str, tuple[str, str]] = {"mp3": ("MP3", "MPEG_LAYER_III"), "opus": ("OGG", "OPUS")}
 NoiseColor = Literal["white", "pink", "brown"]
 NOISE_COLORS: tuple[NoiseColor, ...] = ("white", "pink", "brown")
 _COLOR_EXPONENTS: dict[str, float] = {"white": 0.0, "pink": 0.5, "brown": 1.0}
@@ -82,9 +90,22 @@ class AugmentConfig:
     gain_prob: float = 0.0
     gain_db: Range = (-10.0, 10.0)
     """Level change in dB."""
+    pitch_prob: float = 0.0
+    pitch_semitones: Range = (-3.0, 3.0)
+    """Pitch shift in semitones with the tempo unchanged (librosa's phase vocoder and resampling)."""
+    telephone_prob: float = 0.0
+    telephone_band: Range = (300.0, 3400.0)
+    """The frequencies in Hz a telephone passes; the rest of the spectrum is removed."""
+    codec_prob: float = 0.0
+    codecs: tuple[Codec, ...] = CODECS
+    """Lossy codecs, drawn with equal probability."""
+    codec_compression: Range = (0.5, 0.95)
+    """libsndfile's compression level, 0 best to 1 smallest: at 16 kHz MP3 gives about 27 to 20
+    kbit/s over this range, Opus about 130 to 20 kbit/s."""
 
     def __post_init__(self) -> None:
-        for name in ("reverb_prob", "noise_prob", "recorded_noise_prob", "gain_prob"):
+        probabilities = ("reverb_prob", "noise_prob", "recorded_noise_prob", "gain_prob", "pitch_prob")
+        for name in (*probabilities, "telephone_prob", "codec_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         _check_range("rt60", self.rt60, 0.05, 5.0, "seconds")
@@ -93,6 +114,13 @@ class AugmentConfig:
         _check_range("source_distance", self.source_distance, 0.1, 100.0, "metres")
         _check_range("snr_db", self.snr_db, -30.0, 100.0, "dB")
         _check_range("gain_db", self.gain_db, -60.0, 60.0, "dB")
+        _check_range("pitch_semitones", self.pitch_semitones, -12.0, 12.0, "semitones")
+        _check_range("telephone_band", self.telephone_band, 0.0, SAMPLE_RATE / 2, "Hz")
+        _check_range("codec_compression", self.codec_compression, 0.0, 0.99, "")
+        unknown_codecs = [codec for codec in self.codecs if codec not in CODECS]
+        if unknown_codecs or not self.codecs:
+            found = repr(unknown_codecs[0]) if unknown_codecs else "none"
+            raise ValueError(f"codecs must name one or more of {', '.join(CODECS)}, got {found}")
         unknown = [color for color in self.noise_colors if color not in NOISE_COLORS]
         if unknown:
             raise ValueError(f"noise_colors must be among {', '.join(NOISE_COLORS)}, got {unknown[0]!r}")
@@ -112,24 +140,31 @@ def _check_range(name: str, value: Range, lowest: float, highest: float, unit: s
 
 
 def augment(waveform: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Reverberate, add noise, change gain, each with its probability: (N,) float32 at 16 kHz -> (N,) float32.
+    """Shift the pitch, reverberate, add noise, change gain, band-limit, pass through a codec, each
+    with its probability: (N,) float32 at 16 kHz -> (N,) float32.
 
     The same `rng` state gives the same output. Each augmentation draws from its own
-    generator (seeded by three draws from `rng`), so changing one probability does not
-    change the rooms, noises or gains of the others. Without any augmentation drawn the
+    generator (seeded by draws from `rng`), so changing one probability does not change the
+    pitches, rooms, noises, gains or codecs of the others. Without any augmentation drawn the
     input itself is returned. Nothing is clipped: gain and noise may take samples beyond
     [-1, 1]. Raises `AugmentError` for an unusable `noise_dir` and `AudioError` for a noise
     recording that cannot be read.
 
     A data loader seeds `rng` per item, e.g. `np.random.default_rng((seed, epoch, index))`.
     """
-    reverb_rng, noise_rng, gain_rng = (np.random.default_rng(seed) for seed in rng.integers(2**63, size=3))
+    seeds = rng.integers(2**63, size=6)
+    reverb_rng, noise_rng, gain_rng, pitch_rng, telephone_rng, codec_rng = map(np.random.default_rng, seeds)
     reverb = reverb_rng.random() < config.reverb_prob
     noise = noise_rng.random() < config.noise_prob
     gain = gain_rng.random() < config.gain_prob
-    if not (reverb or noise or gain) or waveform.numel() == 0:
+    pitch = pitch_rng.random() < config.pitch_prob
+    telephone = telephone_rng.random() < config.telephone_prob
+    codec = codec_rng.random() < config.codec_prob
+    if not (reverb or noise or gain or pitch or telephone or codec) or waveform.numel() == 0:
         return waveform
     samples = waveform.numpy(force=True).astype(np.float64)
+    if pitch:
+        samples = shift_pitch(samples, pitch_rng.uniform(*config.pitch_semitones))
     if reverb:
         samples = reverberate(samples, room_impulse_response(sample_room(config, reverb_rng), reverb_rng))
     if noise:
@@ -142,7 +177,41 @@ def augment(waveform: torch.Tensor, config: AugmentConfig, rng: np.random.Genera
         samples = mix_at_snr(samples, background, snr_db)
     if gain:
         samples = samples * 10 ** (gain_rng.uniform(*config.gain_db) / 20)
+    if telephone:
+        samples = band_limit(samples, *config.telephone_band)
+    if codec:
+        name = config.codecs[codec_rng.integers(len(config.codecs))]
+        samples = codec_round_trip(samples, name, codec_rng.uniform(*config.codec_compression))
     return torch.from_numpy(samples.astype(np.float32))
+
+
+def shift_pitch(samples: np.ndarray, semitones: float) -> np.ndarray:
+    """(N,) at 16 kHz with its pitch (and formants) moved by `semitones`, its tempo and length kept."""
+    shifted = librosa.effects.pitch_shift(samples, sr=SAMPLE_RATE, n_steps=semitones)
+    return np.resize(shifted, len(samples))
+
+
+def band_limit(samples: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+    """(N,) at 16 kHz with every frequency outside [low_hz, high_hz] removed (an ideal band-pass)."""
+    spectrum = np.fft.rfft(samples)
+    frequencies = np.fft.rfftfreq(len(samples), d=1 / SAMPLE_RATE)
+    spectrum[(frequencies < low_hz) | (frequencies > high_hz)] = 0
+    return np.fft.irfft(spectrum, n=len(samples))
+
+
+def codec_round_trip(samples: np.ndarray, codec: Codec, compression: float) -> np.ndarray:
+    """(N,) at 16 kHz encoded with `codec` at libsndfile's `compression` level (0 best, 1 smallest)
+    and decoded again, in memory; louder input is scaled into [-1, 1] for the encoder and back."""
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    scale = peak if peak > 1.0 else 1.0
+    encoded = io.BytesIO()
+    container, subtype = _SOUNDFILE_FORMATS[codec]
+    soundfile.write(
+        encoded, samples / scale, SAMPLE_RATE, format=container, subtype=subtype, compression_level=compression
+    )
+    encoded.seek(0)
+    decoded, _ = soundfile.read(encoded, dtype="float64")
+    return np.resize(decoded, len(samples)) * scale
 
 
 def colored_noise(length: int, color: NoiseColor, rng: np.random.Generator) -> np.ndarray:

@@ -12,17 +12,24 @@ from asr.augment import (
     AugmentError,
     Room,
     augment,
+    band_limit,
+    codec_round_trip,
     colored_noise,
     room_impulse_response,
     sample_room,
+    shift_pitch,
 )
 from asr.config import ConfigError, from_dict
 
 REVERB = AugmentConfig(reverb_prob=1.0)
 NOISE = AugmentConfig(noise_prob=1.0)
 GAIN = AugmentConfig(gain_prob=1.0)
-EVERYTHING = AugmentConfig(reverb_prob=1.0, noise_prob=1.0, gain_prob=1.0)
-CONFIGS = {"reverb": REVERB, "noise": NOISE, "gain": GAIN, "everything": EVERYTHING}
+PITCH = AugmentConfig(pitch_prob=1.0)
+CHANNEL = AugmentConfig(telephone_prob=1.0, codec_prob=1.0)
+EVERYTHING = AugmentConfig(
+    reverb_prob=1.0, noise_prob=1.0, gain_prob=1.0, pitch_prob=1.0, telephone_prob=1.0, codec_prob=1.0
+)
+CONFIGS = {"reverb": REVERB, "noise": NOISE, "gain": GAIN, "pitch": PITCH, "channel": CHANNEL, "everything": EVERYTHING}
 
 
 def power_db(x: np.ndarray) -> float:
@@ -210,6 +217,14 @@ def test_gain_scales_by_a_factor_within_the_db_range(speech) -> None:
         ("noise_colors", ("pink", "purple")),
         ("noise_dir", ""),
         ("noise_colors", ()),
+        ("pitch_prob", 1.1),
+        ("pitch_semitones", (-20.0, 0.0)),
+        ("telephone_prob", -1.0),
+        ("telephone_band", (3400.0, 300.0)),
+        ("codec_prob", 2.0),
+        ("codec_compression", (0.5, 1.0)),
+        ("codecs", ("aac",)),
+        ("codecs", ()),
     ],
 )
 def test_bad_values_raise_value_error_naming_the_field(field, value) -> None:
@@ -222,3 +237,43 @@ def test_config_loads_from_plain_yaml_values() -> None:
     assert config == AugmentConfig(noise_prob=0.5, snr_db=(0.0, 20.0), noise_colors=("pink", "brown"))
     with pytest.raises(ConfigError, match="noise_colors"):
         from_dict(AugmentConfig, {"noise_colors": ["purple"]})
+
+
+def dominant_hz(samples: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), d=1 / 16000)[spectrum.argmax()])
+
+
+@pytest.mark.parametrize("semitones", [-3.0, 2.0, 12.0])
+def test_a_pitch_shift_moves_a_tone_by_its_semitones_and_keeps_the_length(semitones) -> None:
+    tone = np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)
+    shifted = shift_pitch(tone, semitones)
+    assert len(shifted) == len(tone)
+    assert dominant_hz(shifted[2000:-2000]) == pytest.approx(220 * 2 ** (semitones / 12), rel=0.02)
+
+
+def test_the_telephone_band_removes_what_a_telephone_does_not_pass(speech) -> None:
+    samples = speech.numpy().astype(np.float64)
+    narrow = band_limit(samples, 300.0, 3400.0)
+    frequencies = np.fft.rfftfreq(len(samples), d=1 / 16000)
+    before, after = np.abs(np.fft.rfft(samples)), np.abs(np.fft.rfft(narrow))
+    outside = (frequencies < 300) | (frequencies > 3400)
+    assert after[outside].max() < 1e-9 * before.max()
+    np.testing.assert_allclose(after[~outside], before[~outside], rtol=1e-6, atol=1e-9 * before.max())
+
+
+@pytest.mark.parametrize("codec", ["mp3", "opus"])
+def test_a_codec_round_trip_keeps_length_alignment_level_and_most_of_the_signal(speech, codec) -> None:
+    samples = speech.numpy().astype(np.float64) * 4.0  # beyond [-1, 1]: scaled for the encoder and back
+    decoded = codec_round_trip(samples, codec, 0.9)
+    assert len(decoded) == len(samples)
+    assert abs(strongest_lag(samples, decoded, 2000)) <= 2
+    assert abs(power_db(decoded) - power_db(samples)) < 1.0
+    error_db = power_db(samples) - power_db(decoded - samples)
+    assert 3.0 < error_db < 60.0  # lossy, but the same speech
+
+
+def test_a_smaller_codec_setting_loses_more(speech) -> None:
+    samples = speech.numpy().astype(np.float64)
+    errors = [power_db(codec_round_trip(samples, "opus", level) - samples) for level in (0.3, 0.95)]
+    assert errors[0] < errors[1]
