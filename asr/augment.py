@@ -1,12 +1,13 @@
-"""Waveform augmentation for training: pitch, room reverberation, additive noise, gain, and the
-channel (telephone band, lossy codec).
+"""Waveform augmentation for training: pitch, room reverberation, additive noise, babble, gain,
+and the channel (telephone band, lossy codec).
 
-`augment(waveform, config, rng)` applies each augmentation with its own probability, in
-the order a recording would: the talker's pitch, the room (reverberation), then the noise
-around the microphone, the recording level (gain), and last the channel it went through: a
-telephone's band and a lossy codec (MP3 or Opus, encoded and decoded by libsndfile). It is a
-pure function of its inputs, so a data loader that seeds `rng` from (seed, epoch, utterance
-index) gives a resumed run the same data as an uninterrupted one. Everything is off by default; recipes switch it on.
+`augment(waveform, config, rng)` applies each augmentation with its own probability, in the
+order a recording would: the talker's pitch, the room (reverberation), then the noise and the
+babble of other talkers (other training utterances) around the microphone, the recording level
+(gain), and last the channel it went through: a telephone's band and a lossy codec (MP3 or Opus,
+encoded and decoded by libsndfile). It is a pure function of its inputs, so a data loader that
+seeds `rng` from (seed, epoch, utterance index) gives a resumed run the same data as an
+uninterrupted one. Everything is off by default; recipes switch it on.
 
 Noise is generated (white, pink or brown) or, with `noise_dir`, cut from a folder of noise
 recordings such as MUSAN's `noise/`. Room impulse responses are simulated: the image
@@ -21,6 +22,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -59,6 +61,8 @@ class AugmentError(UserError):
 
 
 Range = tuple[float, float]
+Talker = Callable[[np.random.Generator], np.ndarray]
+"""Draws another recording (float64 samples at 16 kHz) for babble, such as a random training utterance."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,11 @@ class AugmentConfig:
     gain_prob: float = 0.0
     gain_db: Range = (-10.0, 10.0)
     """Level change in dB."""
+    babble_prob: float = 0.0
+    babble_talkers: tuple[int, int] = (3, 6)
+    """How many other talkers make the babble, drawn uniformly between the two (both included)."""
+    babble_snr_db: Range = (10.0, 30.0)
+    """Speech-to-babble power ratio in dB."""
     pitch_prob: float = 0.0
     pitch_semitones: Range = (-3.0, 3.0)
     """Pitch shift in semitones with the tempo unchanged (librosa's phase vocoder and resampling)."""
@@ -105,7 +114,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         probabilities = ("reverb_prob", "noise_prob", "recorded_noise_prob", "gain_prob", "pitch_prob")
-        for name in (*probabilities, "telephone_prob", "codec_prob"):
+        for name in (*probabilities, "babble_prob", "telephone_prob", "codec_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         _check_range("rt60", self.rt60, 0.05, 5.0, "seconds")
@@ -114,6 +123,11 @@ class AugmentConfig:
         _check_range("source_distance", self.source_distance, 0.1, 100.0, "metres")
         _check_range("snr_db", self.snr_db, -30.0, 100.0, "dB")
         _check_range("gain_db", self.gain_db, -60.0, 60.0, "dB")
+        _check_range("babble_snr_db", self.babble_snr_db, -30.0, 100.0, "dB")
+        if not 1 <= self.babble_talkers[0] <= self.babble_talkers[1] <= 100:
+            raise ValueError(
+                f"babble_talkers must be [low, high] with 1 <= low <= high <= 100, got {list(self.babble_talkers)}"
+            )
         _check_range("pitch_semitones", self.pitch_semitones, -12.0, 12.0, "semitones")
         _check_range("telephone_band", self.telephone_band, 0.0, SAMPLE_RATE / 2, "Hz")
         _check_range("codec_compression", self.codec_compression, 0.0, 0.99, "")
@@ -139,28 +153,34 @@ def _check_range(name: str, value: Range, lowest: float, highest: float, unit: s
         )
 
 
-def augment(waveform: torch.Tensor, config: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Shift the pitch, reverberate, add noise, change gain, band-limit, pass through a codec, each
-    with its probability: (N,) float32 at 16 kHz -> (N,) float32.
+def augment(
+    waveform: torch.Tensor, config: AugmentConfig, rng: np.random.Generator, talker: Talker | None = None
+) -> torch.Tensor:
+    """Shift the pitch, reverberate, add noise and babble, change gain, band-limit, pass through a
+    codec, each with its probability: (N,) float32 at 16 kHz -> (N,) float32. Babble is made of
+    recordings drawn by `talker`, which a config with `babble_prob` needs.
 
     The same `rng` state gives the same output. Each augmentation draws from its own
     generator (seeded by draws from `rng`), so changing one probability does not change the
-    pitches, rooms, noises, gains or codecs of the others. Without any augmentation drawn the
+    pitches, rooms, noises, babble, gains or codecs of the others. Without any augmentation drawn the
     input itself is returned. Nothing is clipped: gain and noise may take samples beyond
     [-1, 1]. Raises `AugmentError` for an unusable `noise_dir` and `AudioError` for a noise
     recording that cannot be read.
 
     A data loader seeds `rng` per item, e.g. `np.random.default_rng((seed, epoch, index))`.
     """
-    seeds = rng.integers(2**63, size=6)
-    reverb_rng, noise_rng, gain_rng, pitch_rng, telephone_rng, codec_rng = map(np.random.default_rng, seeds)
+    if config.babble_prob > 0 and talker is None:
+        raise ValueError("babble_prob needs other recordings to make babble of: pass talker")
+    seeds = rng.integers(2**63, size=7)
+    reverb_rng, noise_rng, gain_rng, pitch_rng, telephone_rng, codec_rng, babble_rng = map(np.random.default_rng, seeds)
     reverb = reverb_rng.random() < config.reverb_prob
     noise = noise_rng.random() < config.noise_prob
     gain = gain_rng.random() < config.gain_prob
     pitch = pitch_rng.random() < config.pitch_prob
     telephone = telephone_rng.random() < config.telephone_prob
     codec = codec_rng.random() < config.codec_prob
-    if not (reverb or noise or gain or pitch or telephone or codec) or waveform.numel() == 0:
+    babble = babble_rng.random() < config.babble_prob
+    if not (reverb or noise or gain or pitch or telephone or codec or babble) or waveform.numel() == 0:
         return waveform
     samples = waveform.numpy(force=True).astype(np.float64)
     if pitch:
@@ -175,6 +195,10 @@ def augment(waveform: torch.Tensor, config: AugmentConfig, rng: np.random.Genera
             color = config.noise_colors[noise_rng.integers(len(config.noise_colors))]
             background = colored_noise(len(samples), color, noise_rng)
         samples = mix_at_snr(samples, background, snr_db)
+    if babble and talker is not None:
+        count = int(babble_rng.integers(config.babble_talkers[0], config.babble_talkers[1] + 1))
+        crowd = babble_of(talker, count, len(samples), babble_rng)
+        samples = mix_at_snr(samples, crowd, babble_rng.uniform(*config.babble_snr_db))
     if gain:
         samples = samples * 10 ** (gain_rng.uniform(*config.gain_db) / 20)
     if telephone:
@@ -183,6 +207,18 @@ def augment(waveform: torch.Tensor, config: AugmentConfig, rng: np.random.Genera
         name = config.codecs[codec_rng.integers(len(config.codecs))]
         samples = codec_round_trip(samples, name, codec_rng.uniform(*config.codec_compression))
     return torch.from_numpy(samples.astype(np.float32))
+
+
+def babble_of(talker: Talker, count: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    """(length,) float64: `count` recordings drawn by `talker`, each started at a random point
+    (repeated where shorter than `length`) and brought to the same power, summed."""
+    crowd = np.zeros(length)
+    for _ in range(count):
+        voice = np.asarray(talker(rng), dtype=np.float64)
+        power = float(np.mean(voice**2)) if len(voice) else 0.0
+        if power > 0:
+            crowd += np.resize(np.roll(voice, -int(rng.integers(len(voice)))), length) / math.sqrt(power)
+    return crowd
 
 
 def shift_pitch(samples: np.ndarray, semitones: float) -> np.ndarray:

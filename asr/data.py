@@ -261,9 +261,9 @@ class Example:
 class SpeechDataset(Dataset[Example]):
     """Loads audio and encodes transcripts.
 
-    With several `speed_factors`, each item is played at one of them, and with an
-    `augment` config it is reverberated, noised and scaled (`asr.augment`); both are
-    drawn from (seed, epoch, index) alone: the same epoch gives the same choices in any
+    With several `speed_factors`, each item is played at one of them, and with an `augment`
+    config it is augmented (`asr.augment`; babble is made of other utterances of the set); both
+    are drawn from (seed, epoch, index) alone: the same epoch gives the same choices in any
     worker, so a resumed run sees the same data as an uninterrupted one.
     """
 
@@ -305,9 +305,18 @@ class SpeechDataset(Dataset[Example]):
             rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
             waveform = speed_perturb(waveform, rng.choice(self.speed_factors))
         if self.augment is not None:
-            waveform = augment(waveform, self.augment, np.random.default_rng((self.seed, self.epoch, index)))
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            waveform = augment(waveform, self.augment, rng, self._talker)
         targets = torch.tensor(self.vocab.encode(utterance.text), dtype=torch.long)
         return Example(utterance.id, waveform, targets)
+
+    def _talker(self, rng: np.random.Generator) -> np.ndarray:
+        """A random training utterance for babble; one that cannot be read is silence here (its own
+        turn reports it)."""
+        try:
+            return self.utterances[int(rng.integers(len(self.utterances)))].load().numpy()
+        except AudioError:
+            return np.zeros(0)
 
 
 @dataclass(frozen=True)

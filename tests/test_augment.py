@@ -218,6 +218,10 @@ def test_gain_scales_by_a_factor_within_the_db_range(speech) -> None:
         ("noise_dir", ""),
         ("noise_colors", ()),
         ("pitch_prob", 1.1),
+        ("babble_prob", 2.0),
+        ("babble_talkers", (0, 3)),
+        ("babble_talkers", (5, 3)),
+        ("babble_snr_db", (30.0, 10.0)),
         ("pitch_semitones", (-20.0, 0.0)),
         ("telephone_prob", -1.0),
         ("telephone_band", (3400.0, 300.0)),
@@ -277,3 +281,23 @@ def test_a_smaller_codec_setting_loses_more(speech) -> None:
     samples = speech.numpy().astype(np.float64)
     errors = [power_db(codec_round_trip(samples, "opus", level) - samples) for level in (0.3, 0.95)]
     assert errors[0] < errors[1]
+
+
+def tone_talker(rng: np.random.Generator) -> np.ndarray:
+    """Another talker for babble: a second of a 1 kHz tone at a random level."""
+    return rng.uniform(0.1, 1.0) * np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000)
+
+
+def test_babble_of_other_recordings_is_mixed_in_at_the_snr(speech) -> None:
+    config = AugmentConfig(babble_prob=1.0, babble_snr_db=(10.0, 20.0), babble_talkers=(2, 4))
+    for seed in range(4):
+        noisy = augment(speech, config, np.random.default_rng(seed), tone_talker)
+        assert torch.equal(noisy, augment(speech, config, np.random.default_rng(seed), tone_talker))
+        crowd = (noisy - speech).numpy()
+        assert 10.0 - 1e-3 <= power_db(speech.numpy()) - power_db(crowd) <= 20.0 + 1e-3
+        assert dominant_hz(crowd) == pytest.approx(1000, abs=5)
+
+
+def test_babble_without_recordings_to_make_it_of_is_refused(speech) -> None:
+    with pytest.raises(ValueError, match="babble_prob needs other recordings"):
+        augment(speech, AugmentConfig(babble_prob=0.5), np.random.default_rng(0))

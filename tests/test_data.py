@@ -241,7 +241,7 @@ def test_augmentation_in_the_dataset_depends_on_seed_epoch_and_index_alone(tmp_p
 
     audio = LIBRISPEECH / "dev-clean" / "1001" / "2001" / "1001-2001-0000.flac"
     utterances = [Utterance("a", audio, 1.83, "A"), Utterance("b", audio, 1.83, "B")]
-    config = AugmentConfig(noise_prob=1.0, gain_prob=1.0)
+    config = AugmentConfig(noise_prob=1.0, gain_prob=1.0, babble_prob=1.0)  # babble of the set's utterances
     dataset = SpeechDataset(utterances, Vocabulary.default(), seed=3, augment=config)
     first = dataset[0].waveform
     again = SpeechDataset(utterances, Vocabulary.default(), seed=3, augment=config)[0].waveform
@@ -251,3 +251,13 @@ def test_augmentation_in_the_dataset_depends_on_seed_epoch_and_index_alone(tmp_p
     assert not torch.equal(first, dataset[0].waveform)  # another epoch, another draw
     plain = SpeechDataset(utterances, Vocabulary.default(), seed=3)[0].waveform
     assert first.shape == plain.shape and not torch.equal(first, plain)
+
+
+def test_babble_skips_an_utterance_that_cannot_be_read(tmp_path: Path) -> None:
+    from asr.augment import AugmentConfig
+
+    audio = LIBRISPEECH / "dev-clean" / "1001" / "2001" / "1001-2001-0000.flac"
+    utterances = [Utterance("a", audio, 1.83, "A"), Utterance("gone", tmp_path / "gone.flac", 1.0, "B")]
+    config = AugmentConfig(babble_prob=1.0, babble_talkers=(4, 4))
+    example = SpeechDataset(utterances, Vocabulary.default(), augment=config)[0]
+    assert example.error is None and torch.isfinite(example.waveform).all()
