@@ -10,3 +10,7 @@ class UserError(Exception):
 
     The message names the file or key and says what is wrong.
     """
+
+
+class TrainingError(UserError):
+    """Training cannot start: no data, unreadable inputs, a config that does not match the run."""

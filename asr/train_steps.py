@@ -4,7 +4,7 @@
 randomness a function of (seed, step); `StepBookkeeping` counts a step, logs its figures
 every `log_every` steps, validates or checkpoints when due, and says when `epochs` or
 `max_steps` is reached. The acoustic trainer (`asr.training`) and the LM trainer
-(`asr.lm.training`) share it.
+(`asr.lm_training`) share it.
 """
 
 from __future__ import annotations

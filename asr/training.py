@@ -51,7 +51,7 @@ from asr.data import (
 )
 from asr.decoding import DecodingError
 from asr.distributed import all_agree, barrier, broadcast, init_world, launched_as_main, leave
-from asr.errors import UserError
+from asr.errors import TrainingError
 from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats
 from asr.learnable import find_unlearnable, rule
 from asr.model import LAS
@@ -68,10 +68,6 @@ from asr.validation import ValidationError, autocast, dev_metrics, uses_bf16
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class TrainingError(UserError):
-    """Training cannot start: no data, unreadable inputs, a config that does not match the run."""
 
 
 def _rng_state() -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""The install: requirements.lock agrees with pyproject.toml, and a bad torch/torchaudio pair fails in one line."""
+"""The install: requirements.lock agrees with pyproject.toml, a bad torch/torchaudio pair fails in one line,
+and the transcription API imports nothing that only synthesis needs."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -91,3 +93,26 @@ def test_a_torchaudio_that_cannot_load_fails_the_install_check_in_one_line(tmp_p
         f"error: torch {version('torch')} and torchaudio {version('torchaudio')} do not load together "
         "(Could not load this library: libtorchaudio.so); install the pair from requirements.lock (make install)\n"
     )
+
+
+SYNTHESIS_ONLY = r"""
+import json, sys
+
+def synthesis_modules():
+    return sorted(m for m in sys.modules if m.split(".")[0] == "num2words" or m.startswith("asr.synthesis"))
+
+seen = {}
+import asr
+seen["import asr"] = synthesis_modules()
+asr.load_model
+from asr.transcribe import Recognizer, load_model
+seen["asr.load_model"] = synthesis_modules()
+print(json.dumps(seen))
+"""
+
+
+def test_the_transcription_api_imports_no_synthesis_code_nor_num2words() -> None:
+    result = subprocess.run([sys.executable, "-c", SYNTHESIS_ONLY], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen == {"import asr": [], "asr.load_model": []}

@@ -13,25 +13,16 @@ import safetensors.torch
 import torch
 import yaml
 
+from asr import lm_corpus as corpus_module
 from asr.checkpoint import list_checkpoints, load_training_state
 from asr.cli import main
 from asr.config import from_dict
 from asr.data import Utterance, write_manifest
 from asr.decoding import SearchConfig, beam_search, greedy_search
 from asr.errors import UserError
-from asr.lm import (
-    CharLM,
-    LMConfig,
-    LMDirectoryError,
-    LMTextError,
-    TextCorpus,
-    evaluate_lm,
-    export_lm_dir,
-    lm_text,
-    load_lm,
-    read_text,
-)
-from asr.lm import corpus as corpus_module
+from asr.lm import CharLM, LMConfig, LMDirectoryError, export_lm_dir, load_lm
+from asr.lm_corpus import LMTextError, TextCorpus, lm_text, read_text
+from asr.lm_evaluation import evaluate_lm
 from asr.model import LAS, LASConfig
 from asr.synthesis import corpus as _corpus  # noqa: F401  binds its default texts before a test adds a source
 from asr.synthesis import sentences

@@ -8,7 +8,7 @@ import yaml
 
 from asr.config import load_config
 from asr.data import read_manifest
-from asr.lm.training import LMTrainConfig
+from asr.lm_training import LMTrainConfig
 from asr.text import normalize
 from asr.train_config import TrainConfig
 from tests.conftest import LIBRISPEECH

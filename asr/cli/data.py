@@ -88,7 +88,7 @@ def run_split(args: argparse.Namespace) -> None:
 
 
 def run_synthesize(args: argparse.Namespace) -> None:
-    from asr.lm.corpus import transcripts
+    from asr.lm_corpus import transcripts
     from asr.synthesis.corpus import CheckConfig, CorpusConfig, CorpusError, check_corpus, synthesize_corpus
     from asr.synthesis.engines import available_engines
 

@@ -100,14 +100,14 @@ def run_lm_train(args: argparse.Namespace) -> None:
 
     from asr.config import load_config
     from asr.device import choose_device
-    from asr.lm.training import LMTrainConfig, LMTrainer
+    from asr.lm_training import LMTrainConfig, LMTrainer
 
     config = load_config(LMTrainConfig, args.config, args.set)
     dev = str(args.dev_text) if args.dev_text is not None else config.data.dev
     data = dataclasses.replace(config.data, train=tuple(map(str, args.text)), dev=dev)
     config = dataclasses.replace(config, data=data)
     experiment_folder(args.out)
-    logging.getLogger("asr.lm.training").setLevel(logging.INFO)  # validation results, resume, export
+    logging.getLogger("asr.lm_training").setLevel(logging.INFO)  # validation results, resume, export
     trainer = LMTrainer(config, args.out, choose_device(args.device), track=progress)
     print(trainer.text_report.summary())
     print(f"{trainer.run()}: LM directory")
@@ -115,7 +115,9 @@ def run_lm_train(args: argparse.Namespace) -> None:
 
 def run_lm_evaluate(args: argparse.Namespace) -> None:
     from asr.device import choose_device
-    from asr.lm import evaluate_lm, load_lm, read_text
+    from asr.lm import load_lm
+    from asr.lm_corpus import read_text
+    from asr.lm_evaluation import evaluate_lm
 
     model = load_lm(args.model, choose_device(args.device))
     corpus, report = read_text(args.text)
@@ -124,7 +126,7 @@ def run_lm_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_lm_text(args: argparse.Namespace) -> None:
-    from asr.lm import lm_text, transcripts, write_lm_text
+    from asr.lm_corpus import lm_text, transcripts, write_lm_text
 
     output_file(args.out, "--out", inputs=[*(args.transcripts or ()), *args.exclude])
     if args.transcripts:

@@ -12,7 +12,6 @@ from pathlib import Path
 from asr.audio import AudioError, AudioInfo, audio_blocks, audio_info, check_span
 from asr.data import ManifestError, Utterance, text_notes, write_manifest
 from asr.progress import Track
-from asr.synthesis.sentences import spell_numbers
 from asr.text import normalize
 
 log = logging.getLogger(__name__)
@@ -115,6 +114,8 @@ def _spellable(
 ) -> tuple[list[Candidate], tuple[str, ...]]:
     """Expand numbers if asked; count what `normalize()` loses; skip transcripts it empties."""
     if expand_numbers:
+        from asr.synthesis.sentences import spell_numbers  # here: num2words only when asked for, not with the CLI
+
         candidates = [replace(c, text=spell_numbers(c.text)) for c in candidates]
     notes = text_notes(candidates, None if expand_numbers else "--expand-numbers")
     kept = []

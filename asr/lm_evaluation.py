@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from asr.data import BucketBatchSampler
-from asr.lm.corpus import TextCorpus
-from asr.lm.model import CharLM
+from asr.lm import CharLM
+from asr.lm_corpus import TextCorpus
 from asr.progress import Track, no_progress
 
 

@@ -22,16 +22,15 @@ from asr.atomic import atomic_write_text, exclusive_folder
 from asr.checkpoint import list_checkpoints, load_training_state, save_training_state
 from asr.config import dump_config
 from asr.data import BucketBatchSampler
-from asr.lm.checkpoint import export_lm_dir
-from asr.lm.corpus import TextBatch, read_text
-from asr.lm.evaluation import evaluate_lm
-from asr.lm.model import CharLM, LMConfig
+from asr.errors import TrainingError
+from asr.lm import CharLM, LMConfig, export_lm_dir
+from asr.lm_corpus import TextBatch, read_text
+from asr.lm_evaluation import evaluate_lm
 from asr.progress import Track, no_progress
 from asr.schedule import LRSchedule
 from asr.text import Vocabulary
 from asr.train_config import OptimConfig, check_counts
 from asr.train_steps import Progress, StepBookkeeping, Throughput, seed_step
-from asr.training import TrainingError
 
 log = logging.getLogger(__name__)
 
