@@ -19,6 +19,7 @@ import torch
 
 import asr
 from asr import audio as audio_module
+from asr import recognize as recognize_module
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import export_model_dir
 from asr.cli import main
@@ -432,13 +433,27 @@ def test_int8_weights_transcribe_the_learnt_files_the_same(model_dir: Path) -> N
     assert [t.text for t in int8.transcribe_batch(FILES[:3])] == [text_of(path) for path in FILES[:3]]
 
 
-def test_an_attention_window_reaches_the_search_from_the_api_and_the_command_line(model_dir: Path, capsys) -> None:
+def test_an_attention_window_reaches_the_search_from_the_api_and_the_command_line(
+    model_dir: Path, capsys, monkeypatch
+) -> None:
     model = asr.load_model(model_dir, device="cpu")
     assert model.config(attention_window=16).search.attention_window == 16
     assert model.config().search.attention_window == 0  # the model's own setting
-    # wider than every recording's listener frames: the same search as without a window
+    windows = []  # the attention window of each search the command runs
+
+    def seen_by(search):
+        def search_that_records(model, features, lengths, vocab, config, *args, **kwargs):
+            windows.append(config.attention_window)
+            return search(model, features, lengths, vocab, config, *args, **kwargs)
+
+        return search_that_records
+
+    for name in ("greedy_search", "beam_search"):
+        monkeypatch.setattr(recognize_module, name, seen_by(getattr(recognize_module, name)))
+    # wider than every recording's listener frames: the same text as without a window
     assert main(["transcribe", "--model", str(model_dir), str(FILES[0]), "--attention-window", "100000"]) == 0
     assert text_of(FILES[0]) in capsys.readouterr().out
+    assert windows and set(windows) == {100000}
     with pytest.raises(SystemExit) as stopped:
         main(["transcribe", "--model", str(model_dir), str(FILES[0]), "--attention-window", "-1"])
     assert stopped.value.code == 2 and "--attention-window" in capsys.readouterr().err
