@@ -2,8 +2,9 @@
 
 `config` (what a search is told and returns), `scorers` (attention joined with CTC prefix
 scores and an external LM), `rules` (forbidden tokens, length limits, the end rule, the
-repetition guard), `ranking` (length normalisation, coverage, end detection), and the two
-searches built from them, `greedy` and `beam`, which share one signature:
+repetition guard), `ranking` (length normalisation, coverage, end detection), `search` (the
+set-up and each step's scores, the same for both searches), and the two searches built from
+them, `greedy` and `beam`, which share one signature:
 `search(model, features, lengths, vocab, config, lm=None, frame_seconds=0.01) -> list[Hypothesis]`.
 Every rule sees the scores the ranking uses.
 """

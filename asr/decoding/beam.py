@@ -16,10 +16,8 @@ import math
 import torch
 
 from asr.decoding.config import Hypothesis, LanguageModel, SearchConfig
-from asr.decoding.greedy import FRAME_SECONDS, scatter_rows
 from asr.decoding.ranking import Finished, History, length_penalty
-from asr.decoding.rules import RepetitionGuard, apply_rules, ctc_for_search, forbidden_tokens, length_limits
-from asr.decoding.scorers import JointScorer
+from asr.decoding.search import FRAME_SECONDS, Search, scatter_rows
 from asr.model import LAS
 from asr.text import Vocabulary
 
@@ -56,37 +54,28 @@ def beam_search(
     (`end_detect`) its recent endings are far worse than its best.
     """
     k, v = config.beam, model.config.vocab_size
-    encoded, encoded_lengths = model.encode(features, lengths)
-    b, device = encoded.shape[0], encoded.device
-    ctc, ctc_characters = ctc_for_search(model, encoded, encoded_lengths, config, vocab.blank_id)
-    shortest, longest = length_limits(lengths, encoded_lengths, frame_seconds, config, ctc_characters)
+    search = Search(model, features, lengths, vocab, config, lm, frame_seconds, width=k)
+    encoded_lengths, shortest, longest = search.encoded_lengths, search.shortest, search.longest
+    b, device = encoded_lengths.shape[0], search.tokens.device
     looks = look_every(device)
     active = torch.arange(b, device=device)  # (B',) utterances in the batch
     rows = _rows(active, k)  # (B'*K,) each hypothesis's row in the history
-    memory = model.speller.memory(encoded, encoded_lengths)  # (B', ...): its K hypotheses share it
-    state = model.speller.initial_state(memory).select(rows // k)
-    ctc = ctc.index_select(0, rows // k) if ctc is not None else None
-    scorer = JointScorer(ctc, encoded_lengths[rows // k], vocab, config, lm)
-    guard = RepetitionGuard.for_search(b * k, device, config, vocab)
-    forbidden = forbidden_tokens(vocab, v, device)
-    tokens = torch.full((b * k,), vocab.sos_id, dtype=torch.long, device=device)
     scores = torch.full((b, k), -math.inf, device=device)
     scores[:, 0] = 0.0  # one live hypothesis per utterance at the start
-    coverage = torch.zeros_like(state.weights) if config.coverage_penalty else None  # (B'*K, T') attention so far
+    coverage = torch.zeros_like(search.state.weights) if config.coverage_penalty else None  # (B'*K, T') so far
     finished = Finished.start(b, k, device)
     stopped = torch.zeros(b, dtype=torch.bool, device=device)
     history = History()
     last_step = int(longest.max())
     for step in range(last_step + 1):  # step = characters so far
-        logits, state = model.speller.step(state, tokens, memory, config.attention_window)
-        att_logp = torch.log_softmax(logits.float(), dim=-1).masked_fill(forbidden, -math.inf)  # (B'*K, V)
-        joint = apply_rules(scorer(att_logp, tokens, step), step, shortest[rows // k], guard, config, vocab)
+        joint = search.scores(step, shortest[rows // k])  # (B'*K, V)
         total = (scores.view(-1, 1) + joint).view(-1, k * v)  # (B'*K, V) -> (B', K*V)
+        weights = search.state.weights  # (B'*K, T')
         if coverage is not None:
-            coverage = coverage + state.weights.float()
-        history.peaks.append(scatter_rows(state.weights.argmax(-1), rows, b * k))
+            coverage = coverage + weights.float()
+        history.peaks.append(scatter_rows(weights.argmax(-1), rows, b * k))
         if config.keep_attention:
-            history.weights.append(scatter_rows(state.weights, rows, b * k))
+            history.weights.append(scatter_rows(weights, rows, b * k))
         _collect_finished(total, scores, step, longest, active, stopped, coverage, finished, config, v, vocab.eos_id)
         stopped[active] |= (
             (finished.count[active] >= k) | (step >= longest[active]) | finished.ended(active, step, config)
@@ -107,15 +96,12 @@ def beam_search(
         positions = torch.arange(total.shape[0], device=device) if going is None else going
         parents = (torch.div(index, v, rounding_mode="floor") + positions[:, None] * k).view(-1)
         tokens = (index % v).view(-1)
-        state = state.select(parents)
-        scorer.advance(parents, tokens)
-        if guard is not None:
-            guard = guard.advance(parents, tokens, vocab.space_id)
+        search.state = search.state.select(parents)
+        search.advance(parents, tokens)
         if coverage is not None:
             coverage = coverage.index_select(0, parents)
         if going is not None:  # some utterances stopped: they leave the batch
-            memory = memory.select(going)
-            scorer.keep(_rows(going, k))  # their hypotheses' positions in this step's batch
+            search.leave(going, _rows(going, k))  # their hypotheses' positions in this step's batch
             active = active[going]
         parent_rows, rows = rows[parents], _rows(active, k)
         history.parents.append(scatter_rows(parent_rows, rows, b * k))
