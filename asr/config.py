@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import yaml
 
-from asr.atomic import atomic_write_text
 from asr.errors import UserError
 
 T = TypeVar("T")
@@ -203,11 +202,6 @@ def to_dict(config: Any) -> dict[str, Any]:
 def dump_config(config: Any) -> str:
     """YAML text of a dataclass config that `load_config` reads back to an equal config."""
     return yaml.safe_dump(to_dict(config), sort_keys=False)
-
-
-def save_config(config: Any, path: str | Path) -> None:
-    """Write `dump_config(config)` to `path` atomically."""
-    atomic_write_text(path, dump_config(config))
 
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], where: str = "") -> list[str]:

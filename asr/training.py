@@ -15,7 +15,6 @@ import functools
 import json
 import logging
 import math
-import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,15 +67,6 @@ from asr.validation import ValidationError, autocast, dev_metrics, uses_bf16
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def _rng_state() -> dict[str, Any]:
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "python": list(random.getstate()[1]),
-        "numpy": np.random.get_state()[1].tolist(),
-    }
 
 
 def _check_headers(utterances: list[Utterance]) -> None:
@@ -254,7 +244,6 @@ class Trainer(StepBookkeeping):
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "progress": dataclasses.asdict(self.progress),
-            "rng": _rng_state(),
             "config": dump_config(self.config),
             "stats": self.stats.to_dict(),
             "longest_utterance_seconds": self.longest_seconds,

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from asr.atomic import atomic_write_text
 from asr.checkpoint import save_training_state
 from asr.cli import main
-from asr.config import save_config
+from asr.config import dump_config
 from asr.data import read_manifest
 from asr.features import NormStats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
@@ -133,7 +134,7 @@ def tiny_experiment(folder: Path) -> Path:
     listener = ListenerConfig(layers=1, units=8, reduce=())
     speller = SpellerConfig(embedding_dim=4, units=8)
     config = TrainConfig(model=LASConfig(listener=listener, attention=AttentionConfig(dim=8), speller=speller))
-    save_config(config, folder / "config.yaml")
+    atomic_write_text(folder / "config.yaml", dump_config(config))  # makes the folder too
     model = LAS(dataclasses.replace(config.model, vocab_size=len(Vocabulary.default())))
     stats = NormStats(mean=(0.0,) * 80, std=(1.0,) * 80, frames=1).to_dict()
     state = {"model": model.state_dict(), "wer": 50.0, "stats": stats, "longest_utterance_seconds": 2.0}

@@ -4,7 +4,7 @@
 #   recipes/librispeech/run.sh [--stage N] [--stop-stage N] [--data DIR] [--config FILE] [--exp DIR] [--nproc N] ...
 #
 # --nproc N trains with N processes (torchrun, distributed data parallel): one per GPU,
-# or on a CPU-only machine one per core (each with one thread). --ngpu is its old name.
+# or on a CPU-only machine one per core (each with one thread).
 #
 #   1 download the chosen subsets from openslr.org (resumable; skips what is there)
 #   2 prepare manifests          3 normalisation statistics (vocabulary: the fixed character set)
@@ -54,7 +54,7 @@ while [ $# -gt 0 ]; do
         --config) config=$2; shift 2 ;;
         --exp) exp=$2; shift 2 ;;
         --manifests) manifests=$2; shift 2 ;;
-        --nproc|--ngpu) nproc=$2; shift 2 ;;
+        --nproc) nproc=$2; shift 2 ;;
         --device) device=$2; shift 2 ;;
         --beam|--ctc-weight) search_args+=("$1" "$2"); shift 2 ;;
         --batch-size) batch_size=$2; shift 2 ;;
