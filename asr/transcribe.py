@@ -98,12 +98,14 @@ class Transcript:
 @dataclass(frozen=True)
 class Alignment:
     """A decoded piece for plotting: its span (seconds), the hypothesis with its attention
-    (characters + 1, T'), and the features (T, D) the listener heard."""
+    (characters + 1, T'), the features (T, D) the listener heard and the seconds between two
+    of their frames (the hop)."""
 
     start: float
     end: float
     hypothesis: Hypothesis
     features: torch.Tensor
+    frame_seconds: float
 
 
 @dataclass(frozen=True)
@@ -180,27 +182,17 @@ class Recognizer:
         self.frame_seconds = loaded.features.hop_ms / 1000 * listener.subsampling  # one listener frame
 
     def config(
-        self,
-        beam: int | None = None,
-        ctc_weight: float | None = None,
-        batch_size: int = 16,
-        max_seconds: float | None = None,
-        word_timestamps: bool = False,
-        lm_weight: float | None = None,
-        length_bonus: float | None = None,
-        attention_window: int | None = None,
+        self, batch_size: int = 16, max_seconds: float | None = None, word_timestamps: bool = False, **search: Any
     ) -> TranscribeConfig:
-        """The model's decoding defaults with these overrides (None keeps the model's);
-        `attention_window` in listener frames (`SearchConfig`).
+        """The model's decoding defaults with the `search` overrides, by `SearchConfig` field name
+        (beam=..., attention_window=... in listener frames; None keeps the model's).
 
         Raises `DecodingError` for settings the model cannot use, `TranscribeError` for the rest.
         """
         loaded = self.loaded
-        overrides = {"beam": beam, "ctc_weight": ctc_weight, "lm_weight": lm_weight, "length_bonus": length_bonus}
-        overrides["attention_window"] = attention_window
         try:
             return TranscribeConfig(
-                search=search_settings(loaded.decoding, loaded.model, self.lm, **overrides),
+                search=search_settings(loaded.decoding, loaded.model, self.lm, **search),
                 batch_size=batch_size,
                 segmenter=SegmenterConfig(max_seconds=max_seconds or self.max_seconds),
                 word_timestamps=word_timestamps,
@@ -323,7 +315,8 @@ class Recognizer:
         piece = _Piece(0, 0, start, end, recording.read(start, end))
         search = dataclasses.replace(config.search, keep_attention=True)  # the plot draws the weights
         features, lengths, (hypothesis,) = self._decode([piece], search)
-        return Alignment(start, end, hypothesis, features[0, : lengths[0]].float().cpu())
+        hop = self.loaded.features.hop_ms / 1000
+        return Alignment(start, end, hypothesis, features[0, : lengths[0]].float().cpu(), hop)
 
     @torch.no_grad()
     def _decode(

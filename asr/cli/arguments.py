@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -76,23 +77,30 @@ def comma_numbers(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def search_flags() -> tuple[dataclasses.Field, ...]:
+    """The fields of `SearchConfig` that are command-line flags: those with a `help` in their metadata."""
+    from asr.decoding import SearchConfig
+
+    return tuple(f for f in dataclasses.fields(SearchConfig) if "help" in f.metadata)
+
+
 def add_search_options(parser: argparse.ArgumentParser) -> None:
-    """--beam, --ctc-weight and --attention-window: the search of evaluation and transcription,
-    each defaulting to the model's decoding section."""
-    parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's; 1 is greedy)")
-    parser.add_argument("--ctc-weight", type=float, help="joint CTC weight (default: the model's)")
-    parser.add_argument(
-        "--attention-window",
-        type=non_negative_int,
-        help="listener frames the attention scores a step around its last peak, 0: all (default: the model's)",
-    )
+    """A flag for each of `search_flags()` (`--beam`, `--ctc-weight`, ...): the search of evaluation
+    and transcription, each defaulting to the model's decoding section."""
+    for flag in search_flags():
+        kind = {"int": int, "float": float}[flag.type]  # annotations are strings (from __future__ import annotations)
+        minimum = flag.metadata.get("minimum")
+        parse = whole_number(minimum) if kind is int and minimum is not None else kind
+        name = f"--{flag.name.replace('_', '-')}"
+        parser.add_argument(name, type=parse, help=f"{flag.metadata['help']} (default: the model's)")
+
+
+def search_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The search flags' values (None: not given, the model's) by `SearchConfig` field name."""
+    return {flag.name: getattr(args, flag.name) for flag in search_flags()}
 
 
 def add_lm_options(parser: argparse.ArgumentParser) -> None:
-    """--lm, --lm-weight and --length-bonus (shallow fusion with a character LM), and --int8."""
+    """--lm (shallow fusion with a character LM; its weight is a search flag) and --int8."""
     parser.add_argument("--lm", type=Path, help="character LM directory (asr lm train's EXP_DIR/model) to fuse")
-    parser.add_argument("--lm-weight", type=float, help="weight of the LM's log-probabilities (default: the model's)")
-    parser.add_argument(
-        "--length-bonus", type=float, help="added to the score of every character, against an LM's short bias"
-    )
     parser.add_argument("--int8", action="store_true", help="int8 weights (a CPU): faster, see README for the cost")

@@ -14,6 +14,7 @@ from asr.cli.arguments import (
     non_negative_int,
     positive_int,
     progress,
+    search_overrides,
 )
 from asr.errors import UserError
 from asr.outputs import output_file, output_folder
@@ -67,9 +68,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if args.int8:
         loaded = int8_model(loaded)
     lm = load_lm(args.lm, loaded.device, loaded.vocab) if args.lm is not None else None
-    overrides = {"beam": args.beam, "ctc_weight": args.ctc_weight, "lm_weight": args.lm_weight}
-    overrides.update(length_bonus=args.length_bonus, attention_window=args.attention_window)
-    search = search_settings(loaded.decoding, loaded.model, lm, **overrides)
+    search = search_settings(loaded.decoding, loaded.model, lm, **search_overrides(args))
     corpus = evaluate(
         loaded, args.manifest, args.out, search, args.batch_size, args.jobs, progress, groups, lm, args.max_seconds
     )

@@ -16,6 +16,7 @@ from asr.cli.arguments import (
     comma_names,
     positive_int,
     positive_seconds,
+    search_overrides,
 )
 from asr.errors import UserError
 from asr.outputs import output_file, output_folder
@@ -67,10 +68,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             targets[name] = path
         output_folder(args.output_dir, "--output-dir")
     model = load_model(args.model, args.device, lm=args.lm, int8=args.int8)
-    config = model.config(
-        args.beam, args.ctc_weight, args.batch_size, args.max_seconds, args.word_timestamps, args.lm_weight,
-        args.length_bonus, args.attention_window,
-    )  # fmt: skip
+    config = model.config(args.batch_size, args.max_seconds, args.word_timestamps, **search_overrides(args))
     for line in errors:
         print(f"asr: error: {line}", file=sys.stderr)
     durations = []
@@ -175,7 +173,7 @@ def run_align(args: argparse.Namespace) -> None:
         alignment.hypothesis.attention.numpy(),
         characters,
         alignment.features.numpy(),
-        model.loaded.features.hop_ms / 1000,
+        alignment.frame_seconds,
         title,
     )
     save_figure(figure, args.plot)

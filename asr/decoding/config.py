@@ -4,7 +4,7 @@ language model must offer (`LanguageModel`)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -42,9 +42,12 @@ class SearchConfig:
     approximation that makes the attention's cost W/T of the full one; 0 scores every frame.
     `keep_attention`: hypotheses carry their attention weights (for plots and alignments);
     otherwise only each step's peak frame, which keeps a long batch's search history small.
+
+    A field with a `help` in its metadata is also a flag of `asr transcribe` and `asr evaluate`
+    (`beam` -> `--beam`), generated from it; `minimum` bounds a whole-number flag as it is parsed.
     """
 
-    beam: int = 10
+    beam: int = field(default=10, metadata={"help": "beam size; 1 is greedy", "minimum": 1})
     max_chars_per_second: float = 25.0
     min_chars_per_second: float = 0.0
     max_length_ratio: float | None = None
@@ -54,16 +57,21 @@ class SearchConfig:
     length_normalization: float = 1.0
     eos_threshold: float = 1.5
     coverage_penalty: float = 0.0
-    ctc_weight: float = 0.0
+    ctc_weight: float = field(default=0.0, metadata={"help": "joint CTC weight"})
     ctc_candidates: int = 20
     """CTC prefix scores are computed for this many best attention candidates per hypothesis (and EOS)."""
-    lm_weight: float = 0.0
-    length_bonus: float = 0.0
+    lm_weight: float = field(default=0.0, metadata={"help": "weight of the LM's log-probabilities (with --lm)"})
+    length_bonus: float = field(
+        default=0.0, metadata={"help": "added to the score of every character, against an LM's short bias"}
+    )
     max_word_repeats: int = 0
     end_detect: bool = False
     end_window: int = 3
     end_margin: float = 10.0
-    attention_window: int = 0
+    attention_window: int = field(
+        default=0,
+        metadata={"help": "listener frames the attention scores a step around its last peak, 0: all", "minimum": 0},
+    )
     keep_attention: bool = False
 
     def __post_init__(self) -> None:
