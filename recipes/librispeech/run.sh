@@ -43,27 +43,12 @@ batch_size=32
 asr=${ASR:-.venv/bin/asr}
 train_args=()
 
+. "$(dirname "$0")/../parse_options.sh" "$@"
+set -- "${passthrough[@]}"  # the options that name no variable: those with a meaning of their own
 while [ $# -gt 0 ]; do
     case "$1" in
-        --stage) stage=$2; shift 2 ;;
-        --stop-stage) stop_stage=$2; shift 2 ;;
-        --data) data=$2; shift 2 ;;
-        --train) train=$2; shift 2 ;;
-        --dev) dev=$2; shift 2 ;;
-        --test) test=$2; shift 2 ;;
-        --config) config=$2; shift 2 ;;
-        --exp) exp=$2; shift 2 ;;
-        --manifests) manifests=$2; shift 2 ;;
-        --nproc) nproc=$2; shift 2 ;;
-        --device) device=$2; shift 2 ;;
         --beam|--ctc-weight) search_args+=("$1" "$2"); shift 2 ;;
-        --batch-size) batch_size=$2; shift 2 ;;
-        --groups) groups=$2; shift 2 ;;
-        --lm) lm=$2; shift 2 ;;
-        --lm-weights) lm_weights=$2; shift 2 ;;
-        --lm-config) lm_config=$2; shift 2 ;;
         --set) train_args+=(--set "$2"); shift 2 ;;
-        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done

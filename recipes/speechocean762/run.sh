@@ -32,21 +32,7 @@ stage=1
 stop_stage=6
 nproc=2
 asr=${ASR:-.venv/bin/asr}
-passthrough=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --data) data=$2; shift 2 ;;
-        --exp) exp=$2; shift 2 ;;
-        --config) config=$2; shift 2 ;;
-        --synthetic) synthetic=$2; shift 2 ;;
-        --repeat) repeat=$2; shift 2 ;;
-        --stage) stage=$2; shift 2 ;;
-        --stop-stage) stop_stage=$2; shift 2 ;;
-        --nproc) nproc=$2; shift 2 ;;
-        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
-        *) passthrough+=("$1"); shift ;;
-    esac
-done
+. "$(dirname "$0")/../parse_options.sh" "$@"
 manifests=$exp/manifests
 mkdir -p "$exp/.done" "$manifests"
 

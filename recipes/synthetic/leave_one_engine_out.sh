@@ -15,16 +15,7 @@ exp=exp/leave_one_engine_out
 engines=(espeak flite festival)
 train_utterances=2000
 asr=${ASR:-.venv/bin/asr}
-passthrough=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --data) data=$2; shift 2 ;;
-        --exp) exp=$2; shift 2 ;;
-        --train-utterances) train_utterances=$2; shift 2 ;;
-        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
-        *) passthrough+=("$1"); shift ;;
-    esac
-done
+. "$(dirname "$0")/../parse_options.sh" "$@"
 
 for held in "${engines[@]}"; do
     others=$(printf '%s\n' "${engines[@]}" | grep -vx "$held" | paste -sd,)

@@ -29,7 +29,7 @@ set -euo pipefail
 data=data/synth
 exp=exp/synthetic
 engines=espeak,flite
-held_out=festival
+held_out_engine=festival
 train_utterances=1500
 dev_utterances=100
 test_utterances=300
@@ -43,43 +43,21 @@ speechocean=../shared/data/speechocean762
 lm=""
 train_lm=false
 lm_config=""                   # default: conf/lm.yaml, or conf/lm_closed.yaml with --vocabulary
-passthrough=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --data) data=$2; shift 2 ;;
-        --exp) exp=$2; shift 2 ;;
-        --engines) engines=$2; shift 2 ;;
-        --held-out-engine) held_out=$2; shift 2 ;;
-        --train-utterances) train_utterances=$2; shift 2 ;;
-        --dev-utterances) dev_utterances=$2; shift 2 ;;
-        --test-utterances) test_utterances=$2; shift 2 ;;
-        --vocabulary) vocabulary=$2; shift 2 ;;
-        --config) config=$2; shift 2 ;;
-        --stage) stage=$2; shift 2 ;;
-        --stop-stage) stop_stage=$2; shift 2 ;;
-        --nproc) nproc=$2; shift 2 ;;
-        --speechocean) speechocean=$2; shift 2 ;;
-        --lm) lm=$2; shift 2 ;;
-        --train-lm) train_lm=true; shift ;;
-        --lm-config) lm_config=$2; shift 2 ;;
-        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
-        *) passthrough+=("$1"); shift ;;
-    esac
-done
+. "$(dirname "$0")/../parse_options.sh" "$@"
 selected() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 read -r -a training <<< "$(echo "$engines" | tr ',' ' ')"
 manifests=$exp/manifests
 mkdir -p "$manifests"
 
 if selected 0; then
-    echo "== stage 0: synthesise one corpus per engine (${training[*]}; held out: $held_out)"
+    echo "== stage 0: synthesise one corpus per engine (${training[*]}; held out: $held_out_engine)"
     for engine in "${training[@]}"; do
         "$asr" synthesize --out "$data/$engine" --engines "$engine" --vocabulary "$vocabulary" \
             --train-utterances "$train_utterances" --dev-utterances "$dev_utterances" \
             --test-utterances "$test_utterances" --jobs "$(nproc)"
     done
     # dev and train are cut after the test sentences: a held-out engine needs no dev set, but the same test sentences
-    "$asr" synthesize --out "$data/${held_out}_test" --engines "$held_out" --vocabulary "$vocabulary" \
+    "$asr" synthesize --out "$data/${held_out_engine}_test" --engines "$held_out_engine" --vocabulary "$vocabulary" \
         --train-utterances 0 --dev-utterances 0 --test-utterances "$test_utterances" --jobs "$(nproc)"
 fi
 
@@ -88,11 +66,11 @@ if selected 1; then
     for engine in "${training[@]}"; do
         "$asr" prepare librispeech "$data/$engine" --subsets train,dev,test --out "$manifests/$engine"
     done
-    "$asr" prepare librispeech "$data/${held_out}_test" --subsets test --out "$manifests/$held_out"
+    "$asr" prepare librispeech "$data/${held_out_engine}_test" --subsets test --out "$manifests/$held_out_engine"
     for subset in train dev test; do
         for engine in "${training[@]}"; do cat "$manifests/$engine/$subset.jsonl"; done > "$manifests/$subset.jsonl"
     done
-    cp "$manifests/$held_out/test.jsonl" "$manifests/$held_out.jsonl"
+    cp "$manifests/$held_out_engine/test.jsonl" "$manifests/$held_out_engine.jsonl"
 fi
 
 if $train_lm; then
@@ -102,7 +80,7 @@ if $train_lm; then
         [ "$vocabulary" -gt 0 ] && default_lm_config=lm_closed.yaml || default_lm_config=lm.yaml
         if [ ! -f "$exp/lm-dev.txt" ]; then  # written last, atomically: a re-run resumes training, not the text
             "$asr" lm text --vocabulary "$vocabulary" --out "$exp/lm-text.txt" \
-                --exclude "$manifests/dev.jsonl" "$manifests/test.jsonl" "$manifests/$held_out.jsonl"
+                --exclude "$manifests/dev.jsonl" "$manifests/test.jsonl" "$manifests/$held_out_engine.jsonl"
             "$asr" lm text --transcripts "$manifests/dev.jsonl" --out "$exp/lm-dev.txt"
         fi
         # one thread: this LSTM's operations are too small to share (recipes/synthetic/conf/lm.yaml)
@@ -118,13 +96,13 @@ if [ "$stop_stage" -ge 3 ] && [ "$stage" -le "$last" ]; then
     sources=$(for engine in "${training[@]}"; do printf '{manifest: %s}, ' "$manifests/$engine/train.jsonl"; done)
     # two training processes of one thread each use two cores better than one process of two threads
     "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$last" \
-        --exp "$exp" --manifests "$manifests" --dev dev --test "test,$held_out" --nproc "$nproc" \
+        --exp "$exp" --manifests "$manifests" --dev dev --test "test,$held_out_engine" --nproc "$nproc" \
         --config "$config" --set "data.train=[${sources%, }]" ${lm:+--lm "$lm"} "${passthrough[@]}"
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
     echo "== stage 7: transcribe a held-out voice, a held-out engine and real speech"
-    files=("$(head -n 1 "$manifests/test.jsonl")" "$(head -n 1 "$manifests/$held_out.jsonl")")
+    files=("$(head -n 1 "$manifests/test.jsonl")" "$(head -n 1 "$manifests/$held_out_engine.jsonl")")
     if [ -f "$speechocean/test/wav.scp" ]; then
         files+=("$(printf '{"audio": "%s", "text": "%s"}' "$speechocean/$(head -n 1 "$speechocean/test/wav.scp" | cut -f2)" \
             "$(head -n 1 "$speechocean/test/text" | cut -f2-)")")
