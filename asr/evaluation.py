@@ -1,8 +1,8 @@
 """`asr evaluate`: decode a manifest with a model directory and score it.
 
 Writes `hyps.jsonl` (id, ref, hyp, per-utterance errors), `summary.json` (corpus WER
-and CER in percent, the error counts, the real-time factor, the search, how long
-utterances were decoded) and `report.txt` (the worst utterances, aligned).
+and CER in percent, the error counts, the real-time factor, every setting of the search,
+how long utterances were decoded) and `report.txt` (the worst utterances, aligned).
 
 An attention model decodes audio longer than it was trained on badly (LibriSpeech's test
 sets hold utterances of up to 35 s, its training configs drop those over 20 s): on the
@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
 from asr.audio import AudioError
 from asr.checkpoint import LoadedModel
+from asr.config import to_dict
 from asr.data import SpeechDataset, Utterance, collate, first_unreadable, read_manifest, text_notes
 from asr.decoding import LanguageModel, SearchConfig
 from asr.errors import UserError
@@ -138,10 +139,7 @@ def _evaluate(
     audio_seconds = sum(u.duration for u in utterances)
     summary = corpus.to_dict() | {
         "rtf": decoding_seconds / audio_seconds,
-        "beam": search.beam,
-        "ctc_weight": search.ctc_weight,
-        "lm_weight": search.lm_weight,
-        "attention_window": search.attention_window,
+        "search": to_dict(search),
         "cut_at_pauses": {
             "longer_than_seconds": max_seconds if math.isfinite(max_seconds) else None,
             "utterances": len(long),

@@ -114,7 +114,7 @@ evaluate() {
     "$(dirname "$asr")/python" - "$subset" "$out/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[2]))
-search = f"beam {s['beam']}, CTC weight {s['ctc_weight']:g}, LM weight {s.get('lm_weight', 0):g}"
+search = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in s["search"].items())
 cut = s.get("cut_at_pauses", {})
 if cut.get("utterances"):  # utterances longer than the model was trained on: decoded in pieces cut at pauses
     search += f"; {cut['utterances']} over {cut['longer_than_seconds']:g} s cut at pauses"
