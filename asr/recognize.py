@@ -17,20 +17,29 @@ from asr.model import LAS
 from asr.text import Vocabulary
 
 
+def decoding_section(decoding: Mapping[str, Any]) -> SearchConfig:
+    """A model's `decoding` section (plain values, as its config.yaml holds it) as a `SearchConfig`;
+    `DecodingError` naming the setting that is wrong."""
+    try:
+        return from_dict(SearchConfig, decoding, "decoding")
+    except (ValueError, ConfigError) as error:
+        raise DecodingError(f"decoding: {error}") from None
+
+
 def search_settings(
-    decoding: Mapping[str, Any], model: LAS, lm: LanguageModel | None = None, **overrides: Any
+    defaults: SearchConfig | Mapping[str, Any], model: LAS, lm: LanguageModel | None = None, **overrides: Any
 ) -> SearchConfig:
-    """A model's decoding defaults (the `decoding` section of its config) with the non-None
-    `overrides` (beam=..., ctc_weight=..., lm_weight=...).
+    """`defaults` (a model's decoding section, read once with `decoding_section`, or its plain
+    values) with the non-None `overrides` (beam=..., ctc_weight=..., lm_weight=...).
 
     Raises `DecodingError` naming a setting that cannot be used with this model (CTC weights or
     lengths without a CTC head, an attention window without additive or location attention) or without an LM
     (an LM weight).
     """
+    config = defaults if isinstance(defaults, SearchConfig) else decoding_section(defaults)
     try:
-        config = from_dict(SearchConfig, decoding, "decoding")
         config = dataclasses.replace(config, **{key: value for key, value in overrides.items() if value is not None})
-    except (ValueError, ConfigError) as error:
+    except ValueError as error:
         raise DecodingError(f"decoding: {error}") from None
     if config.ctc_weight > 0 and model.ctc_head is None:
         raise DecodingError(f"decoding: ctc_weight is {config.ctc_weight}, but this model has no CTC head; use 0")

@@ -109,7 +109,7 @@ class Trainer(StepBookkeeping):
         torch.manual_seed(config.seed)
         self.model = LAS(model_config).to(self.device)
         try:  # validation searches with these settings
-            search_settings(to_dict(config.decoding), self.model)
+            search_settings(config.decoding, self.model)
         except DecodingError as error:
             raise TrainingError(str(error)) from None
         if config.init_from is not None and resumed is None:

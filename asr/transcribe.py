@@ -43,7 +43,7 @@ from asr.decoding import Hypothesis, LanguageModel, SearchConfig
 from asr.device import choose_device
 from asr.errors import UserError
 from asr.lm import load_lm
-from asr.recognize import int8_model, recognize, search_settings
+from asr.recognize import decoding_section, int8_model, recognize, search_settings
 from asr.segmentation import SegmenterConfig, find_segments, frame_levels
 from asr.text import normalize
 
@@ -174,25 +174,33 @@ class Recognizer:
     """A loaded model directory that transcribes files and waveforms (see the module's example)."""
 
     def __init__(self, loaded: LoadedModel, lm: LanguageModel | None = None) -> None:
+        """Raises `DecodingError` for a model directory whose decoding section is not a `SearchConfig`."""
         self.loaded = loaded
         self.lm = lm
+        self.search = decoding_section(loaded.decoding)
+        """The model's own search (its decoding section), read once; `config()` starts from it."""
         longest = loaded.longest_utterance_seconds
         self.max_seconds = max(SegmenterConfig.max_seconds if longest is None else math.ceil(longest), 1.0)
         listener = loaded.model.config.listener
         self.frame_seconds = loaded.features.hop_ms / 1000 * listener.subsampling  # one listener frame
 
     def config(
-        self, batch_size: int = 16, max_seconds: float | None = None, word_timestamps: bool = False, **search: Any
+        self,
+        batch_size: int = 16,
+        max_seconds: float | None = None,
+        word_timestamps: bool = False,
+        search: SearchConfig | None = None,
+        **overrides: Any,
     ) -> TranscribeConfig:
-        """The model's decoding defaults with the `search` overrides, by `SearchConfig` field name
-        (beam=..., attention_window=... in listener frames; None keeps the model's).
+        """`search` (default: the model's own, `self.search`) with the `overrides` by `SearchConfig`
+        field name (beam=..., attention_window=... in listener frames; None keeps the setting).
 
         Raises `DecodingError` for settings the model cannot use, `TranscribeError` for the rest.
         """
         loaded = self.loaded
         try:
             return TranscribeConfig(
-                search=search_settings(loaded.decoding, loaded.model, self.lm, **search),
+                search=search_settings(search or self.search, loaded.model, self.lm, **overrides),
                 batch_size=batch_size,
                 segmenter=SegmenterConfig(max_seconds=max_seconds or self.max_seconds),
                 word_timestamps=word_timestamps,

@@ -433,6 +433,15 @@ def test_int8_weights_transcribe_the_learnt_files_the_same(model_dir: Path) -> N
     assert [t.text for t in int8.transcribe_batch(FILES[:3])] == [text_of(path) for path in FILES[:3]]
 
 
+def test_the_models_search_is_read_once_and_a_given_search_is_overridden_by_name(model: asr.Recognizer) -> None:
+    assert model.search == SearchConfig(beam=1, max_length_ratio=1.5)  # the model directory's decoding section
+    given = SearchConfig(beam=2, attention_window=8)
+    assert model.config(search=given).search == given
+    assert model.config(search=given, attention_window=4, beam=None).search == SearchConfig(beam=2, attention_window=4)
+    same_as_the_models = SearchConfig(beam=3, max_length_ratio=1.5)
+    assert model.transcribe(FILES[0], search=same_as_the_models, beam=1).text == text_of(FILES[0])
+
+
 def test_an_attention_window_reaches_the_search_from_the_api_and_the_command_line(
     model_dir: Path, capsys, monkeypatch
 ) -> None:
