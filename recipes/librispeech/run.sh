@@ -112,9 +112,15 @@ evaluate() {
     "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$out" \
         "${search_args[@]}" --batch-size "$batch_size" --device "$device" ${groups:+--groups "$groups"} "$@"
     "$(dirname "$asr")/python" - "$subset" "$out/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
-import json, sys
+import dataclasses, json, sys
+from asr.decoding import SearchConfig
 s = json.load(open(sys.argv[2]))
-search = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in s["search"].items())
+setting = lambda k, v: f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+# beam and the weights, then each setting that is not SearchConfig's default (summary.json holds them all)
+search = f"beam {s['search']['beam']}, CTC weight {s['search']['ctc_weight']:g}, LM weight {s['search']['lm_weight']:g}"
+defaults = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
+rest = [setting(k, v) for k, v in s["search"].items() if k not in ("beam", "ctc_weight", "lm_weight") and v != defaults.get(k)]
+search += "".join(f", {item}" for item in rest)
 cut = s.get("cut_at_pauses", {})
 if cut.get("utterances"):  # utterances longer than the model was trained on: decoded in pieces cut at pauses
     search += f"; {cut['utterances']} over {cut['longer_than_seconds']:g} s cut at pauses"
