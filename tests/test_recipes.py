@@ -62,6 +62,7 @@ def test_synthetic_recipe_trains_on_one_engine_and_tests_on_held_out_voices_and_
         assert f"== stage {stage}:" in result.stdout
     results = (tmp_path / "exp" / "RESULTS.md").read_text()
     assert "| test | 4 |" in results and "| flite | 4 |" in results  # held-out voices, held-out engine
+    assert "| test: espeak | 4 |" in results  # a row per engine
     lm_text = (tmp_path / "exp" / "lm-text.txt").read_text().splitlines()
     manifests = tmp_path / "exp" / "manifests"
     held_out = {normalize(u.text) for name in ("dev", "test") for u in read_manifest(manifests / f"{name}.jsonl")}

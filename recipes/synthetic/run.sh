@@ -14,7 +14,8 @@
 #     so that the test sentences (the same for every engine) are in no training set; voices are
 #     disjoint across subsets; the held-out engine gets a test set only (DIR/<engine>_test)
 #   1 manifests: train (the engines' train sets, batched together), dev, and two test sets:
-#     "test" (held-out voices of the training engines) and the held-out engine's
+#     "test" (held-out voices of the training engines) and the held-out engine's; engines.txt, the
+#     engine of each test speaker (RESULTS.md gets a row per engine)
 #   2 (with --train-lm) a character LM into EXP/lm: the texts' sentences without any of the dev
 #     and test sets (with --vocabulary N, only those of the N-word vocabulary: the corpus's own
 #     text), trained with --lm-config (conf/lm.yaml; conf/lm_closed.yaml with --vocabulary)
@@ -71,6 +72,10 @@ if selected 1; then
         for engine in "${training[@]}"; do cat "$manifests/$engine/$subset.jsonl"; done > "$manifests/$subset.jsonl"
     done
     cp "$manifests/$held_out_engine/test.jsonl" "$manifests/$held_out_engine.jsonl"
+    # each test speaker's engine (speaker numbers are disjoint across engines): a RESULTS.md row per engine
+    for engine in "${training[@]}" "$held_out_engine"; do
+        grep -o '"speaker": "[^"]*"' "$manifests/$engine/test.jsonl" | cut -d'"' -f4 | sort -u | sed "s/\$/ $engine/"
+    done > "$manifests/engines.txt"
 fi
 
 if $train_lm; then
@@ -97,7 +102,8 @@ if [ "$stop_stage" -ge 3 ] && [ "$stage" -le "$last" ]; then
     # two training processes of one thread each use two cores better than one process of two threads
     "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$last" \
         --exp "$exp" --manifests "$manifests" --dev dev --test "test,$held_out_engine" --nproc "$nproc" \
-        --config "$config" --set "data.train=[${sources%, }]" ${lm:+--lm "$lm"} "${passthrough[@]}"
+        --config "$config" --set "data.train=[${sources%, }]" --groups "$manifests/engines.txt" ${lm:+--lm "$lm"} \
+        "${passthrough[@]}"
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
