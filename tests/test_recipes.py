@@ -84,3 +84,13 @@ def test_every_training_config_of_the_recipes_loads(config: str) -> None:
 @pytest.mark.parametrize("config", sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/conf/lm*.yaml")))
 def test_every_lm_config_of_the_recipes_loads(config: str) -> None:
     load_config(LMTrainConfig, ROOT / config)
+
+
+def test_the_demo_real_fine_tuning_config_fits_the_demo_model() -> None:
+    """`make demo-real` starts from `make demo`'s model: init_from needs the same features and shapes."""
+    demo = load_config(TrainConfig, ROOT / "recipes/synthetic/conf/train.yaml")
+    finetune = load_config(TrainConfig, ROOT / "recipes/speechocean762/conf/finetune.yaml")
+    assert finetune.features == demo.features
+    for part in ("listener", "attention", "speller"):
+        shapes = {k: v for k, v in vars(getattr(demo.model, part)).items() if k != "dropout"}
+        assert shapes == {k: v for k, v in vars(getattr(finetune.model, part)).items() if k != "dropout"}
