@@ -162,19 +162,26 @@ def loader_only(args: argparse.Namespace, config: TrainConfig, corpus: dict[str,
         batches = iter(trainer._loader())
         for _ in range(args.warmups):
             next(batches, None)
-        started, utterances, audio = time.perf_counter(), 0, 0.0
+        started, utterances, audio, timed = time.perf_counter(), 0, 0.0, 0
         for _ in range(args.steps):
             batch = next(batches, None)
             if batch is None:
                 break
             utterances += len(batch.ids)
             audio += float(batch.waveform_lengths.sum()) / SAMPLE_RATE
+            timed += 1
         seconds = time.perf_counter() - started
+    if timed == 0:
+        raise SystemExit(
+            f"train_throughput.py: the corpus's {args.utterances} utterances leave no batch to time after "
+            f"--warmups {args.warmups}; give more --utterances or fewer --warmups"
+        )
     workers = max(1, config.data.num_workers)
     return (
         {
             "measure": "loader_throughput",
             "workers": config.data.num_workers,
+            "batches": timed,
             "utterances_per_second": round(utterances / seconds, 2),
             "utterances_per_second_per_worker": round(utterances / seconds / workers, 2),
             "audio_seconds_per_second": round(audio / seconds, 1),
