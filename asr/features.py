@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torchaudio
@@ -26,7 +26,7 @@ from asr.audio import SAMPLE_RATE, resample
 from asr.errors import UserError
 
 UtteranceNorm = Literal["off", "mean", "mean_and_variance"]
-UTTERANCE_NORMS: tuple[UtteranceNorm, ...] = ("off", "mean", "mean_and_variance")
+UTTERANCE_NORMS: tuple[UtteranceNorm, ...] = get_args(UtteranceNorm)
 UTTERANCE_MIN_STD = 0.1
 """The smallest per-utterance standard deviation divided by, in units of the global one: a band
 that holds no signal in an utterance (above a telephone's 3.4 kHz, say) is not blown up."""
@@ -77,6 +77,12 @@ class FeatureConfig:
     def frames_for_duration(self, seconds: float) -> int:
         """Frames of an utterance lasting `seconds`."""
         return self.num_frames(round(seconds * SAMPLE_RATE))
+
+
+def real_frames(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, ...) padded features, (B,) frame counts -> (B, T) bool: True on each utterance's real frames."""
+    frames = torch.arange(features.shape[1], device=features.device)
+    return frames[None, :] < lengths.to(features.device)[:, None]
 
 
 VTLP_BOUNDARY_HZ = 4800.0
@@ -132,8 +138,7 @@ class LogMel(nn.Module):
                 banks = vtlp_filterbanks(config, vtlp_factors.to(spectrum.device), spectrum.shape[1], boundary_hz)
                 power = torch.bmm(banks.transpose(1, 2), spectrum)  # (B, n_mels, T)
             features = power.clamp(min=config.log_floor).log().transpose(1, 2)  # -> (B, T, n_mels)
-        frames = torch.arange(features.shape[1], device=features.device)
-        valid = frames[None, :] < frame_lengths[:, None]  # (B, T)
+        valid = real_frames(features, frame_lengths)
         return features * valid[..., None], frame_lengths
 
 
@@ -300,8 +305,7 @@ def compute_stats(waveforms: Iterable[torch.Tensor], config: FeatureConfig) -> N
 def utterance_normalize(features: torch.Tensor, lengths: torch.Tensor, variance: bool) -> torch.Tensor:
     """(B, T, D), (B,) -> (B, T, D): each utterance's real frames less their own mean and, with
     `variance`, over their own standard deviation (at least `UTTERANCE_MIN_STD`); padding stays 0."""
-    frames = torch.arange(features.shape[1], device=features.device)
-    valid = (frames[None, :] < lengths.to(features.device)[:, None])[..., None]  # (B, T, 1)
+    valid = real_frames(features, lengths)[..., None]  # (B, T, 1)
     count = valid.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1, 1)
     mean = (features * valid).sum(dim=1, keepdim=True) / count  # (B, 1, D)
     centred = (features - mean) * valid
@@ -320,8 +324,7 @@ class GlobalNorm(nn.Module):
         self.register_buffer("std", torch.tensor(stats.std, dtype=torch.float32))
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        frames = torch.arange(features.shape[1], device=features.device)
-        valid = frames[None, :] < lengths.to(features.device)[:, None]  # (B, T)
+        valid = real_frames(features, lengths)
         return (features - self.mean) / self.std * valid[..., None]
 
 
