@@ -229,3 +229,20 @@ def test_an_output_path_that_cannot_be_written_is_one_line_before_any_work(tmp_p
         assert main(args) == 1
         assert capsys.readouterr().err == f"asr: error: {out}: {expected}\n"
     assert sorted(tmp_path.rglob("*")) == before and (wants_file or wrong.read_text() == "keep me")
+
+
+def test_evaluate_scores_each_speaker_group_and_refuses_a_speaker_in_two(tmp_path: Path, capsys) -> None:
+    inputs = command_inputs(tmp_path / "in")
+    speaker = read_manifest(inputs["manifest"])[0].speaker
+    (tmp_path / "groups").write_text(f"{speaker} children\nnobody adults\n")
+    args = ["evaluate", "--model", str(inputs["model"]), "--manifest", str(inputs["manifest"]), "--jobs", "0"]
+    assert main([*args, "--out", str(tmp_path / "eval"), "--groups", str(tmp_path / "groups")]) == 0
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert list(summary["groups"]) == ["children"] and summary["groups"]["children"]["words"] == summary["words"]
+    (tmp_path / "groups").write_text(f"{speaker} children\n{speaker} adults\n")
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "again"), "--groups", str(tmp_path / "groups")]) == 1
+    assert capsys.readouterr().err == (
+        f"asr: error: {tmp_path / 'groups'}:2: speaker {speaker} is in group 'children' already, not 'adults'\n"
+    )
+    assert not (tmp_path / "again").exists()

@@ -73,6 +73,56 @@ def test_synthetic_recipe_trains_on_one_engine_and_tests_on_held_out_voices_and_
     assert result.stdout.rstrip().endswith("|")  # the WER table comes last
 
 
+def speechocean_like(root: Path) -> Path:
+    """root/{train,test}/ Kaldi tables as speechocean762 lays them out (wav.scp relative to root,
+    spk2age): the fixture's six recordings read again by ten speakers, four of them children;
+    test speaker 1008 has the number of a synthetic voice."""
+    recordings = sorted(LIBRISPEECH.rglob("*.flac"))
+    texts = {}
+    for transcript in LIBRISPEECH.rglob("*.trans.txt"):
+        texts.update(line.split(" ", 1) for line in transcript.read_text().splitlines())
+    for subset, speakers in (("train", range(1, 9)), ("test", (1008, 9))):
+        tables: dict[str, list[str]] = {"wav.scp": [], "text": [], "utt2spk": [], "spk2age": []}
+        for speaker in (f"{number:04d}" for number in speakers):
+            tables["spk2age"].append(f"{speaker}\t{8 if int(speaker) % 2 else 30}")
+            for number, recording in enumerate(recordings[:3] if subset == "test" else recordings):
+                utterance = f"{speaker}{number:05d}"
+                (root / "WAVE").mkdir(parents=True, exist_ok=True)
+                shutil.copy(recording, root / "WAVE" / f"{utterance}.flac")
+                tables["wav.scp"].append(f"{utterance}\tWAVE/{utterance}.flac")
+                tables["text"].append(f"{utterance}\t{texts[recording.stem]}")
+                tables["utt2spk"].append(f"{utterance}\t{speaker}")
+        (root / subset).mkdir()
+        for name, lines in tables.items():
+            (root / subset / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the Debian package espeak-ng (make install)")
+def test_synthetic_recipe_with_speechocean_trains_on_both_and_tests_each_engine_and_age_group(tmp_path: Path) -> None:
+    """--held-out-engine none --with-speechocean: make demo-general's mode of the recipe."""
+    config = {"data": {"max_frames": 2000, "num_workers": 0}, "model": TINY_MODEL, "epochs": 1, "plot_utterances": 1}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    args = ["--data", str(tmp_path / "synth"), "--exp", str(tmp_path / "exp"), "--engines", "espeak",
+            "--held-out-engine", "none", "--train-utterances", "8", "--dev-utterances", "4", "--test-utterances", "4",
+            "--vocabulary", "500", "--nproc", "1", "--config", str(tmp_path / "tiny.yaml"), "--device", "cpu",
+            "--speechocean", str(speechocean_like(tmp_path / "so")), "--with-speechocean", "--speechocean-repeat", "3"]  # fmt: skip
+    result = run("recipes/synthetic/run.sh", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = (tmp_path / "exp" / "RESULTS.md").read_text()
+    assert "| test | 4 |" in results and "| test: espeak | 4 |" in results  # the engine's held-out voices
+    assert "| speechocean762 | 6 |" in results  # the real test set, a row per age group
+    assert "| speechocean762: children | 3 |" in results and "| speechocean762: adults | 3 |" in results
+    manifests = tmp_path / "exp" / "manifests"
+    real_dev = read_manifest(manifests / "speechocean" / "dev.jsonl")
+    assert real_dev and read_manifest(manifests / "dev.jsonl")[: len(real_dev)] == real_dev  # real dev first
+    sources = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["train"]
+    assert {"manifest": str(manifests / "speechocean" / "train.jsonl"), "repeat": 3} in sources
+    assert len(sources) == 2
+    transcribed = result.stdout.split("== stage 7:")[1]
+    assert transcribed.count("  REF: ") == 2  # a held-out voice and a real recording; no engine held out
+
+
 @pytest.mark.parametrize(
     "config",
     sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("recipes/*/conf/*.yaml") if not p.name.startswith("lm")),

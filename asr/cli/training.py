@@ -90,7 +90,10 @@ def read_groups(path: Path) -> dict[str, str]:
             continue
         if len(fields) != 2:
             raise UserError(f"{path}:{number}: expected 'speaker group', found {line.strip()!r}")
-        groups[fields[0]] = fields[1]
+        speaker, group = fields
+        if groups.get(speaker, group) != group:
+            raise UserError(f"{path}:{number}: speaker {speaker} is in group {groups[speaker]!r} already, not {group!r}")
+        groups[speaker] = group
     return groups
 
 

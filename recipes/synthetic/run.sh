@@ -6,16 +6,23 @@
 # one of them real speech when speechocean762 is at hand. Needs no download beyond Debian's
 # TTS engines and texts (installed by `make install`). `make demo` runs it.
 #
-#   recipes/synthetic/run.sh [--data DIR] [--exp DIR] [--engines espeak,flite] [--held-out-engine festival]
+#   recipes/synthetic/run.sh [--data DIR] [--exp DIR] [--engines espeak,flite] [--held-out-engine festival|none]
 #                            [--train-utterances N] [--config FILE] [--stage N] [--stop-stage N] [--nproc N]
-#                            [--speechocean DIR] [--train-lm [--lm-config FILE] | --lm DIR] [--lm-weights W,W,...]
+#                            [--speechocean DIR [--with-speechocean [--speechocean-repeat N]]]
+#                            [--train-lm [--lm-config FILE] | --lm DIR] [--lm-weights W,W,...]
 #
-#   0 synthesise DIR/<engine>/{train,dev,test} for each engine, the same seed and sizes for all,
-#     so that the test sentences (the same for every engine) are in no training set; voices are
-#     disjoint across subsets; the held-out engine gets a test set only (DIR/<engine>_test)
+#   0 (with --with-speechocean) speechocean762's manifests: its training set less a speaker-disjoint
+#     tenth for dev (seeded), its official test set, the age group of each speaker; then
+#     synthesise DIR/<engine>/{train,dev,test} for each engine, the same seed and sizes for all,
+#     so that the test sentences (the same for every engine) are in no training set, nor
+#     speechocean762's dev and test sentences; voices are disjoint across subsets; the held-out
+#     engine gets a test set only (DIR/<engine>_test); --held-out-engine none: no engine held out
 #   1 manifests: train (the engines' train sets, batched together), dev, and two test sets:
 #     "test" (held-out voices of the training engines) and the held-out engine's; engines.txt, the
-#     engine of each test speaker (RESULTS.md gets a row per engine)
+#     engine (or speechocean762's age group) of each test speaker (RESULTS.md gets a row per group).
+#     With --with-speechocean, speechocean762's training set joins training (--speechocean-repeat
+#     passes an epoch), its dev set comes first in dev, and its test set is a third test set:
+#     `make demo-general`, the most general model of the project (all three engines and real speech)
 #   2 (with --train-lm) a character LM into EXP/lm: the texts' sentences without any of the dev
 #     and test sets (with --vocabulary N, only those of the N-word vocabulary: the corpus's own
 #     text), trained with --lm-config (conf/lm.yaml; conf/lm_closed.yaml with --vocabulary)
@@ -41,6 +48,8 @@ stop_stage=7
 nproc=2
 asr=${ASR:-.venv/bin/asr}
 speechocean=../shared/data/speechocean762
+with_speechocean=false         # also train on speechocean762's training set, test on its test set
+speechocean_repeat=2           # passes over speechocean762's training set per epoch (2,260 utterances)
 lm=""
 train_lm=false
 lm_config=""                   # default: conf/lm.yaml, or conf/lm_closed.yaml with --vocabulary
@@ -49,17 +58,38 @@ selected() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 read -r -a training <<< "$(echo "$engines" | tr ',' ' ')"
 manifests=$exp/manifests
 mkdir -p "$manifests"
+held_out=()                    # the engine whose voices training never hears, if any
+[ "$held_out_engine" = none ] || held_out=("$held_out_engine")
+real=$manifests/speechocean
+exclude=()                     # what no synthesised sentence may read
+if $with_speechocean; then
+    [ -f "$speechocean/train/wav.scp" ] || { echo "$(basename "$0"): --with-speechocean: $speechocean/train/wav.scp not found; give --speechocean DIR" >&2; exit 2; }
+    exclude=(--exclude "$real/dev.jsonl" "$real/test.jsonl")
+fi
 
 if selected 0; then
+    if $with_speechocean; then
+        echo "== stage 0: speechocean762's manifests, a speaker-disjoint dev set, age groups"
+        mkdir -p "$real"
+        "$asr" prepare kaldi "$speechocean/train" --out "$real/train_all.jsonl"
+        "$asr" prepare kaldi "$speechocean/test" --out "$real/test.jsonl"
+        # speakers "so0003" ...: apart from the engines' numbered ones (speechocean762 has "1033", so may an engine)
+        sed -i 's/"speaker": "/"speaker": "so/' "$real/train_all.jsonl" "$real/test.jsonl"
+        "$asr" split "$real/train_all.jsonl" --held-out 0.1 --seed 0 --out-kept "$real/train.jsonl" --out-held "$real/dev.jsonl"
+        cat "$speechocean/train/spk2age" "$speechocean/test/spk2age" \
+            | awk '{ print "so" $1, ($2 < 18 ? "children" : "adults") }' > "$real/age_groups"
+    fi
     echo "== stage 0: synthesise one corpus per engine (${training[*]}; held out: $held_out_engine)"
     for engine in "${training[@]}"; do
         "$asr" synthesize --out "$data/$engine" --engines "$engine" --vocabulary "$vocabulary" \
             --train-utterances "$train_utterances" --dev-utterances "$dev_utterances" \
-            --test-utterances "$test_utterances" --jobs "$(nproc)"
+            --test-utterances "$test_utterances" --jobs "$(nproc)" "${exclude[@]}"
     done
     # dev and train are cut after the test sentences: a held-out engine needs no dev set, but the same test sentences
-    "$asr" synthesize --out "$data/${held_out_engine}_test" --engines "$held_out_engine" --vocabulary "$vocabulary" \
-        --train-utterances 0 --dev-utterances 0 --test-utterances "$test_utterances" --jobs "$(nproc)"
+    for engine in "${held_out[@]}"; do
+        "$asr" synthesize --out "$data/${engine}_test" --engines "$engine" --vocabulary "$vocabulary" \
+            --train-utterances 0 --dev-utterances 0 --test-utterances "$test_utterances" --jobs "$(nproc)" "${exclude[@]}"
+    done
 fi
 
 if selected 1; then
@@ -67,15 +97,21 @@ if selected 1; then
     for engine in "${training[@]}"; do
         "$asr" prepare librispeech "$data/$engine" --subsets train,dev,test --out "$manifests/$engine"
     done
-    "$asr" prepare librispeech "$data/${held_out_engine}_test" --subsets test --out "$manifests/$held_out_engine"
-    for subset in train dev test; do
-        for engine in "${training[@]}"; do cat "$manifests/$engine/$subset.jsonl"; done > "$manifests/$subset.jsonl"
+    for engine in "${held_out[@]}"; do
+        "$asr" prepare librispeech "$data/${engine}_test" --subsets test --out "$manifests/$engine"
+        cp "$manifests/$engine/test.jsonl" "$manifests/$engine.jsonl"
     done
-    cp "$manifests/$held_out_engine/test.jsonl" "$manifests/$held_out_engine.jsonl"
-    # each test speaker's engine (speaker numbers are disjoint across engines): a RESULTS.md row per engine
-    for engine in "${training[@]}" "$held_out_engine"; do
+    for subset in train dev test; do
+        { if $with_speechocean && [ "$subset" = dev ]; then cat "$real/dev.jsonl"; fi
+          for engine in "${training[@]}"; do cat "$manifests/$engine/$subset.jsonl"; done; } > "$manifests/$subset.jsonl"
+    done
+    # each test speaker's engine (speaker numbers are disjoint across engines, and from speechocean762's
+    # four-digit ones): a RESULTS.md row per engine, and per age group of speechocean762
+    { for engine in "${training[@]}" "${held_out[@]}"; do
         grep -o '"speaker": "[^"]*"' "$manifests/$engine/test.jsonl" | cut -d'"' -f4 | sort -u | sed "s/\$/ $engine/"
-    done > "$manifests/engines.txt"
+      done
+      if $with_speechocean; then cat "$real/age_groups"; fi; } > "$manifests/engines.txt"
+    if $with_speechocean; then cp "$real/test.jsonl" "$manifests/speechocean762.jsonl"; fi
 fi
 
 if $train_lm; then
@@ -83,9 +119,13 @@ if $train_lm; then
     if selected 2; then
         echo "== stage 2: a character LM on the texts, without the dev and test sentences"
         [ "$vocabulary" -gt 0 ] && default_lm_config=lm_closed.yaml || default_lm_config=lm.yaml
+        held_out_tests=()    # the held-out engine's and speechocean762's test sets
+        for name in "${held_out[@]}" speechocean762; do
+            [ ! -f "$manifests/$name.jsonl" ] || held_out_tests+=("$manifests/$name.jsonl")
+        done
         if [ ! -f "$exp/lm-dev.txt" ]; then  # written last, atomically: a re-run resumes training, not the text
             "$asr" lm text --vocabulary "$vocabulary" --out "$exp/lm-text.txt" \
-                --exclude "$manifests/dev.jsonl" "$manifests/test.jsonl" "$manifests/$held_out_engine.jsonl"
+                --exclude "$manifests"/{dev,test}.jsonl "${held_out_tests[@]}"
             "$asr" lm text --transcripts "$manifests/dev.jsonl" --out "$exp/lm-dev.txt"
         fi
         # one thread: this LSTM's operations are too small to share (recipes/synthetic/conf/lm.yaml)
@@ -99,16 +139,22 @@ last=$(( stop_stage < 6 ? stop_stage : 6 ))
 [ -n "$lm" ] && [ "$stop_stage" -ge 6 ] && last=8   # with an LM: also stage 8, its weight and the test sets with it
 if [ "$stop_stage" -ge 3 ] && [ "$stage" -le "$last" ]; then
     sources=$(for engine in "${training[@]}"; do printf '{manifest: %s}, ' "$manifests/$engine/train.jsonl"; done)
+    tests=$(printf '%s\n' test "${held_out[@]}" | paste -sd,)
+    if $with_speechocean; then
+        sources+="{manifest: $real/train.jsonl, repeat: $speechocean_repeat}, "
+        tests+=,speechocean762
+    fi
     # two training processes of one thread each use two cores better than one process of two threads
     "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$last" \
-        --exp "$exp" --manifests "$manifests" --dev dev --test "test,$held_out_engine" --nproc "$nproc" \
+        --exp "$exp" --manifests "$manifests" --dev dev --test "$tests" --nproc "$nproc" \
         --config "$config" --set "data.train=[${sources%, }]" --groups "$manifests/engines.txt" ${lm:+--lm "$lm"} \
         "${passthrough[@]}"
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
     echo "== stage 7: transcribe a held-out voice, a held-out engine and real speech"
-    files=("$(head -n 1 "$manifests/test.jsonl")" "$(head -n 1 "$manifests/$held_out_engine.jsonl")")
+    files=("$(head -n 1 "$manifests/test.jsonl")")
+    for engine in "${held_out[@]}"; do files+=("$(head -n 1 "$manifests/$engine.jsonl")"); done
     if [ -f "$speechocean/test/wav.scp" ]; then
         files+=("$(printf '{"audio": "%s", "text": "%s"}' "$speechocean/$(head -n 1 "$speechocean/test/wav.scp" | cut -f2)" \
             "$(head -n 1 "$speechocean/test/text" | cut -f2-)")")
