@@ -106,7 +106,10 @@ def test_synthetic_recipe_with_speechocean_trains_on_both_and_tests_each_engine_
     args = ["--data", str(tmp_path / "synth"), "--exp", str(tmp_path / "exp"), "--engines", "espeak",
             "--held-out-engine", "none", "--train-utterances", "8", "--dev-utterances", "4", "--test-utterances", "4",
             "--vocabulary", "500", "--nproc", "1", "--config", str(tmp_path / "tiny.yaml"), "--device", "cpu",
-            "--speechocean", str(speechocean_like(tmp_path / "so")), "--with-speechocean", "--speechocean-repeat", "3"]  # fmt: skip
+            "--speechocean", str(speechocean_like(tmp_path / "so")), "--with-speechocean", "--speechocean-repeat", "3",
+            "--train-lm", "--lm-config", str(tmp_path / "lm.yaml"), "--lm-weights", "0.5"]  # fmt: skip
+    lm_config = {"data": {"max_tokens": 2000}, "model": {"embedding_dim": 8, "units": 16, "layers": 1}, "max_steps": 2}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(lm_config))
     result = run("recipes/synthetic/run.sh", *args)
     assert result.returncode == 0, result.stderr[-2000:]
     results = (tmp_path / "exp" / "RESULTS.md").read_text()
@@ -116,9 +119,14 @@ def test_synthetic_recipe_with_speechocean_trains_on_both_and_tests_each_engine_
     manifests = tmp_path / "exp" / "manifests"
     real_dev = read_manifest(manifests / "speechocean" / "dev.jsonl")
     assert real_dev and read_manifest(manifests / "dev.jsonl")[: len(real_dev)] == real_dev  # real dev first
+    real_train = read_manifest(manifests / "speechocean" / "train.jsonl")
+    assert read_manifest(manifests / "train.jsonl")[: len(real_train)] == real_train  # the statistics read it
     sources = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["train"]
     assert {"manifest": str(manifests / "speechocean" / "train.jsonl"), "repeat": 3} in sources
     assert len(sources) == 2
+    lm_text = (tmp_path / "exp" / "lm-text-speechocean.txt").read_text().splitlines()
+    assert lm_text == [normalize(u.text) for u in real_train]  # the LM reads them too
+    assert "chosen on dev among 0.5" in results
     transcribed = result.stdout.split("== stage 7:")[1]
     assert transcribed.count("  REF: ") == 2  # a held-out voice and a real recording; no engine held out
 

@@ -102,7 +102,8 @@ if selected 1; then
         cp "$manifests/$engine/test.jsonl" "$manifests/$engine.jsonl"
     done
     for subset in train dev test; do
-        { if $with_speechocean && [ "$subset" = dev ]; then cat "$real/dev.jsonl"; fi
+        # speechocean762's dev set first in dev; its training set in train, which the statistics read
+        { if $with_speechocean && [ "$subset" != test ]; then cat "$real/$subset.jsonl"; fi
           for engine in "${training[@]}"; do cat "$manifests/$engine/$subset.jsonl"; done; } > "$manifests/$subset.jsonl"
     done
     # each test speaker's engine (speaker numbers are disjoint across engines, and from speechocean762's
@@ -126,11 +127,14 @@ if $train_lm; then
         if [ ! -f "$exp/lm-dev.txt" ]; then  # written last, atomically: a re-run resumes training, not the text
             "$asr" lm text --vocabulary "$vocabulary" --out "$exp/lm-text.txt" \
                 --exclude "$manifests"/{dev,test}.jsonl "${held_out_tests[@]}"
+            if $with_speechocean; then "$asr" lm text --transcripts "$real/train.jsonl" --out "$exp/lm-text-speechocean.txt"; fi
             "$asr" lm text --transcripts "$manifests/dev.jsonl" --out "$exp/lm-dev.txt"
         fi
+        lm_texts=("$exp/lm-text.txt")   # and speechocean762's training transcripts where it trains the model
+        if $with_speechocean; then lm_texts+=("$exp/lm-text-speechocean.txt"); fi
         # one thread: this LSTM's operations are too small to share (recipes/synthetic/conf/lm.yaml)
         OMP_NUM_THREADS=1 "$asr" lm train --config "${lm_config:-$(dirname "$0")/conf/$default_lm_config}" \
-            --text "$exp/lm-text.txt" --dev-text "$exp/lm-dev.txt" --out "$exp/lm"
+            --text "${lm_texts[@]}" --dev-text "$exp/lm-dev.txt" --out "$exp/lm"
     fi
 fi
 
