@@ -1,9 +1,11 @@
-"""Training: the config, the loop, validation, checkpoints and the final model directory.
+"""Training: the loop and its optimizer step.
 
-The loop is a plain `for batch in loader` that you can read top to bottom. Every
-step's randomness (dropout, SpecAugment, scheduled sampling) is seeded from
-(seed, step), data order from (seed, epoch), so a run resumed from a checkpoint
-reaches the same weights as one that never stopped.
+The loop is a plain `for batch in loader` that you can read top to bottom; the data it reads
+(`asr.training_data`), the checkpoints it keeps and the model it exports
+(`asr.training_checkpoints`) and its validation (`asr.validation`) each have their own module.
+Every step's randomness (dropout, SpecAugment, scheduled sampling) is seeded from (seed, step),
+data order from (seed, epoch), so a run resumed from a checkpoint reaches the same weights as
+one that never stopped.
 """
 
 from __future__ import annotations
@@ -19,65 +21,33 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
-import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
 from asr.atomic import atomic_write_text, exclusive_folder
-from asr.augment import noise_files
-from asr.checkpoint import (
-    CheckpointError,
-    average_state_dicts,
-    export_model_dir,
-    list_checkpoints,
-    load_model_dir,
-    load_training_state,
-    remove_stale_temporaries,
-    save_training_state,
-)
-from asr.config import config_changes, dump_config, to_dict
-from asr.data import (
-    BucketBatchSampler,
-    SpeechDataset,
-    Utterance,
-    collate,
-    filter_utterances,
-    first_unreadable,
-    read_manifest,
-)
+from asr.checkpoint import save_training_state
+from asr.config import dump_config
+from asr.data import collate
 from asr.decoding import DecodingError
 from asr.distributed import all_agree, barrier, broadcast, init_world, launched_as_main, leave
 from asr.errors import TrainingError
-from asr.features import SPEED_FACTORS, FeatureConfig, Frontend, NormStats
-from asr.learnable import find_unlearnable, rule
+from asr.features import Frontend
 from asr.model import LAS
-from asr.outputs import safe_file_name
-from asr.plotting import attention_figure, save_figure
 from asr.progress import Track, no_progress
 from asr.recognize import search_settings
 from asr.schedule import LRSchedule
-from asr.text import Vocabulary, normalize
-from asr.train_config import RESUMABLE_CHANGES, TrainConfig
+from asr.text import Vocabulary
+from asr.train_config import TrainConfig
 from asr.train_steps import Progress, StepBookkeeping, Throughput, seed_step
-from asr.validation import ValidationError, autocast, dev_metrics, uses_bf16
+from asr.training_checkpoints import export_average, initial_stats, initialise_from, keep_if_best, latest_state
+from asr.training_data import load_training_data
+from asr.validation import ValidationError, autocast, dev_metrics, uses_bf16, write_plots
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def _check_headers(utterances: list[Utterance]) -> None:
-    """Read every audio header now, so a missing or broken file stops training before it starts."""
-    found = first_unreadable(utterances)
-    if found is not None:
-        raise TrainingError(f"utterance {found[0].id}: {found[1]}")
-
-
-def _frames(duration: float, features: FeatureConfig, slowest: float) -> int:
-    return features.frames_for_duration(duration / slowest)
 
 
 def compile_model(model: LAS) -> None:
@@ -102,9 +72,10 @@ class Trainer(StepBookkeeping):
         self.vocab = Vocabulary.default()
         self.progress = Progress()
         self.bad_audio = 0  # utterances of this epoch whose audio failed to decode
-        resumed = self._latest_state()
-        self.stats = self._stats(resumed)
-        self._load_data()
+        resumed = latest_state(self.exp_dir, config)
+        self.stats = initial_stats(config, resumed)
+        self.data = load_training_data(config, self.vocab, self.world)
+        self.dataset, self.sampler = self.data.dataset, self.data.sampler
         model_config = dataclasses.replace(config.model, vocab_size=len(self.vocab))
         torch.manual_seed(config.seed)
         self.model = LAS(model_config).to(self.device)
@@ -113,7 +84,9 @@ class Trainer(StepBookkeeping):
         except DecodingError as error:
             raise TrainingError(str(error)) from None
         if config.init_from is not None and resumed is None:
-            self._initialise(config.init_from)
+            initialise_from(self.model, config.init_from, self.vocab, config.features)
+            if self.world.is_main:
+                log.info("starting from the weights of %s", config.init_from)
         try:
             self.frontend = Frontend(config.features, self.stats, config.spec_augment, config.vtlp).to(self.device)
         except ValueError as error:
@@ -133,98 +106,6 @@ class Trainer(StepBookkeeping):
             self._restore(resumed)
 
     # ----------------------------------------------------------------- set-up
-    def _stats(self, resumed: dict[str, Any] | None) -> NormStats:
-        """The normalisation statistics: those the run started with when resuming, else data.stats."""
-        if resumed is not None and "stats" in resumed:
-            return NormStats.from_dict(resumed["stats"])
-        path = self.config.data.stats
-        if not path:
-            raise TrainingError("data.stats is not set; give it in the config or with --set data.stats=PATH")
-        stats = NormStats.load(path)
-        if stats.features is not None and stats.features != self.config.features:
-            changed = config_changes(to_dict(stats.features), to_dict(self.config.features), "features")
-            raise TrainingError(
-                f"{path}: computed with other feature settings than this config's ({', '.join(changed)}); "
-                "run asr stats --config CONFIG again"
-            )
-        return stats
-
-    def _load_data(self) -> None:
-        data = self.config.data
-        for key in ("train", "dev"):
-            if not getattr(data, key):
-                raise TrainingError(f"data.{key} is not set; give it in the config or with --set data.{key}=PATH")
-        speeds = SPEED_FACTORS if data.speed_perturb else (1.0,)
-        train: list[Utterance] = []
-        for source in data.sources:
-            kept = filter_utterances(read_manifest(source.manifest), data.filters, self.world.is_main)
-            if not kept:
-                raise TrainingError(f"{source.manifest}: no utterance is left after the filters in data.filters")
-            train += self._learnable(kept, "training", source.manifest, max(speeds)) * source.repeat
-        dev = [u for u in read_manifest(data.dev)[: data.dev_utterances] if normalize(u.text)]
-        if not dev:
-            raise TrainingError(f"{data.dev}: no dev utterance has a transcript with a character to score")
-        self.dev = self._learnable(dev, "dev", data.dev, 1.0)
-        _check_headers(list({u.audio: u for u in train}.values()) + self.dev)
-        self.longest_seconds = max(u.duration for u in train)
-        if data.augment.noise_dir is not None:
-            noise_files(data.augment.noise_dir)  # a bad folder fails now, not inside a loader worker
-        self.dataset = SpeechDataset(train, self.vocab, speeds, seed=self.config.seed, augment=data.augment)
-        lengths = [_frames(u.duration, self.config.features, min(speeds)) for u in train]
-        try:
-            self.sampler = BucketBatchSampler(
-                lengths,
-                data.max_frames,
-                seed=self.config.seed,
-                max_batch_size=data.max_batch_size,
-                num_replicas=self.world.size,
-                rank=self.world.rank,
-                sorted_epochs=data.sorted_epochs,
-            )
-        except ValueError as error:
-            raise TrainingError(f"data.max_frames: {error}") from None
-
-    def _initialise(self, directory: str) -> None:
-        """The weights of the model directory `directory`, refused in one line when its vocabulary,
-        features or shapes are not this run's."""
-        try:
-            loaded = load_model_dir(directory)
-        except CheckpointError as error:
-            raise TrainingError(f"init_from: {error}") from None
-        if loaded.vocab != self.vocab:
-            raise TrainingError(f"init_from: {directory}: its tokens.txt is not this toolkit's vocabulary")
-        if loaded.features != self.config.features:
-            changed = config_changes(to_dict(loaded.features), to_dict(self.config.features), "features")
-            raise TrainingError(f"init_from: {directory}: trained with other features ({', '.join(changed)})")
-        try:
-            self.model.load_state_dict(loaded.model.state_dict())
-        except RuntimeError as error:
-            first = str(error).strip().splitlines()[0].rstrip(":")
-            raise TrainingError(
-                f"init_from: {directory}: its weights do not fit this config's model section ({first})"
-            ) from None
-        if self.world.is_main:
-            log.info("starting from the weights of %s", directory)
-
-    def _learnable(self, utterances: list[Utterance], subset: str, manifest: str, speed: float) -> list[Utterance]:
-        """`utterances` without those the model cannot learn (one line of counts); refuses too many."""
-        config = self.config
-        found = find_unlearnable(utterances, self.vocab, config.features, config.model, speed)
-        if not found:
-            return utterances
-        share = len(found) / len(utterances)
-        counts = f"{len(found)} of {len(utterances)} {subset} utterances ({100 * share:.1f} %) in {manifest}"
-        if share > config.data.max_unlearnable_fraction:
-            raise TrainingError(
-                f"{counts} cannot be learnt ({rule(config.model)}), more than "
-                f"data.max_unlearnable_fraction={config.data.max_unlearnable_fraction}; lower the subsampling "
-                f"(model.listener.reduce, model.listener.frontend) or train without CTC (model.ctc_weight=0)"
-            )
-        if self.world.is_main:
-            log.warning("dropped %s: %s", counts, rule(config.model))
-        dropped = {id(item.utterance) for item in found}
-        return [u for u in utterances if id(u) not in dropped]
-
     def _wrap(self, model: LAS) -> torch.nn.Module:
         if self.config.compile:
             compile_model(model)
@@ -233,11 +114,7 @@ class Trainer(StepBookkeeping):
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
-    # --------------------------------------------------------------- resuming
-    @property
-    def checkpoints(self) -> Path:
-        return self.exp_dir / "checkpoints"
-
+    # ------------------------------------------------------------ checkpoints
     def _state(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
@@ -246,47 +123,8 @@ class Trainer(StepBookkeeping):
             "progress": dataclasses.asdict(self.progress),
             "config": dump_config(self.config),
             "stats": self.stats.to_dict(),
-            "longest_utterance_seconds": self.longest_seconds,
+            "longest_utterance_seconds": self.data.longest_seconds,
         }
-
-    def _latest_state(self) -> dict[str, Any] | None:
-        """The newest readable checkpoint of EXP_DIR, if the run has one (a damaged newest one is passed
-        over with a warning); refuses a config that changed what is done, and a run none of whose
-        checkpoints can be read (starting afresh would overwrite them)."""
-        for folder in (self.checkpoints, self.exp_dir / "best"):
-            if remove_stale_temporaries(folder):
-                log.warning("removed the temporary files of an interrupted checkpoint write in %s", folder)
-        state = None
-        found = list_checkpoints(self.checkpoints)
-        for path in reversed(found):
-            try:
-                state = load_training_state(path)
-            except CheckpointError as error:
-                log.warning("%s; resuming from the checkpoint before it", error)
-                continue
-            missing = sorted(set(CHECKPOINT_KEYS) - set(state))
-            if missing:
-                raise TrainingError(f"{path}: not a training checkpoint of asr train (no {', '.join(missing)})")
-            log.info("resuming from %s", path)
-            break
-        if state is None and found:
-            raise TrainingError(
-                f"{self.checkpoints}: none of its {len(found)} checkpoints can be read (see the warnings); move "
-                "the folder away to train afresh, or use a new EXP_DIR"
-            )
-        if state is None:
-            return None
-        changed = [
-            key
-            for key in config_changes(yaml.safe_load(state["config"]), to_dict(self.config))
-            if key not in RESUMABLE_CHANGES
-        ]
-        if changed:
-            raise TrainingError(
-                f"{self.exp_dir}: holds a run with a different config ({', '.join(changed)} changed); use a new "
-                f"EXP_DIR, or the same config (a resumed run may change only {', '.join(sorted(RESUMABLE_CHANGES))})"
-            )
-        return state
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -297,7 +135,8 @@ class Trainer(StepBookkeeping):
 
     def _save(self) -> None:
         if self.world.is_main:
-            save_training_state(self._state(), self.checkpoints, self.progress.step, self.config.keep_checkpoints)
+            folder, keep = self.exp_dir / "checkpoints", self.config.keep_checkpoints
+            save_training_state(self._state(), folder, self.progress.step, keep)
         barrier(self.world)
 
     # ------------------------------------------------------------------ steps
@@ -369,26 +208,13 @@ class Trainer(StepBookkeeping):
         config = self.config
         try:
             metrics, plots = dev_metrics(
-                self.model, self.frontend, self.dev, self.vocab, config.decoding, config.precision, self.device,
+                self.model, self.frontend, self.data.dev, self.vocab, config.decoding, config.precision, self.device,
                 config.data.num_workers, config.plot_utterances,
             )  # fmt: skip
         except ValidationError as error:
             raise TrainingError(f"{config.data.dev}: {error}") from None
-        self._plot(plots)
+        write_plots(plots, self.exp_dir / "plots", self.progress.step, config.features.hop_ms / 1000, self.writer)
         return metrics
-
-    def _plot(self, plots: list[tuple[str, Any, np.ndarray]]) -> None:
-        """Write EXP_DIR/plots/NAME.png, NAME a safe file name made of the utterance id (`safe_file_name`)."""
-        folder = self.exp_dir / "plots"
-        for utterance_id, hypothesis, features in plots:
-            characters = list(hypothesis.text) + ["<eos>"]
-            attention = hypothesis.attention.float().cpu().numpy()[: len(characters)]
-            frame_seconds = self.config.features.hop_ms / 1000
-            title = f"{utterance_id} step {self.progress.step}: {hypothesis.text}"
-            figure = attention_figure(attention, characters[: attention.shape[0]], features, frame_seconds, title)
-            if self.writer is not None:
-                self.writer.add_figure(f"attention/{utterance_id}", figure, self.progress.step, close=False)
-            save_figure(figure, folder / f"{safe_file_name(utterance_id)}.png")
 
     def _validated_now(self) -> bool:
         validations = self.progress.validations
@@ -417,21 +243,10 @@ class Trainer(StepBookkeeping):
         if self.writer is not None:
             for key, value in metrics.items():
                 self.writer.add_scalar(f"dev/{key}", value, self.progress.step)
-        self._keep_if_best(metrics["wer"])
+        best = {"model": self.model.state_dict(), "wer": metrics["wer"], "stats": self.stats.to_dict()}
+        best["longest_utterance_seconds"] = self.data.longest_seconds
+        keep_if_best(self.exp_dir / "best", self.progress.validations, self.config.average_best, best)
         atomic_write_text(self.exp_dir / "validations.json", json.dumps(self.progress.validations, indent=1) + "\n")
-
-    def _keep_if_best(self, wer: float) -> None:
-        """Keep these weights in EXP_DIR/best if they rank among the best `average_best` by dev WER."""
-        ranked = sorted(self.progress.validations, key=lambda v: (v["wer"], -v["step"]))
-        best_steps = {int(v["step"]) for v in ranked[: self.config.average_best]}
-        folder = self.exp_dir / "best"
-        if self.progress.step in best_steps:
-            state = {"model": self.model.state_dict(), "wer": wer, "stats": self.stats.to_dict()}
-            state["longest_utterance_seconds"] = self.longest_seconds
-            save_training_state(state, folder, self.progress.step, keep=10**9)
-        for path in list_checkpoints(folder):
-            if int(path.stem.split("-")[1]) not in best_steps:
-                path.unlink()
 
     # ------------------------------------------------------------------- run
     def run(self) -> Path:
@@ -447,7 +262,7 @@ class Trainer(StepBookkeeping):
                 self.writer.close()
         model_dir = self.exp_dir / "model"
         if self.world.is_main:
-            self.export(model_dir)
+            export_average(self.exp_dir, self.config, self.config.average_best, model_dir)
         barrier(self.world)
         leave(self.world)
         return model_dir
@@ -498,13 +313,6 @@ class Trainer(StepBookkeeping):
                 "check the audio levels and data.stats, or lower optim.schedule.lr"
             )
 
-    def export(self, model_dir: Path) -> None:
-        export_average(self.exp_dir, self.config, self.config.average_best, model_dir)
-
-
-CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "progress", "config", "stats", "longest_utterance_seconds")
-"""What a training checkpoint holds (and `_state` writes)."""
-
 
 def _groups(batches: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive groups of `size` items; the last may be shorter."""
@@ -516,38 +324,6 @@ def _groups(batches: Iterable[T], size: int) -> Iterator[list[T]]:
             group = []
     if group:
         yield group
-
-
-def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_dir: str | Path) -> int:
-    """Average the `count` best kept weights of `exp_dir` by dev WER into a model directory.
-
-    Returns how many were averaged. Falls back to the latest checkpoint if no
-    validation kept any. The normalisation statistics and the longest training
-    utterance come from the run's own checkpoints, not from files that may have
-    changed since.
-    """
-    exp_dir = Path(exp_dir)
-    kept = [load_training_state(p) for p in list_checkpoints(exp_dir / "best")]
-    kept.sort(key=lambda state: state["wer"])
-    kept = kept[:count]
-    if not kept:
-        latest = list_checkpoints(exp_dir / "checkpoints")
-        if not latest:
-            raise TrainingError(f"{exp_dir}: no checkpoint to export; has training run here?")
-        kept = [load_training_state(latest[-1])]
-    if "stats" not in kept[0]:
-        raise TrainingError(f"{exp_dir}: its checkpoints predate the statistics they now hold; train it again")
-    vocab = Vocabulary.default()
-    record = {
-        "model": to_dict(dataclasses.replace(config.model, vocab_size=len(vocab))),
-        "features": to_dict(config.features),
-        "decoding": to_dict(config.decoding),
-        "training": {"longest_utterance_seconds": round(kept[0]["longest_utterance_seconds"], 2)},
-    }
-    states = [state["model"] for state in kept]
-    export_model_dir(model_dir, record, average_state_dicts(states), vocab, NormStats.from_dict(kept[0]["stats"]))
-    log.info("exported %s (average of %d checkpoints)", model_dir, len(states))
-    return len(states)
 
 
 def train(config: TrainConfig, exp_dir: str | Path, device: str = "auto", track: Track = no_progress) -> Path:

@@ -1,4 +1,5 @@
-"""Validation during training: dev loss and greedy WER/CER of the model as it stands.
+"""Validation during training: dev loss and greedy WER/CER of the model as it stands, and
+attention plots of a few dev utterances.
 
 Training calls `dev_metrics` on its main process after each epoch (and every
 `validate_every` steps); the result reaches every process (`asr.training`).
@@ -11,16 +12,20 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
 
 from asr.data import SpeechDataset, Utterance, collate
 from asr.decoding import Hypothesis, SearchConfig
 from asr.errors import UserError
 from asr.features import Frontend
 from asr.model import LAS
+from asr.outputs import safe_file_name
+from asr.plotting import attention_figure, save_figure
 from asr.recognize import recognize
 from asr.scoring import score
 from asr.text import Vocabulary
@@ -112,3 +117,18 @@ def dev_metrics(
     metrics = {key: value / tokens for key, value in totals.items()}
     metrics.update(wer=corpus.wer, cer=corpus.cer)
     return metrics, shown
+
+
+def write_plots(
+    plots: Sequence[Plot], folder: Path, step: int, hop_seconds: float, writer: SummaryWriter | None
+) -> None:
+    """Write folder/NAME.png for each plot, NAME a safe file name made of the utterance id
+    (`safe_file_name`), and each figure to TensorBoard at `step` when `writer` is given."""
+    for utterance_id, hypothesis, features in plots:
+        characters = list(hypothesis.text) + ["<eos>"]
+        attention = hypothesis.attention.float().cpu().numpy()[: len(characters)]
+        title = f"{utterance_id} step {step}: {hypothesis.text}"
+        figure = attention_figure(attention, characters[: attention.shape[0]], features, hop_seconds, title)
+        if writer is not None:
+            writer.add_figure(f"attention/{utterance_id}", figure, step, close=False)
+        save_figure(figure, folder / f"{safe_file_name(utterance_id)}.png")

@@ -45,7 +45,8 @@ def run_train(args: argparse.Namespace) -> None:
 def run_average(args: argparse.Namespace) -> None:
     from asr.checkpoint import check_replaceable
     from asr.config import load_config
-    from asr.training import TrainConfig, export_average
+    from asr.training import TrainConfig
+    from asr.training_checkpoints import export_average
 
     config = load_config(TrainConfig, args.exp_dir / "config.yaml")
     out = args.out or args.exp_dir / "model"
@@ -92,7 +93,8 @@ def read_groups(path: Path) -> dict[str, str]:
             raise UserError(f"{path}:{number}: expected 'speaker group', found {line.strip()!r}")
         speaker, group = fields
         if groups.get(speaker, group) != group:
-            raise UserError(f"{path}:{number}: speaker {speaker} is in group {groups[speaker]!r} already, not {group!r}")
+            first = groups[speaker]
+            raise UserError(f"{path}:{number}: speaker {speaker} is in group {first!r} already, not {group!r}")
         groups[speaker] = group
     return groups
 
