@@ -107,12 +107,15 @@ seen["import asr"] = synthesis_modules()
 asr.load_model
 from asr.transcribe import Recognizer, load_model
 seen["asr.load_model"] = synthesis_modules()
+from asr.cli import build_parser
+build_parser()
+seen["the CLI's parser: num2words"] = [m for m in synthesis_modules() if m.startswith("num2words")]
 print(json.dumps(seen))
 """
 
 
-def test_the_transcription_api_imports_no_synthesis_code_nor_num2words() -> None:
+def test_the_transcription_api_imports_no_synthesis_code_nor_num2words_and_the_cli_no_num2words() -> None:
     result = subprocess.run([sys.executable, "-c", SYNTHESIS_ONLY], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
-    assert seen == {"import asr": [], "asr.load_model": []}
+    assert seen == {"import asr": [], "asr.load_model": [], "the CLI's parser: num2words": []}

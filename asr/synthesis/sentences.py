@@ -27,8 +27,6 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from num2words import num2words
-
 from asr.errors import UserError
 from asr.text import normalize
 
@@ -137,6 +135,8 @@ _ROMAN_LETTERS = frozenset("VXLCDM")
 
 def _words(number: str, to: str = "cardinal") -> str:
     """num2words without its commas ("one thousand, two hundred" reads as two phrases)."""
+    from num2words import num2words  # here: the CLI's parser reads this module's constants, num2words only this
+
     return num2words(number if to == "cardinal" and "." in number else int(number), to=to).replace(",", "")
 
 
