@@ -17,7 +17,7 @@ import torch
 
 from asr.decoding.config import Hypothesis, LanguageModel, SearchConfig
 from asr.decoding.ranking import Finished, History, length_penalty
-from asr.decoding.search import FRAME_SECONDS, Search, scatter_rows
+from asr.decoding.search import FRAME_SECONDS, Search
 from asr.model import LAS
 from asr.text import Vocabulary
 
@@ -73,29 +73,17 @@ def beam_search(
         weights = search.state.weights  # (B'*K, T')
         if coverage is not None:
             coverage = coverage + weights.float()
-        history.peaks.append(scatter_rows(weights.argmax(-1), rows, b * k))
-        if config.keep_attention:
-            history.weights.append(scatter_rows(weights, rows, b * k))
+        history.attended(weights, rows, b * k, config.keep_attention)
         _collect_finished(total, scores, step, longest, active, stopped, coverage, finished, config, v, vocab.eos_id)
         stopped[active] |= (
             (finished.count[active] >= k) | (step >= longest[active]) | finished.ended(active, step, config)
         )
-        going = None  # positions in `active` of the utterances that go on: all of them between looks
         if step == last_step:
             break
-        if step % looks == 0:
-            going = (~stopped[active]).nonzero()[:, 0]
-            if going.shape[0] == 0:
-                break
-            if going.shape[0] == active.shape[0]:
-                going = None
-        if going is not None:
-            total = total.index_select(0, going)
-        total.view(-1, k, v)[:, :, vocab.eos_id] = -math.inf
-        scores, index = total.topk(k, dim=-1)  # (B'', K)
-        positions = torch.arange(total.shape[0], device=device) if going is None else going
-        parents = (torch.div(index, v, rounding_mode="floor") + positions[:, None] * k).view(-1)
-        tokens = (index % v).view(-1)
+        going = _going(stopped, active, step, looks)
+        if going is not None and going.shape[0] == 0:
+            break
+        scores, parents, tokens = _extend(total, going, k, vocab.eos_id)
         search.state = search.state.select(parents)
         search.advance(parents, tokens)
         if coverage is not None:
@@ -104,9 +92,33 @@ def beam_search(
             search.leave(going, _rows(going, k))  # their hypotheses' positions in this step's batch
             active = active[going]
         parent_rows, rows = rows[parents], _rows(active, k)
-        history.parents.append(scatter_rows(parent_rows, rows, b * k))
-        history.tokens.append(scatter_rows(tokens, rows, b * k))
+        history.extended(parent_rows, tokens, rows, b * k)
     return history.best(finished, encoded_lengths, vocab)
+
+
+def _extend(
+    total: torch.Tensor, going: torch.Tensor | None, k: int, eos_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The best K extensions other than EOS of each utterance that goes on (`going`: positions in
+    the batch; None: all), from the scores (B', K*V) of all: their scores (B'', K), and the rows of
+    their parents in this step's batch and their tokens, (B''*K,) each."""
+    if going is not None:
+        total = total.index_select(0, going)
+    v = total.shape[1] // k
+    total.view(-1, k, v)[:, :, eos_id] = -math.inf
+    scores, index = total.topk(k, dim=-1)  # (B'', K)
+    positions = torch.arange(total.shape[0], device=total.device) if going is None else going
+    parents = (torch.div(index, v, rounding_mode="floor") + positions[:, None] * k).view(-1)
+    return scores, parents, (index % v).view(-1)
+
+
+def _going(stopped: torch.Tensor, active: torch.Tensor, step: int, looks: int) -> torch.Tensor | None:
+    """Positions in `active` (B',) of the utterances that go on after `step`, looked at every
+    `looks` steps; None when all of them do (or this step does not look)."""
+    if step % looks:
+        return None
+    going = (~stopped[active]).nonzero()[:, 0]
+    return None if going.shape[0] == active.shape[0] else going
 
 
 def _collect_finished(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from asr.decoding.config import Hypothesis, SearchConfig
+from asr.decoding.search import scatter_rows
 from asr.text import Vocabulary
 
 
@@ -93,6 +94,19 @@ class History:
     parents: list[torch.Tensor] = field(default_factory=list)
     peaks: list[torch.Tensor] = field(default_factory=list)
     weights: list[torch.Tensor] = field(default_factory=list)
+
+    def attended(self, weights: torch.Tensor, rows: torch.Tensor, size: int, keep_weights: bool) -> None:
+        """Record a step's attention (N', T') of the hypotheses in `rows` (N',) of the `size` rows:
+        its peak frames, and the weights too when `keep_weights`."""
+        self.peaks.append(scatter_rows(weights.argmax(-1), rows, size))
+        if keep_weights:
+            self.weights.append(scatter_rows(weights, rows, size))
+
+    def extended(self, parents: torch.Tensor, tokens: torch.Tensor, rows: torch.Tensor, size: int) -> None:
+        """Record a step's choice: the hypotheses now in `rows` (N',) continue the rows `parents` (N',)
+        with `tokens` (N',)."""
+        self.parents.append(scatter_rows(parents, rows, size))
+        self.tokens.append(scatter_rows(tokens, rows, size))
 
     def best(self, finished: Finished, encoded_lengths: torch.Tensor, vocab: Vocabulary) -> list[Hypothesis]:
         """The best finished hypothesis of each utterance (by ranking score), traced back; the
