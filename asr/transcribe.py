@@ -170,6 +170,52 @@ def _spans(
     return find_segments(frame_levels(blocks(), config.frame_seconds), config)
 
 
+class _InOrder:
+    """The transcripts of one `Recognizer.transcribe_all` call, given out in input order: a
+    recording's once all its pieces are decoded, or the error that stopped it."""
+
+    def __init__(self, progress: Callable[[float], None] | None) -> None:
+        self.progress = progress
+        self.segments: dict[int, list[Segment | None]] = {}  # None: a piece not decoded yet
+        self.recordings: dict[int, _Recording] = {}
+        self.failed: dict[int, AudioError] = {}
+        self.decoded_seconds: dict[int, float] = {}
+        self.next = 0  # the index of the next recording to give out
+
+    def add(self, index: int, recording: _Recording) -> None:
+        self.recordings[index] = recording
+        self.segments[index] = [None] * len(recording.spans)
+
+    def fail(self, index: int, error: AudioError) -> None:
+        self.failed[index] = error
+        self.recordings.pop(index, None)
+
+    def decoded(self, index: int, number: int, segment: Segment, seconds: float) -> None:
+        """Piece `number` of recording `index`, `seconds` of audio, is `segment` (ignored if the recording failed)."""
+        if index not in self.segments or index in self.failed:
+            return
+        self.segments[index][number] = segment
+        self.decoded_seconds[index] = self.decoded_seconds.get(index, 0.0) + seconds
+        if self.progress is not None and seconds:
+            self.progress(seconds)
+
+    def done(self) -> Iterator[tuple[int, Transcript | AudioError]]:
+        """(index, transcript or error) of each recording, in order, as far as all are complete."""
+        while self.next in self.failed or (self.next in self.segments and None not in self.segments[self.next]):
+            index = self.next
+            self.next += 1
+            segments = self.segments.pop(index, [])
+            decoded = self.decoded_seconds.pop(index, 0.0)
+            if index in self.failed:
+                yield index, self.failed.pop(index)
+                continue
+            recording = self.recordings.pop(index)
+            if self.progress is not None:  # what was judged silence, or too short to decode
+                self.progress(recording.duration - decoded)
+            found = tuple(s for s in segments if s is not None and s.text)
+            yield index, Transcript(recording.name, recording.duration, found, max(0.0, recording.duration - decoded))
+
+
 class Recognizer:
     """A loaded model directory that transcribes files and waveforms (see the module's example)."""
 
@@ -239,63 +285,37 @@ class Recognizer:
         is done; it adds up to the total duration of the recordings that succeed.
         Segments whose text is empty (silence, pieces too short to decode) are left out.
         """
-        segments: dict[int, list[Segment | None]] = {}
-        recordings: dict[int, _Recording] = {}
-        failed: dict[int, AudioError] = {}
+        transcripts = _InOrder(progress)
         pool: list[_Piece] = []
-        done_seconds: dict[int, float] = {}
-        emitted = 0
-
-        def finish() -> Iterator[tuple[int, Transcript | AudioError]]:
-            nonlocal emitted
-            while emitted in failed or (emitted in segments and None not in segments[emitted]):
-                if emitted in failed:
-                    yield emitted, failed.pop(emitted)
-                    segments.pop(emitted, None)
-                    done_seconds.pop(emitted, None)
-                else:
-                    recording = recordings.pop(emitted)
-                    decoded = done_seconds.pop(emitted, 0.0)
-                    found = tuple(s for s in segments.pop(emitted) if s is not None and s.text)
-                    if progress is not None:
-                        progress(recording.duration - decoded)
-                    left_out = max(0.0, recording.duration - decoded)
-                    yield emitted, Transcript(recording.name, recording.duration, found, left_out)
-                emitted += 1
-
-        def decode_pool() -> None:
-            pool.sort(key=lambda piece: -piece.waveform.shape[0])
-            for start in range(0, len(pool), config.batch_size):
-                batch = pool[start : start + config.batch_size]
-                _, _, hypotheses = self._decode(batch, config.search)
-                for piece, hypothesis in zip(batch, hypotheses, strict=True):
-                    if piece.recording in segments:  # not failed meanwhile
-                        segments[piece.recording][piece.index] = self._segment(piece, hypothesis, config)
-                        done_seconds[piece.recording] = done_seconds.get(piece.recording, 0.0) + piece.end - piece.start
-                        if progress is not None:
-                            progress(piece.end - piece.start)
-            pool.clear()
-
         for index, audio in enumerate(audios):
             try:
                 recording = self._prepare(audio, index, sample_rate, config.segmenter)
-                recordings[index] = recording
-                segments[index] = [None] * len(recording.spans)
+                transcripts.add(index, recording)
                 for number, (start, end) in enumerate(recording.spans):
                     waveform = recording.read(start, end)
                     if end - start < MIN_PIECE_SECONDS:  # too short to decode: no text
-                        segments[index][number] = Segment(start, end, "", -math.inf)
+                        transcripts.decoded(index, number, Segment(start, end, "", -math.inf), seconds=0.0)
                         continue
                     pool.append(_Piece(index, number, start, end, waveform))
                     if len(pool) >= config.pool_pieces:
-                        decode_pool()
-                        yield from finish()
+                        self._decode_pool(pool, config, transcripts)
+                        yield from transcripts.done()
             except AudioError as error:
-                failed[index] = error
-                recordings.pop(index, None)
-            yield from finish()
-        decode_pool()
-        yield from finish()
+                transcripts.fail(index, error)
+            yield from transcripts.done()
+        self._decode_pool(pool, config, transcripts)
+        yield from transcripts.done()
+
+    def _decode_pool(self, pool: list[_Piece], config: TranscribeConfig, transcripts: _InOrder) -> None:
+        """Decode the pieces of `pool` in batches of similar length and empty it."""
+        pool.sort(key=lambda piece: -piece.waveform.shape[0])
+        for start in range(0, len(pool), config.batch_size):
+            batch = pool[start : start + config.batch_size]
+            _, _, hypotheses = self._decode(batch, config.search)
+            for piece, hypothesis in zip(batch, hypotheses, strict=True):
+                segment = self._segment(piece, hypothesis, config)
+                transcripts.decoded(piece.recording, piece.index, segment, seconds=piece.end - piece.start)
+        pool.clear()
 
     def _prepare(self, audio: AudioInput, index: int, sample_rate: int, config: SegmenterConfig) -> _Recording:
         """A file is read block by block to find its pieces and then piece by piece; a waveform is
