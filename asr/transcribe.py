@@ -333,9 +333,10 @@ class Recognizer:
             name, duration, spans, lambda start, end: waveform[round(start * SAMPLE_RATE) : round(end * SAMPLE_RATE)]
         )
 
-    def align(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE, beam: int | None = None) -> Alignment:
-        """Decode the first piece of a recording (all of it when it is short) for an alignment plot."""
-        config = self.config(beam=beam)
+    def align(self, audio: AudioInput, sample_rate: int = SAMPLE_RATE, **overrides: Any) -> Alignment:
+        """Decode the first piece of a recording (all of it when it is short) for an alignment plot,
+        with the model's search and the `overrides` by `SearchConfig` field name, as `config()`."""
+        config = self.config(**overrides)
         recording = self._prepare(audio, 0, sample_rate, config.segmenter)
         if not recording.spans:
             raise AudioError(f"{recording.name}: no speech found (the recording is silent)")

@@ -443,7 +443,7 @@ def test_the_models_search_is_read_once_and_a_given_search_is_overridden_by_name
 
 
 def test_an_attention_window_reaches_the_search_from_the_api_and_the_command_line(
-    model_dir: Path, capsys, monkeypatch
+    model_dir: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
     model = asr.load_model(model_dir, device="cpu")
     assert model.config(attention_window=16).search.attention_window == 16
@@ -463,6 +463,10 @@ def test_an_attention_window_reaches_the_search_from_the_api_and_the_command_lin
     assert main(["transcribe", "--model", str(model_dir), str(FILES[0]), "--attention-window", "100000"]) == 0
     assert text_of(FILES[0]) in capsys.readouterr().out
     assert windows and set(windows) == {100000}
+    windows.clear()
+    plot = str(tmp_path / "align.png")
+    assert main(["align", "--model", str(model_dir), str(FILES[0]), "--plot", plot, "--attention-window", "8"]) == 0
+    assert windows == [8]  # asr align has every search flag too
     with pytest.raises(SystemExit) as stopped:
         main(["transcribe", "--model", str(model_dir), str(FILES[0]), "--attention-window", "-1"])
     assert stopped.value.code == 2 and "--attention-window" in capsys.readouterr().err

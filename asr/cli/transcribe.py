@@ -166,7 +166,7 @@ def run_align(args: argparse.Namespace) -> None:
 
     output_file(args.plot, "--plot", inputs=[args.file])
     model = load_model(args.model, args.device)
-    alignment = model.align(args.file, beam=args.beam)
+    alignment = model.align(args.file, **search_overrides(args))
     characters = [*alignment.hypothesis.text, "<eos>"]
     title = f"{args.file.name} {alignment.start:.2f}-{alignment.end:.2f} s: {alignment.hypothesis.text}"
     figure = attention_figure(
@@ -191,6 +191,6 @@ def add_align(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("file", type=Path, help="audio file")
     parser.add_argument("--model", required=True, type=Path, help="model directory")
     parser.add_argument("--plot", required=True, type=Path, help="PNG file to write")
-    parser.add_argument("--beam", type=positive_int, help="beam size (default: the model's)")
+    add_search_options(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.set_defaults(run=run_align)
