@@ -305,7 +305,7 @@ def setup(args: argparse.Namespace, device: torch.device) -> tuple[LASConfig, Vo
     return config, vocab, work
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
@@ -330,49 +330,69 @@ def main() -> None:
     parser.add_argument(
         "--lm-config", type=Path, help="also beam-10 with shallow fusion: an untrained LM of this asr lm train config"
     )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    config, vocab, work = setup(args, device)
-    torch.manual_seed(0)
-    model = LAS(config).to(device)
-    parameters = sum(p.numel() for p in model.parameters())
-    work.description.update(parameters=parameters, tiny=args.tiny)
-    utterances = len(work.lengths)
-    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
-    machine = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "threads": args.threads,
-        "bf16": bf16,
-        "torch": torch.__version__,
-        "compile": args.compile,
-    }
-    peaks = [peak_memory_mib(device)]
+    return parser.parse_args()
 
-    def report(name: str, times: tuple[float, float], **extra: object) -> None:
+
+@dataclass
+class Measures:
+    """The model on its workload, and what every JSON line says about the machine."""
+
+    model: LAS
+    work: Workload
+    vocab: Vocabulary
+    device: torch.device
+    bf16: bool
+    machine: dict[str, object]
+    args: argparse.Namespace
+    peaks: list[int]
+    """Peak memory (MiB) of each measure so far."""
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def report(self, name: str, times: tuple[float, float], **extra: object) -> None:
         wall, cpu = times
-        measured = {"seconds": round(wall, 4), "cpu_seconds": round(cpu, 4), "rtf": round(wall / work.seconds, 5)}
-        print(json.dumps({"measure": name, **measured, **extra, **machine, "workload": work.description}), flush=True)
+        measured = {"seconds": round(wall, 4), "cpu_seconds": round(cpu, 4), "rtf": round(wall / self.work.seconds, 5)}
+        print(
+            json.dumps({"measure": name, **measured, **extra, **self.machine, "workload": self.work.description}),
+            flush=True,
+        )
 
-    def measured(run: Callable[[], object], repeats: int, warmups: int) -> tuple[tuple[float, float], int]:
+    def measured(self, run: Callable[[], object], repeats: int, warmups: int) -> tuple[tuple[float, float], int]:
         """timed(), and the peak memory (MiB) of these runs alone."""
-        reset_peak_memory(device)
-        times = timed(run, device, repeats, warmups)
-        peaks.append(peak_memory_mib(device))
-        return times, peaks[-1]
+        reset_peak_memory(self.device)
+        times = timed(run, self.device, repeats, warmups)
+        self.peaks.append(peak_memory_mib(self.device))
+        return times, self.peaks[-1]
 
-    def train_step() -> None:
-        model.train()
-        model.zero_grad(set_to_none=True)
-        with autocast:
-            losses = model(work.features, work.lengths, work.targets, work.target_lengths)
+    def train_step(self) -> None:
+        work = self.work
+        self.model.train()
+        self.model.zero_grad(set_to_none=True)
+        with self.autocast():
+            losses = self.model(work.features, work.lengths, work.targets, work.target_lengths)
         losses.total.backward()
 
+    def train(self) -> None:
+        if self.args.compile:
+            self.report("compile_and_first_step", self.measured(self.train_step, repeats=1, warmups=0)[0])
+        times, peak = self.measured(self.train_step, self.args.repeats, self.args.warmups)
+        utterances = len(self.work.lengths)
+        rate = round(utterances / times[0], 3)
+        self.report("train_step", times, utterances=utterances, utterances_per_second=rate, peak_memory_mib=peak)
+
     def decode(
-        name: str, search: Callable[..., object], beam: int, lm: torch.nn.Module | None = None, ctc_weight: float = 0.0
+        self,
+        name: str,
+        search: Callable[..., object],
+        beam: int,
+        lm: torch.nn.Module | None = None,
+        ctc_weight: float = 0.0,
     ) -> None:
-        length = round(work.characters_per_second * FRAME_SECONDS * config.listener.subsampling, 6)  # per frame
+        work, window = self.work, self.args.attention_window
+        length = round(
+            work.characters_per_second * FRAME_SECONDS * self.model.config.listener.subsampling, 6
+        )  # per frame
         fusion = 0.3 if lm is not None else 0.0
         search_config = SearchConfig(
             beam=beam,
@@ -380,19 +400,19 @@ def main() -> None:
             min_length_ratio=length,
             lm_weight=fusion,
             ctc_weight=ctc_weight,
-            attention_window=args.attention_window,
+            attention_window=window,
         )
-        with torch.no_grad(), autocast:
-            times, peak = measured(
-                lambda: search(model, work.features, work.lengths, vocab, search_config, lm),
-                min(3, args.repeats),
-                min(1, args.warmups),
+        self.model.eval()
+        with torch.no_grad(), self.autocast():
+            times, peak = self.measured(
+                lambda: search(self.model, work.features, work.lengths, self.vocab, search_config, lm),
+                min(3, self.args.repeats),
+                min(1, self.args.warmups),
             )
-        window = args.attention_window
-        report(
+        self.report(
             name,
             times,
-            utterances=utterances,
+            utterances=len(work.lengths),
             beam=beam,
             ctc_weight=ctc_weight,
             lm_weight=fusion,
@@ -400,32 +420,50 @@ def main() -> None:
             peak_memory_mib=peak,
         )
 
+    def untrained_lm(self, config: Path) -> torch.nn.Module:
+        """An LM of the `asr lm train` config's model section, seeded, untrained."""
+        from asr.lm import CharLM, LMConfig  # here: the LM alone, as the model
+
+        lm_section = apply_overrides(read_yaml(config), []).get("model", {})
+        torch.manual_seed(0)
+        lm_config = from_dict(LMConfig, {**lm_section, "vocab_size": len(self.vocab)}, "model")
+        self.work.description.update(lm_config=str(config))
+        return CharLM(lm_config).to(self.device).eval()
+
+
+def main() -> None:
+    args = parse_arguments()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    config, vocab, work = setup(args, device)
+    torch.manual_seed(0)
+    model = LAS(config).to(device)
+    parameters = sum(p.numel() for p in model.parameters())
+    work.description.update(parameters=parameters, tiny=args.tiny)
+    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
+    machine = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": args.threads,
+        "bf16": bf16,
+        "torch": torch.__version__,
+        "compile": args.compile,
+    }
+    measures = Measures(model, work, vocab, device, bf16, machine, args, peaks=[peak_memory_mib(device)])
     if args.compile:
         from asr.training import compile_model  # here: asr.training needs tensorboard, the model alone does not
 
         compile_model(model)
-        if "train" in args.measures:
-            report("compile_and_first_step", measured(train_step, repeats=1, warmups=0)[0])
     if "train" in args.measures:
-        times, peak = measured(train_step, args.repeats, args.warmups)
-        rate = round(utterances / times[0], 3)
-        report("train_step", times, utterances=utterances, utterances_per_second=rate, peak_memory_mib=peak)
-    model.eval()
+        measures.train()
     if "greedy" in args.measures:
-        decode("greedy_decode", greedy_search, beam=1)
+        measures.decode("greedy_decode", greedy_search, beam=1)
     if "beam10" in args.measures:
-        decode("beam10_decode", beam_search, beam=10)
+        measures.decode("beam10_decode", beam_search, beam=10)
     if "beam10_ctc" in args.measures:
-        decode("beam10_ctc_decode", beam_search, beam=10, ctc_weight=args.ctc_weight)
+        measures.decode("beam10_ctc_decode", beam_search, beam=10, ctc_weight=args.ctc_weight)
     if args.lm_config is not None:
-        from asr.lm import CharLM, LMConfig  # here: the LM alone, as the model
-
-        lm_section = apply_overrides(read_yaml(args.lm_config), []).get("model", {})
-        torch.manual_seed(0)
-        lm = CharLM(from_dict(LMConfig, {**lm_section, "vocab_size": len(vocab)}, "model")).to(device).eval()
-        work.description.update(lm_config=str(args.lm_config))
-        decode("beam10_decode_lm", beam_search, beam=10, lm=lm)
-    model_record = {"measure": "model", "parameters": parameters, "peak_memory_mib": max(peaks), **machine}
+        measures.decode("beam10_decode_lm", beam_search, beam=10, lm=measures.untrained_lm(args.lm_config))
+    model_record = {"measure": "model", "parameters": parameters, "peak_memory_mib": max(measures.peaks), **machine}
     print(json.dumps({**model_record, "workload": work.description}))
 
 
