@@ -106,8 +106,8 @@ if selected 1; then
         { if $with_speechocean && [ "$subset" != test ]; then cat "$real/$subset.jsonl"; fi
           for engine in "${training[@]}"; do cat "$manifests/$engine/$subset.jsonl"; done; } > "$manifests/$subset.jsonl"
     done
-    # each test speaker's engine (speaker numbers are disjoint across engines, and from speechocean762's
-    # four-digit ones): a RESULTS.md row per engine, and per age group of speechocean762
+    # each test speaker's engine (speaker numbers are disjoint across engines; speechocean762's speakers
+    # have the prefix "so"): a RESULTS.md row per engine, and per age group of speechocean762
     { for engine in "${training[@]}" "${held_out[@]}"; do
         grep -o '"speaker": "[^"]*"' "$manifests/$engine/test.jsonl" | cut -d'"' -f4 | sort -u | sed "s/\$/ $engine/"
       done
