@@ -111,11 +111,13 @@ def test_the_table_has_a_row_per_test_set_every_run_has_and_the_ratio_to_the_cho
     )
 
 
-def test_our_runs_are_those_started_and_evaluated_ours_first(tmp_path: Path) -> None:
+def test_our_runs_are_those_started_and_validated_ours_first(tmp_path: Path) -> None:
     report = _module("report")
-    for name in ("ours-b", "ours", "ours-unfinished"):
-        (tmp_path / f"{name}.started").write_text("0\n")
-    for name in ("ours-b", "ours"):
+    for name in ("ours-b", "ours", "ours-unstarted"):
         (tmp_path / name / "eval" / "flite").mkdir(parents=True)
-        (tmp_path / name / "eval" / "flite" / "summary.json").write_text("{}")
+        (tmp_path / name / "validations.json").write_text("[]")
+    for name in ("ours-b", "ours", "ours-without-validation"):
+        (tmp_path / f"{name}.started").write_text("0\n")
+    (tmp_path / "ours" / "eval" / "flite" / "summary.json").write_text("{}")
     assert report.our_runs(tmp_path) == ["ours", "ours-b"]
+    assert report.evaluated(tmp_path, "ours") and not report.evaluated(tmp_path, "ours-b")

@@ -30,10 +30,15 @@ TESTS = {"test": "held-out voices (espeak-ng + festival)", "test/espeak": "- esp
 
 
 def our_runs(exp: Path) -> list[str]:
-    """Our runs in EXP, "ours" first: those with a NAME.started file and test results."""
+    """Our runs in EXP, "ours" first: those with a NAME.started file and a validation."""
     names = [path.name.removesuffix(".started") for path in exp.glob("*.started")]
-    names = [name for name in names if (exp / name / "eval" / "flite" / "summary.json").is_file()]
+    names = [name for name in names if (exp / name / "validations.json").is_file()]
     return sorted(names, key=lambda name: (name != "ours", name))
+
+
+def evaluated(exp: Path, name: str) -> bool:
+    """Whether our run NAME has its test results (a run stopped early has a curve only)."""
+    return (exp / name / "eval" / "flite" / "summary.json").is_file()
 
 
 def our_curve(exp: Path, name: str = "ours") -> list[dict]:
@@ -92,7 +97,7 @@ def plot(curves: dict[str, list[dict]], minutes: float, out: Path) -> None:
     axes.axvline(minutes, color="grey", linestyle=":", linewidth=1)
     axes.set_xlabel("training minutes (wall clock, 2 CPU cores)")
     axes.set_ylabel("dev WER % (greedy, 100 espeak-ng utterances)")
-    axes.set_ylim(0, 120)
+    axes.set_ylim(0, max(120, 10 + max(p["dev_wer"] for curve in curves.values() for p in curve)))
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
@@ -133,7 +138,8 @@ def main() -> int:
     runs = [name for name in SPEECHBRAIN if (args.exp / f"speechbrain-{name}" / "results.jsonl").is_file()]
     curves = {name: our_curve(args.exp, name) for name in ours}
     curves |= {name: read_lines(args.exp / f"speechbrain-{name}" / "curve.jsonl") for name in runs}
-    results = [row for name in ours for row in our_results(args.exp, name)]
+    tested = [name for name in ours if evaluated(args.exp, name)]
+    results = [row for name in tested for row in our_results(args.exp, name)]
     for name in runs:
         results += [{"run": name, **row} for row in read_lines(args.exp / f"speechbrain-{name}" / "results.jsonl")]
     flags = Path("/proc/cpuinfo").read_text()
@@ -158,7 +164,7 @@ def main() -> int:
     (args.out / f"{stem}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     plot({LABELS.get(name, name): curve for name, curve in curves.items()}, args.minutes, args.out / f"{stem}.png")
     print(json.dumps(summary))
-    print(table(results, ours + runs, against))
+    print(table(results, tested + runs, against))
     return 0
 
 
