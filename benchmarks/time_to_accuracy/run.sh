@@ -11,9 +11,10 @@
 #   0 the corpus: recipes/synthetic/run.sh with make demo's arguments, its stages 0-2 (synthesis,
 #     manifests)
 #   1 ours (EXP/ours, or EXP/NAME with --ours NAME: a variant with --ours-set's training
-#     settings, on a copy of EXP/ours's manifests): the recipe's stages 3-4, timed (normalisation statistics, inside the budget as
-#     SpeechBrain's first-epoch normalisation is inside its own; `asr train` with the demo's config
-#     and --epochs, sized so that the cosine schedule ends within the budget)
+#     settings, on a copy of EXP/ours's manifests): the recipe's stages 3-4, timed (normalisation
+#     statistics, inside the budget as SpeechBrain's first-epoch normalisation is inside its own;
+#     `asr train` with the demo's config and --epochs, sized so that the cosine schedule ends
+#     within the budget)
 #   2 ours: the recipe's stages 5-6 (average, evaluate the test sets; EXP/ours/RESULTS.md)
 #   3 SpeechBrain: speechbrain_las.py in the peers' environment (../shared/bench/install_peers.sh,
 #     then `pip install -e .` of this project into it), once with its LibriSpeech recipe's optimiser
@@ -41,7 +42,7 @@ demo=(--data data/demo --exp "$exp/$ours" --engines espeak,festival --held-out-e
 manifests=$exp/ours/manifests
 
 if selected 0; then
-    ASR=.venv/bin/asr bash recipes/synthetic/run.sh "${demo[@]}" --stop-stage 2
+    ASR=.venv/bin/asr bash recipes/synthetic/run.sh "${demo[@]}" --exp "$exp/ours" --stop-stage 2
 fi
 
 if selected 1; then
@@ -53,7 +54,6 @@ if selected 1; then
     for setting in $(echo "$ours_set" | tr ',' ' '); do overrides+=(--set "$setting"); done
     date +%s.%N > "$exp/$ours.started"
     ASR=.venv/bin/asr bash recipes/synthetic/run.sh "${demo[@]}" --stage 3 --stop-stage 4 "${overrides[@]}"
-    date +%s.%N > "$exp/$ours.ended"
 fi
 
 if selected 2; then

@@ -294,6 +294,26 @@ def scored(pairs: dict[str, tuple[str, str]]):
     return score(ids, [pairs[i][0] for i in ids], [pairs[i][1] for i in ids])
 
 
+def choose_search(brain: ASR, dev: DynamicItemDataset, parts: dict, vocabulary: int, out: Path) -> Search:
+    """Decode dev with each of SEARCHES (the best dev checkpoint); write their WERs to `out` and
+    return the best."""
+    tried = []
+    for search in SEARCHES:
+        corpus, _ = scored(decode(brain, dev, searcher(parts, search, vocabulary)))
+        tried.append({"search": search.name, "ctc_weight": search.ctc_weight, "coverage": search.coverage,
+                      "dev_wer": corpus.wer})  # fmt: skip
+    out.write_text("".join(json.dumps(line) + "\n" for line in tried))
+    return min(zip(tried, SEARCHES, strict=True), key=lambda pair: pair[0]["dev_wer"])[1]
+
+
+def test_rows(brain: ASR, data: DynamicItemDataset, name: str, search, group_of: dict[str, str]) -> list[dict]:
+    """The test set's scores, then each group's (`group_of`: utterance id -> group)."""
+    corpus, utterances = scored(decode(brain, data, search))
+    sets = {name: corpus} | {f"{name}/{group}": value for group, value in group_scores(utterances, group_of).items()}
+    return [{"test": label, "insertion_rate": round(100 * value.insertions / value.words, 2), **value.to_dict()}
+            for label, value in sets.items()]  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifests", type=Path, required=True, help="a recipe's EXP/manifests")
@@ -344,38 +364,16 @@ def main() -> int:
                   train_loader_kwargs={"batch_size": 8, "shuffle": False},
                   valid_loader_kwargs={"batch_size": 8})  # fmt: skip
         log.info("training ended at %.1f min", curve.minutes())
-    # every search on dev with the best dev checkpoint, the best search on the tests
-    tried = []
-    with (args.out / "search.jsonl").open("w") as out:
-        for search in SEARCHES:
-            corpus, _ = scored(decode(brain, data["dev"], searcher(parts, search, vocabulary)))
-            tried.append((corpus.wer, search))
-            out.write(
-                json.dumps(
-                    {
-                        "search": search.name,
-                        "ctc_weight": search.ctc_weight,
-                        "coverage": search.coverage,
-                        "dev_wer": corpus.wer,
-                    }
-                )
-                + "\n"
-            )
-    best = min(tried, key=lambda pair: pair[0])[1]
+    best = choose_search(brain, data["dev"], parts, vocabulary, args.out / "search.jsonl")
     groups = dict(line.split() for line in args.groups.read_text().splitlines()) if args.groups else {}
     rows = []
     for name in tests:
-        corpus, utterances = scored(decode(brain, data[name], searcher(parts, best, vocabulary)))
         speakers = read_manifest(args.manifests / f"{name}.jsonl")
         group_of = {u.id: groups[u.speaker] for u in speakers if u.speaker in groups}
-        by_group = group_scores(utterances, group_of)
-        sets = {name: corpus} | {f"{name}/{group}": value for group, value in by_group.items()}
-        for label, value in sets.items():
-            rows.append({"toolkit": "speechbrain", "settings": args.settings, "test": label, "search": best.name,
-                         "beam": 4,
-                         "ctc_weight": best.ctc_weight, "coverage": best.coverage,
-                         "insertion_rate": round(100 * value.insertions / value.words, 2),
-                         **value.to_dict()})  # fmt: skip
+        rows += test_rows(brain, data[name], name, searcher(parts, best, vocabulary), group_of)
+    search = {"settings": args.settings, "search": best.name, "beam": 4, "ctc_weight": best.ctc_weight,
+              "coverage": best.coverage}  # fmt: skip
+    rows = [{"toolkit": "speechbrain", **search, **row} for row in rows]
     (args.out / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     for row in rows:
         log.info(
