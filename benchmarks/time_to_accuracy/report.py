@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -143,7 +144,7 @@ def main() -> int:
     for name in runs:
         results += [{"run": name, **row} for row in read_lines(args.exp / f"speechbrain-{name}" / "results.jsonl")]
     flags = Path("/proc/cpuinfo").read_text()
-    machine = {"cpu": cpu_name(), "avx512f": " avx512f" in flags, "cores": torch.get_num_threads(),
+    machine = {"cpu": cpu_name(), "avx512f": " avx512f" in flags, "cores": os.cpu_count(),
                "torch": torch.__version__, "date": datetime.date.today().isoformat()}  # fmt: skip
     against = min(runs, key=lambda name: last_within(curves[name], args.minutes)["dev_wer"])
     sb_end = last_within(curves[against], args.minutes)
