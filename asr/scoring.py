@@ -50,6 +50,11 @@ class CorpusScore:
     chars: int
     char_errors: int
 
+    @property
+    def insertion_rate(self) -> float:
+        """Inserted words per hundred reference words."""
+        return 100 * self.insertions / self.words
+
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
 

@@ -19,10 +19,13 @@ import json
 import os
 import platform
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from asr.scoring import CorpusScore
 
 SPEECHBRAIN = {"librispeech": "SpeechBrain, LibriSpeech recipe", "small": "SpeechBrain, small-corpus recipe scaled"}
 LABELS = {"ours": "ours (make demo's config)", **SPEECHBRAIN}
@@ -63,11 +66,10 @@ def our_results(exp: Path, run: str = "ours") -> list[dict]:
         search = summary["search"]
         sets = {name: summary} | {f"{name}/{group}": value for group, value in summary.get("groups", {}).items()}
         for label, value in sets.items():
-            scores = {key: value[key] for key in ("wer", "cer", "utterances", "words", "substitutions", "deletions",
-                                                 "insertions", "chars", "char_errors")}  # fmt: skip
+            corpus = CorpusScore(**{field.name: value[field.name] for field in fields(CorpusScore)})
             rows.append({"toolkit": "ours", "run": run, "test": label, "beam": search["beam"],
-                         "ctc_weight": search["ctc_weight"],
-                         "insertion_rate": round(100 * value["insertions"] / value["words"], 2), **scores})  # fmt: skip
+                         "ctc_weight": search["ctc_weight"], "insertion_rate": round(corpus.insertion_rate, 2),
+                         **corpus.to_dict()})  # fmt: skip
     return rows
 
 

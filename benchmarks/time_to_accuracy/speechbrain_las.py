@@ -310,7 +310,7 @@ def test_rows(brain: ASR, data: DynamicItemDataset, name: str, search, group_of:
     """The test set's scores, then each group's (`group_of`: utterance id -> group)."""
     corpus, utterances = scored(decode(brain, data, search))
     sets = {name: corpus} | {f"{name}/{group}": value for group, value in group_scores(utterances, group_of).items()}
-    return [{"test": label, "insertion_rate": round(100 * value.insertions / value.words, 2), **value.to_dict()}
+    return [{"test": label, "insertion_rate": round(value.insertion_rate, 2), **value.to_dict()}
             for label, value in sets.items()]  # fmt: skip
 
 
