@@ -30,7 +30,9 @@ import yaml
 from asr.atomic import atomic_open, atomic_write_text, default_mode
 from asr.config import ConfigError, from_dict
 from asr.errors import UserError
-from asr.features import FeatureConfig, Frontend, NormStats
+from asr.frontend.features import FeatureConfig
+from asr.frontend.normalization import NormStats
+from asr.frontend.pipeline import Frontend
 from asr.model import LAS, LASConfig
 from asr.text import Vocabulary
 

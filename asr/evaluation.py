@@ -28,16 +28,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
-from asr.audio import AudioError
 from asr.checkpoint import LoadedModel
 from asr.config import to_dict
-from asr.data import SpeechDataset, Utterance, collate, first_unreadable, read_manifest, text_notes
-from asr.decoding import LanguageModel, SearchConfig
+from asr.data.dataset import SpeechDataset, collate
+from asr.data.manifest import Utterance, first_unreadable, read_manifest, text_notes
+from asr.decoding.config import LanguageModel, SearchConfig
 from asr.errors import UserError
+from asr.frontend.audio import AudioError
+from asr.frontend.segmentation import SegmenterConfig
 from asr.progress import Track, no_progress
 from asr.recognize import recognize
 from asr.scoring import CorpusScore, group_scores, score, worst_report
-from asr.segmentation import SegmenterConfig
 from asr.text import normalize
 from asr.transcribe import Recognizer, TranscribeConfig
 

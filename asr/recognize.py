@@ -11,8 +11,10 @@ import torch
 
 from asr.checkpoint import LoadedModel
 from asr.config import ConfigError, from_dict
-from asr.decoding import DecodingError, Hypothesis, LanguageModel, SearchConfig, beam_search, greedy_search
-from asr.features import Frontend
+from asr.decoding.beam import beam_search
+from asr.decoding.config import DecodingError, Hypothesis, LanguageModel, SearchConfig
+from asr.decoding.greedy import greedy_search
+from asr.frontend.pipeline import Frontend
 from asr.model import LAS
 from asr.text import Vocabulary
 

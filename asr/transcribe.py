@@ -8,7 +8,7 @@
         print(f"{segment.start:.2f}-{segment.end:.2f} {segment.text}")
 
 A recording no longer than the longest utterance the model was trained on is decoded
-whole; a longer one is cut at pauses (`asr.segmentation`) and its pieces are decoded
+whole; a longer one is cut at pauses (`asr.frontend.segmentation`) and its pieces are decoded
 in batches, sorted by length together with those of other recordings. Memory stays
 bounded: a long file is read piece by piece, and at most `pool_pieces` pieces wait.
 """
@@ -27,7 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from asr.audio import (
+from asr.checkpoint import LoadedModel, load_model_dir
+from asr.decoding.config import Hypothesis, LanguageModel, SearchConfig
+from asr.device import choose_device
+from asr.errors import UserError
+from asr.frontend.audio import (
     SAMPLE_RATE,
     AudioError,
     audio_blocks,
@@ -38,13 +42,9 @@ from asr.audio import (
     mix_down,
     resample,
 )
-from asr.checkpoint import LoadedModel, load_model_dir
-from asr.decoding import Hypothesis, LanguageModel, SearchConfig
-from asr.device import choose_device
-from asr.errors import UserError
+from asr.frontend.segmentation import SegmenterConfig, find_segments, frame_levels
 from asr.lm import load_lm
 from asr.recognize import decoding_section, int8_model, recognize, search_settings
-from asr.segmentation import SegmenterConfig, find_segments, frame_levels
 from asr.text import normalize
 
 AudioInput = str | os.PathLike | np.ndarray | torch.Tensor

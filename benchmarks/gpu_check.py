@@ -77,7 +77,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "LibriSpeech"
 CONFIGS = ROOT / "recipes" / "librispeech" / "conf"
 IMPORT_NAMES = {"pyyaml": "yaml"}
 """Distributions whose module is named otherwise."""
-PROJECT_MODULES = ("asr", "asr.training", "asr.cli")
+PROJECT_MODULES = ("asr", "asr.training.loop", "asr.cli")
 """What the parts import: their errors name a missing module that pyproject.toml does not list."""
 CPU_TRAIN_STEP_SECONDS = 8.57
 """The benchmark batch's training step on the project's 2-core CPU VM (benchmarks/README.md, "after")."""
@@ -340,7 +340,9 @@ def run_model_speed(check: Check, part: str, label: str, arguments: list[str], b
         if check.quick and check.device == "cpu":
             env["TORCH_COMPILE_DISABLE"] = "1"
     name = f"{part}_{label}_{mode}"
-    why = check.blocked(("asr", "asr.training") if compiled else ("asr",), minimum=min(box, 90 if compiled else 30))
+    why = check.blocked(
+        ("asr", "asr.training.loop") if compiled else ("asr",), minimum=min(box, 90 if compiled else 30)
+    )
     if why:
         check.skip(part, f"{label} ({mode})", {"name": label, "command": " ".join(command[1:])}, why)
         return
@@ -394,7 +396,7 @@ def check_throughput(check: Check) -> None:
         if check.quick:
             command += ["--tiny", "--steps", "3", "--warmups", "1", "--workers", "0"]
         workload = {"name": label, "config": str(config), "command": " ".join(command[1:])}
-        why = check.blocked(("asr.training",), minimum=min(box, 60))
+        why = check.blocked(("asr.training.loop",), minimum=min(box, 60))
         if why:
             check.skip("throughput", label, workload, why)
             continue
@@ -408,7 +410,7 @@ def check_throughput(check: Check) -> None:
 
 def check_training(check: Check) -> None:
     workload = f"the committed fixture {FIXTURE.relative_to(ROOT)} (4 + 2 utterances), a tiny LAS, bf16"
-    why = check.blocked(("asr.training", "asr.cli"), minimum=40)
+    why = check.blocked(("asr.training.loop", "asr.cli"), minimum=40)
     if why:
         check.skip("train", "asr train", workload, why)
         return

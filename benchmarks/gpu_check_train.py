@@ -31,7 +31,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from asr.checkpoint import list_checkpoints, load_training_state
 from asr.cli import main as asr
 from asr.config import load_config
-from asr.training import TrainConfig, Trainer
+from asr.training.config import TrainConfig
+from asr.training.loop import Trainer
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "LibriSpeech"
 

@@ -56,9 +56,12 @@ from pathlib import Path
 import torch
 
 from asr.config import apply_overrides, from_dict, read_yaml
-from asr.data import FilterConfig
-from asr.decoding import SearchConfig, beam_search, greedy_search
-from asr.features import SPEED_FACTORS, FeatureConfig
+from asr.data.manifest import FilterConfig
+from asr.decoding.beam import beam_search
+from asr.decoding.config import SearchConfig
+from asr.decoding.greedy import greedy_search
+from asr.frontend.augment import SPEED_FACTORS
+from asr.frontend.features import FeatureConfig
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import SPECIALS, Vocabulary
 
@@ -450,7 +453,7 @@ def main() -> None:
     }
     measures = Measures(model, work, vocab, device, bf16, machine, args, peaks=[peak_memory_mib(device)])
     if args.compile:
-        from asr.training import compile_model  # here: asr.training needs tensorboard, the model alone does not
+        from asr.training.loop import compile_model  # here: asr.training needs tensorboard, the model alone does not
 
         compile_model(model)
     if "train" in args.measures:

@@ -40,7 +40,9 @@ from importlib.metadata import version
 import peers_las as H  # the harness: importable as the folder of the script that runs
 import torch
 
-from asr.decoding import SearchConfig, beam_search, greedy_search
+from asr.decoding.beam import beam_search
+from asr.decoding.config import SearchConfig
+from asr.decoding.greedy import greedy_search
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import SPECIALS, Vocabulary
 

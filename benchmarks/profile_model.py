@@ -24,7 +24,8 @@ import torch
 from model_speed import FRAME_SECONDS, benchmark_setup  # this script's folder is on sys.path
 from torch.profiler import ProfilerActivity, profile
 
-from asr.decoding import SearchConfig, beam_search
+from asr.decoding.beam import beam_search
+from asr.decoding.config import SearchConfig
 from asr.model import LAS
 
 MEASURES = ("train", "beam10")

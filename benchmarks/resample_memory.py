@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/resample_memory.py [--seconds 30] [--rates 44101,22254,96001,384000,8000]
 
 For each rate, a fresh process writes a WAV of noise at that rate (`--seconds` long),
-then times `asr.audio.load_audio` (decode + resample to 16 kHz) and reports its peak
+then times `asr.frontend.audio.load_audio` (decode + resample to 16 kHz) and reports its peak
 resident memory (ru_maxrss of that process, which includes Python and torch). One JSON
 line per rate.
 """
@@ -25,7 +25,7 @@ def measure(rate: int, seconds: float) -> dict:
     import numpy as np
     import soundfile
 
-    from asr.audio import load_audio
+    from asr.frontend.audio import load_audio
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"noise-{rate}.wav"

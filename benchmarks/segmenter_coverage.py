@@ -5,7 +5,7 @@
 Builds, seeded, one recording of `--minutes` from the Free Spoken Digit Dataset (8 kHz, six
 speakers): turns of one to four digits by one speaker, 0.2-0.5 s apart, turns 0.6-1.2 s apart
 with noise at -70 dBFS between. Half the speakers are played `--quiet-db` below the other half,
-as in a meeting where some sit far from the microphone. `asr.segmentation` cuts it at pauses
+as in a meeting where some sit far from the microphone. `asr.frontend.segmentation` cuts it at pauses
 as `asr transcribe` does; a digit counts as covered when all its spoken frames (10 ms frames
 within 20 dB of its loudest and 10 dB above the noise between turns) lie in a piece; a digit
 without such a frame is inaudible and counted apart. Prints one JSON line: digits covered, loud and
@@ -23,7 +23,7 @@ import numpy as np
 import soundfile
 import torch
 
-from asr.segmentation import SegmenterConfig, find_segments, frame_levels
+from asr.frontend.segmentation import SegmenterConfig, find_segments, frame_levels
 
 RATE = 8000
 FRAME = 80  # samples of a 10 ms frame at 8 kHz

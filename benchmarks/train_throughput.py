@@ -42,12 +42,14 @@ from typing import Any
 import soundfile
 import torch
 
-from asr.audio import SAMPLE_RATE, load_audio
 from asr.config import load_config
-from asr.data import Utterance, write_manifest
-from asr.features import FeatureConfig, compute_stats
+from asr.data.manifest import Utterance, write_manifest
+from asr.frontend.audio import SAMPLE_RATE, load_audio
+from asr.frontend.features import FeatureConfig
+from asr.frontend.normalization import compute_stats
 from asr.text import Vocabulary
-from asr.training import TrainConfig, Trainer
+from asr.training.config import TrainConfig
+from asr.training.loop import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model_speed import DURATION_MEAN, DURATION_SD, LONGEST, SHORTEST  # noqa: E402 (a sibling script)

@@ -21,7 +21,7 @@ def main() -> int:
     try:
         import torchaudio.functional  # noqa: F401  (loads libtorchaudio against torch)
 
-        import asr.features  # noqa: F401
+        import asr.frontend.features  # noqa: F401
     except (ImportError, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import soundfile
 
-from asr.audio import SAMPLE_RATE, load_audio
+from asr.frontend.audio import SAMPLE_RATE, load_audio
 
 ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "LibriSpeech"
 

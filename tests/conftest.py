@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.audio import load_audio
+from asr.frontend.audio import load_audio
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LIBRISPEECH = FIXTURES / "LibriSpeech"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from asr.decoding import SearchConfig, greedy_search
+from asr.decoding.config import SearchConfig
+from asr.decoding.greedy import greedy_search
 from asr.model import LAS
 from asr.text import Vocabulary
 

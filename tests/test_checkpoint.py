@@ -22,7 +22,7 @@ from asr.checkpoint import (
 )
 from asr.config import to_dict
 from asr.errors import UserError
-from asr.features import NormStats
+from asr.frontend.normalization import NormStats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import Vocabulary
 

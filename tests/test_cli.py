@@ -12,12 +12,12 @@ from asr.atomic import atomic_write_text
 from asr.checkpoint import save_training_state
 from asr.cli import main
 from asr.config import dump_config
-from asr.data import read_manifest
-from asr.features import NormStats
+from asr.data.manifest import read_manifest
+from asr.data.prepare import prepare_librispeech
+from asr.frontend.normalization import NormStats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
-from asr.prepare import prepare_librispeech
 from asr.text import Vocabulary
-from asr.training import TrainConfig
+from asr.training.config import TrainConfig
 from tests.conftest import LIBRISPEECH
 from tests.test_checkpoint import tiny_model_dir
 

@@ -6,9 +6,10 @@ from typing import Literal
 import pytest
 
 from asr.config import ConfigError, apply_overrides, dump_config, from_dict, load_config
-from asr.data import FilterConfig
-from asr.features import FeatureConfig, SpecAugmentConfig
-from asr.train_config import TrainConfig
+from asr.data.manifest import FilterConfig
+from asr.frontend.features import FeatureConfig
+from asr.frontend.specaugment import SpecAugmentConfig
+from asr.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def test_yaml_cannot_construct_objects(tmp_path: Path) -> None:
 
 def test_a_number_in_exponent_form_without_a_dot_is_a_number() -> None:
     """YAML 1.1 reads 1e-4 as a string; a float field takes it as the number it means."""
-    from asr.training import TrainConfig
+    from asr.training.config import TrainConfig
 
     config = load_config(TrainConfig, None, ["optim.schedule.lr=1e-4", "optim.weight_decay=5E-3"])
     assert config.optim.schedule.lr == 1e-4 and config.optim.weight_decay == 5e-3

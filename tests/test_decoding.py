@@ -6,9 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asr.decoding import CTCPrefixScorer, Hypothesis, SearchConfig, beam_search, greedy_search
+from asr.decoding.beam import beam_search
+from asr.decoding.config import Hypothesis, SearchConfig
+from asr.decoding.greedy import greedy_search
 from asr.decoding.ranking import Finished
 from asr.decoding.rules import RepetitionGuard, ctc_greedy_lengths
+from asr.decoding.scorers import CTCPrefixScorer
 from asr.model import LAS
 from tests.test_model import VOCAB, digits, random_batch, tiny
 

@@ -12,10 +12,10 @@ import pytest
 import soundfile
 
 import asr
-from asr.audio import SAMPLE_RATE, load_audio
 from asr.cli import main
-from asr.data import Utterance, write_manifest
-from asr.prepare import prepare_librispeech
+from asr.data.manifest import Utterance, write_manifest
+from asr.data.prepare import prepare_librispeech
+from asr.frontend.audio import SAMPLE_RATE, load_audio
 from tests.conftest import LIBRISPEECH
 from tests.test_checkpoint import tiny_model_dir
 from tests.test_transcribe import FILES, model_dir, text_of  # noqa: F401 (model_dir: the shared fixture)

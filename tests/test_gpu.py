@@ -11,8 +11,12 @@ import copy
 import pytest
 import torch
 
-from asr.decoding import SearchConfig, beam_search, greedy_search
-from asr.features import FeatureConfig, Frontend, compute_stats
+from asr.decoding.beam import beam_search
+from asr.decoding.config import SearchConfig
+from asr.decoding.greedy import greedy_search
+from asr.frontend.features import FeatureConfig
+from asr.frontend.normalization import compute_stats
+from asr.frontend.pipeline import Frontend
 from asr.model import LAS
 from tests.overfit import overfit
 from tests.test_model import VOCAB, random_batch, tiny

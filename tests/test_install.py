@@ -3,7 +3,6 @@ and the transcription API imports nothing that only synthesis needs."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -93,29 +92,3 @@ def test_a_torchaudio_that_cannot_load_fails_the_install_check_in_one_line(tmp_p
         f"error: torch {version('torch')} and torchaudio {version('torchaudio')} do not load together "
         "(Could not load this library: libtorchaudio.so); install the pair from requirements.lock (make install)\n"
     )
-
-
-SYNTHESIS_ONLY = r"""
-import json, sys
-
-def synthesis_modules():
-    return sorted(m for m in sys.modules if m.split(".")[0] == "num2words" or m.startswith("asr.synthesis"))
-
-seen = {}
-import asr
-seen["import asr"] = synthesis_modules()
-asr.load_model
-from asr.transcribe import Recognizer, load_model
-seen["asr.load_model"] = synthesis_modules()
-from asr.cli import build_parser
-build_parser()
-seen["the CLI's parser: num2words"] = [m for m in synthesis_modules() if m.startswith("num2words")]
-print(json.dumps(seen))
-"""
-
-
-def test_the_transcription_api_imports_no_synthesis_code_nor_num2words_and_the_cli_no_num2words() -> None:
-    result = subprocess.run([sys.executable, "-c", SYNTHESIS_ONLY], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout)
-    assert seen == {"import asr": [], "asr.load_model": [], "the CLI's parser: num2words": []}

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asr.audio import load_audio
-from asr.features import FeatureConfig, LogMel
+from asr.frontend.audio import load_audio
+from asr.frontend.features import FeatureConfig, LogMel
 from asr.model import (
     ATTENTIONS,
     LAS,

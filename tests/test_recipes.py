@@ -7,12 +7,12 @@ import pytest
 import yaml
 
 from asr.config import load_config
-from asr.data import read_manifest
-from asr.lm_training import LMTrainConfig
+from asr.data.manifest import read_manifest
+from asr.lm.training import LMTrainConfig
 from asr.text import normalize
-from asr.train_config import TrainConfig
+from asr.training.config import TrainConfig
 from tests.conftest import LIBRISPEECH
-from tests.test_training import TINY_MODEL
+from tests.training.test_loop import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,8 +7,11 @@ import torch
 
 from asr.checkpoint import export_model_dir, load_model_dir
 from asr.config import to_dict
-from asr.decoding import DecodingError, SearchConfig, beam_search
-from asr.features import FeatureConfig, Frontend, NormStats
+from asr.decoding.beam import beam_search
+from asr.decoding.config import DecodingError, SearchConfig
+from asr.frontend.features import FeatureConfig
+from asr.frontend.normalization import NormStats
+from asr.frontend.pipeline import Frontend
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.recognize import quantized, recognize, search_settings
 from asr.text import Vocabulary

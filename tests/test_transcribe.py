@@ -18,14 +18,16 @@ import soundfile
 import torch
 
 import asr
-from asr import audio as audio_module
 from asr import recognize as recognize_module
-from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import export_model_dir
 from asr.cli import main
 from asr.config import to_dict
-from asr.decoding import Hypothesis, SearchConfig
-from asr.features import FeatureConfig, Frontend, compute_stats
+from asr.decoding.config import Hypothesis, SearchConfig
+from asr.frontend import audio as audio_module
+from asr.frontend.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.frontend.features import FeatureConfig
+from asr.frontend.normalization import compute_stats
+from asr.frontend.pipeline import Frontend
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import Vocabulary
 from tests.conftest import LIBRISPEECH

@@ -11,8 +11,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 from asr import __version__
 from asr.cli.data import add_data_commands, add_synthesize
 from asr.cli.training import add_lm, add_training_commands
@@ -47,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="asr: %(levelname)s: %(message)s"
     )
+    from tqdm.contrib.logging import logging_redirect_tqdm  # here: a parser error or --help needs no tqdm
+
     try:
         with logging_redirect_tqdm():
             status = args.run(args)

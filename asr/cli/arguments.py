@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tqdm import tqdm
-
 T = TypeVar("T")
 
 
 def progress(items: Iterable[T], total: int, description: str) -> Iterable[T]:
     """A progress bar on stderr (hidden when stderr is not a terminal and CI is set)."""
+    from tqdm import tqdm
+
     return tqdm(items, total=total, desc=description, unit="utt", dynamic_ncols=True, disable=None)
 
 
@@ -79,7 +79,7 @@ def comma_numbers(text: str) -> tuple[float, ...]:
 
 def search_flags() -> tuple[dataclasses.Field, ...]:
     """The fields of `SearchConfig` that are command-line flags: those with a `help` in their metadata."""
-    from asr.decoding import SearchConfig
+    from asr.decoding.config import SearchConfig
 
     return tuple(f for f in dataclasses.fields(SearchConfig) if "help" in f.metadata)
 

@@ -1,10 +1,14 @@
-"""`asr prepare`, `asr split`, `asr stats` and `asr synthesize`: the data commands."""
+"""`asr prepare`, `asr split`, `asr stats` and `asr synthesize`: the data commands.
+
+The parsers are built from light modules only; each command imports what it runs (torch,
+the audio stack) when it runs."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asr.cli.arguments import (
     comma_names,
@@ -13,13 +17,15 @@ from asr.cli.arguments import (
     positive_int,
     progress,
 )
-from asr.data import manifest_stats, read_manifest
-from asr.features import FeatureConfig
 from asr.outputs import output_file, output_files, output_folder
-from asr.prepare import PrepareConfig, PrepareReport, prepare_kaldi, prepare_librispeech, prepare_tsv
+
+if TYPE_CHECKING:
+    from asr.data.prepare import PrepareConfig, PrepareReport
 
 
 def prepare_config(args: argparse.Namespace) -> PrepareConfig:
+    from asr.data.prepare import PrepareConfig
+
     return PrepareConfig(jobs=args.jobs, verify=args.verify, expand_numbers=args.expand_numbers)
 
 
@@ -31,6 +37,8 @@ def print_report(report: PrepareReport) -> None:
 
 
 def run_prepare_librispeech(args: argparse.Namespace) -> None:
+    from asr.data.prepare import prepare_librispeech
+
     subsets = [s.strip() for s in args.subsets.split(",") if s.strip()]
     output_folder(args.out, "--out")
     for report in prepare_librispeech(args.root, subsets, args.out, prepare_config(args), track=progress):
@@ -38,11 +46,15 @@ def run_prepare_librispeech(args: argparse.Namespace) -> None:
 
 
 def run_prepare_tsv(args: argparse.Namespace) -> None:
+    from asr.data.prepare import prepare_tsv
+
     output_file(args.out, "--out", inputs=[args.file])
     print_report(prepare_tsv(args.file, args.out, prepare_config(args), track=progress))
 
 
 def run_prepare_kaldi(args: argparse.Namespace) -> None:
+    from asr.data.prepare import prepare_kaldi
+
     output_file(args.out, "--out", inputs=[args.dir / name for name in ("wav.scp", "text", "utt2spk", "segments")])
     print_report(prepare_kaldi(args.dir, args.out, prepare_config(args), track=progress))
 
@@ -63,11 +75,15 @@ def add_prepare_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> None:
+    from asr.data.dataset import manifest_stats
+    from asr.data.manifest import read_manifest
+    from asr.frontend.features import FeatureConfig
+
     output_file(args.out, "--out", inputs=[args.manifest, *([args.config] if args.config is not None else [])])
     features = FeatureConfig()
     if args.config is not None:
         from asr.config import load_config
-        from asr.training import TrainConfig
+        from asr.training.config import TrainConfig
 
         features = load_config(TrainConfig, args.config).features
     utterances = read_manifest(args.manifest)
@@ -77,7 +93,7 @@ def run_stats(args: argparse.Namespace) -> None:
 
 
 def run_split(args: argparse.Namespace) -> None:
-    from asr.data import split_by_speaker, write_manifest
+    from asr.data.manifest import read_manifest, split_by_speaker, write_manifest
 
     output_files({"--out-kept": args.out_kept, "--out-held": args.out_held}, inputs=[args.manifest])
     kept, held = split_by_speaker(read_manifest(args.manifest), args.held_out, args.seed)
@@ -88,9 +104,10 @@ def run_split(args: argparse.Namespace) -> None:
 
 
 def run_synthesize(args: argparse.Namespace) -> None:
-    from asr.lm_corpus import transcripts
-    from asr.synthesis.corpus import CheckConfig, CorpusConfig, CorpusError, check_corpus, synthesize_corpus
-    from asr.synthesis.engines import available_engines
+    from asr.lm.corpus import transcripts
+    from asr.synthesis.config import CorpusConfig, CorpusError
+    from asr.synthesis.corpus import CheckConfig, check_corpus, synthesize_corpus
+    from asr.synthesis.voices import available_engines
 
     if not args.check_only:
         output_folder(args.out, "--out")
@@ -128,9 +145,9 @@ def run_synthesize(args: argparse.Namespace) -> None:
 
 
 def add_synthesize(commands: argparse._SubParsersAction) -> None:
-    from asr.synthesis.corpus import CorpusConfig
-    from asr.synthesis.engines import ENGINES
+    from asr.synthesis.config import CorpusConfig
     from asr.synthesis.sentences import SOURCES
+    from asr.synthesis.voices import ENGINES
 
     defaults = CorpusConfig()
     parser = commands.add_parser(

@@ -31,8 +31,9 @@ def experiment_folder(exp_dir: Path) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from asr.config import load_config
-    from asr.distributed import launched_as_main
-    from asr.training import TrainConfig, train
+    from asr.training.config import TrainConfig
+    from asr.training.distributed import launched_as_main
+    from asr.training.loop import train
 
     config = load_config(TrainConfig, args.config, args.set)
     experiment_folder(args.out)
@@ -45,8 +46,8 @@ def run_train(args: argparse.Namespace) -> None:
 def run_average(args: argparse.Namespace) -> None:
     from asr.checkpoint import check_replaceable
     from asr.config import load_config
-    from asr.training import TrainConfig
-    from asr.training_checkpoints import export_average
+    from asr.training.checkpoints import export_average
+    from asr.training.config import TrainConfig
 
     config = load_config(TrainConfig, args.exp_dir / "config.yaml")
     out = args.out or args.exp_dir / "model"
@@ -104,14 +105,14 @@ def run_lm_train(args: argparse.Namespace) -> None:
 
     from asr.config import load_config
     from asr.device import choose_device
-    from asr.lm_training import LMTrainConfig, LMTrainer
+    from asr.lm.training import LMTrainConfig, LMTrainer
 
     config = load_config(LMTrainConfig, args.config, args.set)
     dev = str(args.dev_text) if args.dev_text is not None else config.data.dev
     data = dataclasses.replace(config.data, train=tuple(map(str, args.text)), dev=dev)
     config = dataclasses.replace(config, data=data)
     experiment_folder(args.out)
-    logging.getLogger("asr.lm_training").setLevel(logging.INFO)  # validation results, resume, export
+    logging.getLogger("asr.lm.training").setLevel(logging.INFO)  # validation results, resume, export
     trainer = LMTrainer(config, args.out, choose_device(args.device), track=progress)
     print(trainer.text_report.summary())
     print(f"{trainer.run()}: LM directory")
@@ -120,8 +121,8 @@ def run_lm_train(args: argparse.Namespace) -> None:
 def run_lm_evaluate(args: argparse.Namespace) -> None:
     from asr.device import choose_device
     from asr.lm import load_lm
-    from asr.lm_corpus import read_text
-    from asr.lm_evaluation import evaluate_lm
+    from asr.lm.corpus import read_text
+    from asr.lm.evaluation import evaluate_lm
 
     model = load_lm(args.model, choose_device(args.device))
     corpus, report = read_text(args.text)
@@ -130,7 +131,7 @@ def run_lm_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_lm_text(args: argparse.Namespace) -> None:
-    from asr.lm_corpus import lm_text, transcripts, write_lm_text
+    from asr.lm.corpus import lm_text, transcripts, write_lm_text
 
     output_file(args.out, "--out", inputs=[*(args.transcripts or ()), *args.exclude])
     if args.transcripts:

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
 from asr.atomic import atomic_write_text
 from asr.cli.arguments import (
     add_lm_options,
@@ -28,7 +26,7 @@ def audio_files(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[s
     A file argument is taken whatever its suffix and named by its stem; a folder is searched
     recursively for audio suffixes and its files are named by their path inside it.
     """
-    from asr.audio import AUDIO_EXTENSIONS
+    from asr.frontend.audio import AUDIO_EXTENSIONS
 
     files, errors = [], []
     for item in inputs:
@@ -45,7 +43,9 @@ def audio_files(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[s
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    from asr.audio import AudioError, audio_info
+    from tqdm import tqdm
+
+    from asr.frontend.audio import AudioError, audio_info
     from asr.transcribe import load_model
     from asr.writers import WRITERS
 

@@ -1,4 +1,4 @@
-"""Searches over a LAS model, assembled from small parts as in Whisper's decoding.py.
+"""Decoding: searches over a LAS model, assembled from small parts as in Whisper's decoding.py.
 
 `config` (what a search is told and returns), `scorers` (attention joined with CTC prefix
 scores and an external LM), `rules` (forbidden tokens, length limits, the end rule, the
@@ -7,20 +7,8 @@ set-up and each step's scores, the same for both searches), and the two searches
 them, `greedy` and `beam`, which share one signature:
 `search(model, features, lengths, vocab, config, lm=None, frame_seconds=0.01) -> list[Hypothesis]`.
 Every rule sees the scores the ranking uses.
+
+May import: `asr.model`, `asr.text`, `asr.errors`. Import from the modules themselves
+(`from asr.decoding.beam import beam_search`): this file imports nothing, so that the
+command line reads `SearchConfig`'s flags without loading torch.
 """
-
-from asr.decoding.beam import beam_search
-from asr.decoding.config import DecodingError, Hypothesis, LanguageModel, SearchConfig
-from asr.decoding.greedy import greedy_search
-from asr.decoding.scorers import CTCPrefixScorer, JointScorer
-
-__all__ = [
-    "CTCPrefixScorer",
-    "DecodingError",
-    "Hypothesis",
-    "JointScorer",
-    "LanguageModel",
-    "SearchConfig",
-    "beam_search",
-    "greedy_search",
-]

@@ -1,11 +1,12 @@
-"""An external character language model for shallow fusion in the search: what the search
-and `asr.load_model(..., lm=...)` need, and no more.
+"""An external character language model for shallow fusion in the search.
 
-`model` (the LSTM LM and the search's `LanguageModel` protocol) and `checkpoint` (the LM
-directory, no pickle). Making an LM is the training side's job, beside `asr.training`:
-`asr.lm_corpus` (sentence files in, batches out; LM text from the synthetic recipe's
-sources), `asr.lm_evaluation` (bits per character, perplexity) and `asr.lm_training` (the
-loop, resumable). `asr lm train|evaluate|text` drive them.
+For the search and `asr.load_model(..., lm=...)`: `model` (the LSTM LM and the search's
+`LanguageModel` protocol) and `checkpoint` (the LM directory, no pickle), both exported here.
+
+For making an LM (`asr lm train|evaluate|text`), beside them and imported only by those
+commands, never by inference: `corpus` (sentence files in, batches out; LM text from the
+synthetic recipe's sources), `evaluation` (bits per character, perplexity) and `training`
+(the loop, resumable; it uses `asr.training`'s schedule and step bookkeeping).
 """
 
 from asr.lm.checkpoint import LMDirectoryError, export_lm_dir, load_lm

@@ -4,6 +4,8 @@ The files follow the architecture: `listener` (front end and pyramidal BiLSTM),
 `attention` (the five attention kinds), `speller` (the input-feeding decoder step),
 `las` (the whole model and its losses). Model code only computes: no I/O, no device
 choice. Everything public is importable from `asr.model`.
+
+May import: torch only.
 """
 
 from asr.model.attention import (

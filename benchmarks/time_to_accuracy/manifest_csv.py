@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from asr.atomic import atomic_write_text
-from asr.data import ManifestError, read_manifest
+from asr.data.manifest import ManifestError, read_manifest
 from asr.text import normalize
 
 FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")

@@ -51,7 +51,7 @@ from speechbrain.dataio.encoder import CTCTextEncoder
 from speechbrain.decoders import S2SRNNBeamSearcher, S2SRNNGreedySearcher
 from speechbrain.decoders.scorer import CoverageScorer, CTCScorer, ScorerBuilder
 
-from asr.data import read_manifest
+from asr.data.manifest import read_manifest
 from asr.scoring import group_scores, score
 
 log = logging.getLogger("speechbrain_las")

@@ -113,7 +113,7 @@ evaluate() {
         "${search_args[@]}" --batch-size "$batch_size" --device "$device" ${groups:+--groups "$groups"} "$@"
     "$(dirname "$asr")/python" - "$subset" "$out/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
 import dataclasses, json, sys
-from asr.decoding import SearchConfig
+from asr.decoding.config import SearchConfig
 s = json.load(open(sys.argv[2]))
 setting = lambda k, v: f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
 # beam and the weights, then each setting that is not SearchConfig's default (summary.json holds them all)

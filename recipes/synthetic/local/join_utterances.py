@@ -21,8 +21,8 @@ from pathlib import Path
 import soundfile
 import torch
 
-from asr.audio import SAMPLE_RATE
-from asr.data import Utterance, read_manifest, write_manifest
+from asr.data.manifest import Utterance, read_manifest, write_manifest
+from asr.frontend.audio import SAMPLE_RATE
 
 
 def runs(utterances: list[Utterance], shortest: float, longest: float, pause: float) -> list[list[Utterance]]:

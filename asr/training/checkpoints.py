@@ -1,0 +1,161 @@
+"""What a training run keeps on disk: its checkpoints, its best weights, and the model it exports.
+
+EXP_DIR/checkpoints holds the newest `keep_checkpoints` training states (a run resumes from the
+newest readable one); EXP_DIR/best the weights of the best validations by dev WER, which
+`export_average` averages into the model directory. `initial_stats` and `initialise_from` give a
+new run its normalisation statistics and, for fine-tuning, its first weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from asr.checkpoint import (
+    CheckpointError,
+    average_state_dicts,
+    export_model_dir,
+    list_checkpoints,
+    load_model_dir,
+    load_training_state,
+    remove_stale_temporaries,
+    save_training_state,
+)
+from asr.config import config_changes, to_dict
+from asr.errors import TrainingError
+from asr.frontend.features import FeatureConfig
+from asr.frontend.normalization import NormStats
+from asr.text import Vocabulary
+from asr.training.config import RESUMABLE_CHANGES, TrainConfig
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "progress", "config", "stats", "longest_utterance_seconds")
+"""What a training checkpoint holds."""
+
+
+def latest_state(exp_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The newest readable checkpoint of `exp_dir`, if the run has one (a damaged newest one is
+    passed over with a warning); refuses a config that changed what is done, and a run none of whose
+    checkpoints can be read (starting afresh would overwrite them)."""
+    checkpoints = exp_dir / "checkpoints"
+    for folder in (checkpoints, exp_dir / "best"):
+        if remove_stale_temporaries(folder):
+            log.warning("removed the temporary files of an interrupted checkpoint write in %s", folder)
+    state = None
+    found = list_checkpoints(checkpoints)
+    for path in reversed(found):
+        try:
+            state = load_training_state(path)
+        except CheckpointError as error:
+            log.warning("%s; resuming from the checkpoint before it", error)
+            continue
+        missing = sorted(set(CHECKPOINT_KEYS) - set(state))
+        if missing:
+            raise TrainingError(f"{path}: not a training checkpoint of asr train (no {', '.join(missing)})")
+        log.info("resuming from %s", path)
+        break
+    if state is None and found:
+        raise TrainingError(
+            f"{checkpoints}: none of its {len(found)} checkpoints can be read (see the warnings); move "
+            "the folder away to train afresh, or use a new EXP_DIR"
+        )
+    if state is None:
+        return None
+    changed = [
+        key for key in config_changes(yaml.safe_load(state["config"]), to_dict(config)) if key not in RESUMABLE_CHANGES
+    ]
+    if changed:
+        raise TrainingError(
+            f"{exp_dir}: holds a run with a different config ({', '.join(changed)} changed); use a new "
+            f"EXP_DIR, or the same config (a resumed run may change only {', '.join(sorted(RESUMABLE_CHANGES))})"
+        )
+    return state
+
+
+def initial_stats(config: TrainConfig, resumed: dict[str, Any] | None) -> NormStats:
+    """The normalisation statistics: those the run started with when resuming, else data.stats."""
+    if resumed is not None and "stats" in resumed:
+        return NormStats.from_dict(resumed["stats"])
+    path = config.data.stats
+    if not path:
+        raise TrainingError("data.stats is not set; give it in the config or with --set data.stats=PATH")
+    stats = NormStats.load(path)
+    if stats.features is not None and stats.features != config.features:
+        changed = config_changes(to_dict(stats.features), to_dict(config.features), "features")
+        raise TrainingError(
+            f"{path}: computed with other feature settings than this config's ({', '.join(changed)}); "
+            "run asr stats --config CONFIG again"
+        )
+    return stats
+
+
+def initialise_from(model: torch.nn.Module, directory: str, vocab: Vocabulary, features: FeatureConfig) -> None:
+    """Load into `model` the weights of the model directory `directory` (init_from), refused in one
+    line when its vocabulary, features or shapes are not this run's."""
+    try:
+        loaded = load_model_dir(directory)
+    except CheckpointError as error:
+        raise TrainingError(f"init_from: {error}") from None
+    if loaded.vocab != vocab:
+        raise TrainingError(f"init_from: {directory}: its tokens.txt is not this toolkit's vocabulary")
+    if loaded.features != features:
+        changed = config_changes(to_dict(loaded.features), to_dict(features), "features")
+        raise TrainingError(f"init_from: {directory}: trained with other features ({', '.join(changed)})")
+    try:
+        model.load_state_dict(loaded.model.state_dict())
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0].rstrip(":")
+        raise TrainingError(
+            f"init_from: {directory}: its weights do not fit this config's model section ({first})"
+        ) from None
+
+
+def keep_if_best(folder: Path, validations: list[dict[str, float]], count: int, state: dict[str, Any]) -> None:
+    """Keep `state` (the weights of the newest validation, with its "wer") in `folder` if that
+    validation ranks among the best `count` by dev WER; remove those that no longer do."""
+    ranked = sorted(validations, key=lambda v: (v["wer"], -v["step"]))
+    best_steps = {int(v["step"]) for v in ranked[:count]}
+    step = int(validations[-1]["step"])
+    if step in best_steps:
+        save_training_state(state, folder, step, keep=10**9)
+    for path in list_checkpoints(folder):
+        if int(path.stem.split("-")[1]) not in best_steps:
+            path.unlink()
+
+
+def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_dir: str | Path) -> int:
+    """Average the `count` best kept weights of `exp_dir` by dev WER into a model directory.
+
+    Returns how many were averaged. Falls back to the latest checkpoint if no
+    validation kept any. The normalisation statistics and the longest training
+    utterance come from the run's own checkpoints, not from files that may have
+    changed since.
+    """
+    exp_dir = Path(exp_dir)
+    kept = [load_training_state(p) for p in list_checkpoints(exp_dir / "best")]
+    kept.sort(key=lambda state: state["wer"])
+    kept = kept[:count]
+    if not kept:
+        latest = list_checkpoints(exp_dir / "checkpoints")
+        if not latest:
+            raise TrainingError(f"{exp_dir}: no checkpoint to export; has training run here?")
+        kept = [load_training_state(latest[-1])]
+    if "stats" not in kept[0]:
+        raise TrainingError(f"{exp_dir}: its checkpoints predate the statistics they now hold; train it again")
+    vocab = Vocabulary.default()
+    record = {
+        "model": to_dict(dataclasses.replace(config.model, vocab_size=len(vocab))),
+        "features": to_dict(config.features),
+        "decoding": to_dict(config.decoding),
+        "training": {"longest_utterance_seconds": round(kept[0]["longest_utterance_seconds"], 2)},
+    }
+    states = [state["model"] for state in kept]
+    export_model_dir(model_dir, record, average_state_dicts(states), vocab, NormStats.from_dict(kept[0]["stats"]))
+    log.info("exported %s (average of %d checkpoints)", model_dir, len(states))
+    return len(states)

@@ -1,0 +1,103 @@
+"""Manifests (`asr.data.manifest`): round trips, errors that name the line, filters that say what
+they drop, the header check."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from asr.data.dataset import SpeechDataset
+from asr.data.manifest import (
+    FilterConfig,
+    ManifestError,
+    Utterance,
+    filter_utterances,
+    first_unreadable,
+    read_manifest,
+    write_manifest,
+)
+from asr.frontend.audio import AudioError
+from asr.text import Vocabulary
+from tests.conftest import LIBRISPEECH
+
+
+def test_manifest_round_trips_with_relative_audio(tmp_path: Path) -> None:
+    utterances = [
+        Utterance("u1", tmp_path / "a.flac", 1.5, "HELLO", "s1"),
+        Utterance("u2", tmp_path / "b.flac", 2.0, "HI"),
+    ]
+    write_manifest(tmp_path / "m.jsonl", utterances)
+    assert read_manifest(tmp_path / "m.jsonl") == utterances
+    (tmp_path / "rel.jsonl").write_text('{"id": "r", "audio": "sub/x.wav", "duration": 1, "text": "A"}\n')
+    assert read_manifest(tmp_path / "rel.jsonl")[0].audio == tmp_path / "sub" / "x.wav"
+
+
+GOOD = '{"id": "a", "audio": "a.wav", "duration": 1.0, "text": "A"}'
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("", "empty manifest"),
+        (GOOD + "\n{broken\n", r"m.jsonl:2: invalid JSON"),
+        ('{"id": "a", "audio": "a.wav", "text": "A"}\n', r"m.jsonl:1: missing key 'duration'"),
+        ('{"id": "a", "audio": "a.wav", "duration": "long", "text": "A"}\n', r"'duration' has the wrong type"),
+        ('{"id": "a", "audio": "a.wav", "duration": -1, "text": "A"}\n', r"positive number of seconds"),
+        ("[1, 2]\n", r"m.jsonl:1: expected a JSON object"),
+        (GOOD + "\n" + GOOD + "\n", r"m.jsonl:2: id 'a' already used on line 1"),
+    ],
+)
+def test_bad_manifests_name_the_line_and_the_problem(tmp_path: Path, content: str, problem: str) -> None:
+    (tmp_path / "m.jsonl").write_text(content)
+    with pytest.raises(ManifestError, match=problem):
+        read_manifest(tmp_path / "m.jsonl")
+
+
+def test_a_missing_manifest_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="nope.jsonl: no such file"):
+        read_manifest(tmp_path / "nope.jsonl")
+
+
+def test_filters_drop_and_log_what_they_drop(caplog) -> None:
+    utterances = [
+        Utterance("short", Path("a"), 0.2, "HI"),
+        Utterance("long", Path("b"), 30.0, "HELLO"),
+        Utterance("wordy", Path("c"), 3.0, "A VERY LONG TRANSCRIPT"),
+        Utterance("silent", Path("d"), 3.0, "..."),
+        Utterance("kept", Path("e"), 3.0, "FINE"),
+    ]
+    config = FilterConfig(min_duration=0.5, max_duration=20.0, max_target_length=10)
+    with caplog.at_level(logging.INFO, logger="asr.data"):
+        kept = filter_utterances(utterances, config)
+    assert [u.id for u in kept] == ["kept"]
+    assert len(caplog.records) == 4 and all("dropped 1 of 5" in r.getMessage() for r in caplog.records)
+
+
+def test_filters_say_what_normalisation_drops_from_the_transcripts_kept(caplog) -> None:
+    utterances = [Utterance("a", Path("a"), 2.0, "I HAVE 42 CATS"), Utterance("b", Path("b"), 2.0, "ROOM 7 & CAFÉ")]
+    with caplog.at_level(logging.WARNING, logger="asr.data"):
+        assert filter_utterances(utterances, FilterConfig()) == utterances
+    assert [r.getMessage() for r in caplog.records] == [
+        "training transcripts holding digits: 2 (e.g. '4' in a: 'I HAVE 42 CATS'), which the character vocabulary "
+        "cannot spell; asr prepare --expand-numbers writes them as words",
+        "training transcripts holding symbols: 1 (e.g. '&' in b: 'ROOM 7 & CAFÉ'), which normalize() drops",
+    ]
+
+
+@pytest.mark.parametrize(("start", "end"), [(50.0, 51.0), (1.0, 2.5)])
+def test_a_cut_past_its_recording_s_end_is_refused_not_read_as_empty_audio(
+    tmp_path: Path, start: float, end: float
+) -> None:
+    audio = LIBRISPEECH / "dev-clean" / "1001" / "2001" / "1001-2001-0000.flac"  # 1.83 s
+    good = {"id": "good", "audio": str(audio), "duration": 0.5, "text": "A", "start": 0.25, "end": 0.75}
+    line = good | {"id": "past", "duration": end - start, "start": start, "end": end}
+    (tmp_path / "m.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(line) + "\n")
+    utterances = read_manifest(tmp_path / "m.jsonl")
+    problem = f"{audio}: {start:g} to {end:g} s lies past the recording's end (1.83 s)"
+    found = first_unreadable(utterances)  # what training and evaluation check before they start
+    assert found is not None and found[0].id == "past" and str(found[1]) == problem
+    with pytest.raises(AudioError) as error:
+        utterances[1].load()
+    assert str(error.value) == problem
+    assert SpeechDataset(utterances, Vocabulary.default())[1].error == f"utterance past: {problem}"
