@@ -166,6 +166,24 @@ def split_by_speaker(
     return [u for u in utterances if u.speaker not in held], [u for u in utterances if u.speaker in held]
 
 
+def draw_across_speakers(utterances: Sequence[Utterance], count: int, seed: int = 0) -> list[Utterance]:
+    """`count` of `utterances` (all of them when there are no more), taken one speaker at a time in
+    turn: every speaker gives one before any gives two, speakers and each speaker's utterances in
+    a seeded order; returned in manifest order. An utterance without a speaker counts as its own."""
+    rng = random.Random(seed)
+    by_speaker: dict[str, list[int]] = {}
+    for index, utterance in enumerate(utterances):
+        by_speaker.setdefault(utterance.speaker or f"\0{utterance.id}", []).append(index)
+    queues = [rng.sample(indices, len(indices)) for _, indices in sorted(by_speaker.items())]
+    rng.shuffle(queues)
+    chosen: list[int] = []
+    while len(chosen) < min(count, len(utterances)):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop())
+    return [utterances[i] for i in sorted(chosen)]
+
+
 class Transcribed(Protocol):
     """Anything with an id and a transcript: an `Utterance`, a candidate of `asr.data.prepare`."""
 

@@ -57,7 +57,9 @@ class DataConfig:
     """
 
     train: str | tuple[TrainSource, ...] = ""
-    dev: str = ""
+    dev: str | tuple[str, ...] = ""
+    """One dev manifest, or several (one per corpus or engine) that `dev_utterances` draws from
+    in equal parts."""
     stats: str = ""
     """Normalisation statistics from `asr stats` over the training manifest."""
     max_frames: int = 20000
@@ -69,7 +71,8 @@ class DataConfig:
     """Reverberation, noise and gain applied to training audio on the fly (all off by default)."""
     filters: FilterConfig = field(default_factory=FilterConfig)
     dev_utterances: int | None = None
-    """Validate on the first N dev utterances only (None: all)."""
+    """Validate on N dev utterances only (None: all): equal parts of each dev manifest, each part
+    drawn across its speakers (`asr.data.manifest.draw_across_speakers`, seeded by `seed`)."""
     sorted_epochs: int = 0
     """The first N epochs take their batches shortest first (SortaGrad), then shuffled."""
     max_unlearnable_fraction: float = 0.05
@@ -78,6 +81,13 @@ class DataConfig:
     max_bad_audio_fraction: float = 0.01
     """Audio that fails to decode during training is skipped with a warning; training stops when more
     than this share of an epoch's utterances has failed."""
+
+    @property
+    def dev_manifests(self) -> tuple[str, ...]:
+        """The dev manifests (none when `dev` is not set)."""
+        if isinstance(self.dev, str):
+            return (self.dev,) if self.dev else ()
+        return self.dev
 
     @property
     def sources(self) -> tuple[TrainSource, ...]:
@@ -136,6 +146,12 @@ class TrainConfig:
     epochs: int = 20
     max_steps: int | None = None
     """Stop after this many optimizer steps, whatever the epoch."""
+    max_minutes: float | None = None
+    """A wall-clock budget: an epoch starts only while the longest epoch so far (its validation
+    included) still fits in what is left, and a run whose time runs out mid-epoch stops after the
+    step in hand, validates and exports what it has (a run always takes its first step). Counted
+    from the start of this process plus the training time of the checkpoint it resumes; the
+    learning-rate schedule still spans `epochs` (or `max_steps`), so size those to what fits."""
     accumulate_grad: int = 1
     """Batches per optimizer step: the effective batch is processes x accumulate_grad x data.max_frames."""
     seed: int = 0
@@ -165,9 +181,20 @@ class TrainConfig:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.sampling_prob <= 1:
             raise ValueError(f"sampling_prob must lie in [0, 1] (a probability), got {self.sampling_prob}")
+        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
+            raise ValueError(f"max_minutes must be a finite number of minutes above 0, got {self.max_minutes}")
 
 
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "max_steps", "data.num_workers", "validate_every", "checkpoint_every", "log_every", "plot_utterances"}
+    {
+        "epochs",
+        "max_steps",
+        "max_minutes",
+        "data.num_workers",
+        "validate_every",
+        "checkpoint_every",
+        "log_every",
+        "plot_utterances",
+    }
 )
 """Config keys a resumed run may change: none of them changes a step already taken."""

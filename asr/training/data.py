@@ -9,15 +9,16 @@ length for this process of the run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from asr.data.dataset import SpeechDataset
-from asr.data.manifest import Utterance, filter_utterances, first_unreadable, read_manifest
+from asr.data.manifest import Utterance, draw_across_speakers, filter_utterances, first_unreadable, read_manifest
 from asr.data.sampler import BucketBatchSampler
 from asr.errors import TrainingError
 from asr.frontend.augment import SPEED_FACTORS, noise_files
 from asr.text import Vocabulary, normalize
-from asr.training.config import TrainConfig
+from asr.training.config import DataConfig, TrainConfig
 from asr.training.distributed import World
 from asr.training.learnable import find_unlearnable, rule
 
@@ -49,10 +50,9 @@ def load_training_data(config: TrainConfig, vocab: Vocabulary, world: World) -> 
         if not kept:
             raise TrainingError(f"{source.manifest}: no utterance is left after the filters in data.filters")
         train += learnable(kept, "training", source.manifest, max(speeds), config, vocab, world.is_main) * source.repeat
-    dev = [u for u in read_manifest(data.dev)[: data.dev_utterances] if normalize(u.text)]
-    if not dev:
-        raise TrainingError(f"{data.dev}: no dev utterance has a transcript with a character to score")
-    dev = learnable(dev, "dev", data.dev, 1.0, config, vocab, world.is_main)
+    dev = []
+    for manifest, drawn in dev_sets(data, config.seed).items():
+        dev += learnable(drawn, "dev", manifest, 1.0, config, vocab, world.is_main)
     _check_headers(list({u.audio: u for u in train}.values()) + dev)
     if data.augment.noise_dir is not None:
         noise_files(data.augment.noise_dir)  # a bad folder fails now, not inside a loader worker
@@ -72,6 +72,36 @@ def load_training_data(config: TrainConfig, vocab: Vocabulary, world: World) -> 
     except ValueError as error:
         raise TrainingError(f"data.max_frames: {error}") from None
     return TrainingData(dataset, sampler, dev, max(u.duration for u in train))
+
+
+def dev_sets(data: DataConfig, seed: int) -> dict[str, list[Utterance]]:
+    """The utterances each dev manifest gives validation: those with a character to score, and
+    with `data.dev_utterances` set, that many in all, in equal `shares` of the manifests, each
+    share drawn across its manifest's speakers (`draw_across_speakers`, seeded by `seed`).
+    Benchmarks that train other toolkits validate them on the same utterances."""
+    scored = {manifest: [u for u in read_manifest(manifest) if normalize(u.text)] for manifest in data.dev_manifests}
+    for manifest, utterances in scored.items():
+        if not utterances:
+            raise TrainingError(f"{manifest}: no dev utterance has a transcript with a character to score")
+    counts = shares(scored, data.dev_utterances)
+    return {
+        manifest: draw_across_speakers(utterances, count, seed)
+        for (manifest, utterances), count in zip(scored.items(), counts, strict=True)
+    }
+
+
+def shares(parts: Mapping[str, Sequence[object]], count: int | None) -> list[int]:
+    """How many of `count` items (None: all) each of `parts` gives: equal shares, and what a part
+    too small for its share cannot give is shared among the others."""
+    sizes = [len(items) for items in parts.values()]
+    if count is None:
+        return sizes
+    given = [0] * len(sizes)
+    while sum(given) < min(count, sum(sizes)):
+        for i, size in enumerate(sizes):
+            if given[i] < size and sum(given) < count:
+                given[i] += 1
+    return given
 
 
 def learnable(

@@ -42,7 +42,7 @@ from asr.training.config import TrainConfig
 from asr.training.data import load_training_data
 from asr.training.distributed import all_agree, barrier, broadcast, init_world, launched_as_main, leave
 from asr.training.schedule import LRSchedule
-from asr.training.steps import Progress, StepBookkeeping, Throughput, seed_step
+from asr.training.steps import Budget, Progress, StepBookkeeping, Throughput, seed_step
 from asr.training.validation import ValidationError, autocast, dev_metrics, uses_bf16, write_plots
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Trainer(StepBookkeeping):
         self.track = track
         self.vocab = Vocabulary.default()
         self.progress = Progress()
+        self.budget = Budget(config.max_minutes)
         self.bad_audio = 0  # utterances of this epoch whose audio failed to decode
         resumed = latest_state(self.exp_dir, config)
         self.stats = initial_stats(config, resumed)
@@ -131,9 +132,11 @@ class Trainer(StepBookkeeping):
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.progress = Progress(**state["progress"])
+        self.budget = Budget(self.config.max_minutes, spent=self.progress.seconds)
         log.info("resumed at step %d, epoch %d", self.progress.step, self.progress.epoch)
 
     def _save(self) -> None:
+        self.progress.seconds = self.budget.elapsed()
         if self.world.is_main:
             folder, keep = self.exp_dir / "checkpoints", self.config.keep_checkpoints
             save_training_state(self._state(), folder, self.progress.step, keep)
@@ -212,7 +215,7 @@ class Trainer(StepBookkeeping):
                 config.data.num_workers, config.plot_utterances,
             )  # fmt: skip
         except ValidationError as error:
-            raise TrainingError(f"{config.data.dev}: {error}") from None
+            raise TrainingError(f"{', '.join(config.data.dev_manifests)}: {error}") from None
         write_plots(plots, self.exp_dir / "plots", self.progress.step, config.features.hop_ms / 1000, self.writer)
         return metrics
 
@@ -270,12 +273,18 @@ class Trainer(StepBookkeeping):
     def _loop(self) -> None:
         config = self.config
         while not self._done():
+            # the first step is always taken (a run that took none has nothing to export); all ranks agree
+            if self.progress.step > 0 and not all_agree(self.budget.epoch_fits(), self.world):
+                self._log_budget(f"the next epoch would take about {self.budget.longest_epoch / 60:.1f}")
+                break
+            epoch_started, whole_epoch = self.budget.clock(), self.progress.batch_in_epoch == 0
             throughput = Throughput("utterances")
             first_step, skipped_before = self.progress.step, self.progress.skipped_steps
             loader = self._loader()
             batches: Iterable[Any] = loader
             if self.world.is_main:
                 batches = self.track(loader, len(self.sampler), f"epoch {self.progress.epoch + 1}")
+            out_of_time = False
             for group in _groups(batches, config.accumulate_grad):
                 self._count_bad_audio(group)
                 losses = self._train_step(group)
@@ -283,12 +292,30 @@ class Trainer(StepBookkeeping):
                 throughput.items += sum(len(batch.ids) for batch in group)
                 if self._after_step(losses, throughput, batches):
                     break
+                if config.max_minutes is not None and not all_agree(not self.budget.time_up(), self.world):
+                    out_of_time = True
+                    break
             else:
                 self._check_epoch(self.progress.step - first_step, self.progress.skipped_steps - skipped_before)
                 self.progress.epoch += 1
                 self.progress.batch_in_epoch = 0
                 self.bad_audio = 0
             self._validate_and_save()
+            if out_of_time:
+                self._log_budget(f"time ran out in epoch {self.progress.epoch + 1}")
+                break
+            if whole_epoch and self.progress.batch_in_epoch == 0:
+                self.budget.epoch_took(self.budget.clock() - epoch_started)
+
+    def _log_budget(self, why: str) -> None:
+        if self.world.is_main:
+            log.info(
+                "stopped at step %d: max_minutes=%g, %.1f minutes spent; %s",
+                self.progress.step,
+                self.config.max_minutes,
+                self.budget.elapsed() / 60,
+                why,
+            )
 
     def _count_bad_audio(self, batches: list[Any]) -> None:
         """Warn about each utterance whose audio failed; stop when too many of the epoch have."""

@@ -3,14 +3,16 @@
 `Progress` is where a run stands (saved in each checkpoint); `seed_step` makes a step's
 randomness a function of (seed, step); `StepBookkeeping` counts a step, logs its figures
 every `log_every` steps, validates or checkpoints when due, and says when `epochs` or
-`max_steps` is reached. The acoustic trainer (`asr.training.loop`) and the LM trainer
-(`asr.lm.training`) share it.
+`max_steps` is reached; `Budget` says whether another epoch fits in a wall-clock budget.
+The acoustic trainer (`asr.training.loop`) and the LM trainer (`asr.lm.training`) share it.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,8 @@ class Progress:
     batch_in_epoch: int = 0
     skipped_steps: int = 0
     validations: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    """Wall-clock seconds of training up to this checkpoint, over every process that resumed it."""
 
 
 def seed_step(seed: int, step: int) -> None:
@@ -51,6 +55,39 @@ class Throughput:
 
     def rate(self) -> float:
         return self.items / max(time.monotonic() - self.started, 1e-9)
+
+
+@dataclass
+class Budget:
+    """A wall-clock budget of `minutes` (None: no budget) for a run that has already spent
+    `spent` seconds (a resumed run's `Progress.seconds`); `clock` is in seconds."""
+
+    minutes: float | None
+    spent: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    longest_epoch: float = 0.0
+    """Seconds of the longest whole epoch of this process so far, its validation included."""
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def elapsed(self) -> float:
+        """Seconds spent, this process's and those before it."""
+        return self.spent + self.clock() - self.started
+
+    def left(self) -> float:
+        """Seconds left (inf without a budget)."""
+        return math.inf if self.minutes is None else self.minutes * 60 - self.elapsed()
+
+    def epoch_fits(self) -> bool:
+        """Whether an epoch as long as the longest so far ends within the budget (and time is left)."""
+        return self.left() > 0 and self.left() >= self.longest_epoch
+
+    def time_up(self) -> bool:
+        return self.left() <= 0
+
+    def epoch_took(self, seconds: float) -> None:
+        self.longest_epoch = max(self.longest_epoch, seconds)
 
 
 class StepBookkeeping:

@@ -3,6 +3,7 @@ they drop, the header check."""
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from asr.data.manifest import (
     FilterConfig,
     ManifestError,
     Utterance,
+    draw_across_speakers,
     filter_utterances,
     first_unreadable,
     read_manifest,
@@ -101,3 +103,29 @@ def test_a_cut_past_its_recording_s_end_is_refused_not_read_as_empty_audio(
         utterances[1].load()
     assert str(error.value) == problem
     assert SpeechDataset(utterances, Vocabulary.default())[1].error == f"utterance past: {problem}"
+
+
+def spoken_by(speakers: str) -> list[Utterance]:
+    """One utterance per letter of `speakers`, each letter a speaker ("." for none)."""
+    return [Utterance(f"u{i}", Path("a.wav"), 1.0, "A", None if s == "." else s) for i, s in enumerate(speakers)]
+
+
+def test_a_draw_takes_one_utterance_of_every_speaker_before_a_second_of_any() -> None:
+    utterances = spoken_by("aaaaaaaabbbc")
+    sizes = Counter(u.speaker for u in utterances)
+    for count in range(1, 13):
+        drawn = draw_across_speakers(utterances, count, seed=count)
+        taken = Counter(u.speaker for u in drawn)
+        assert len(drawn) == count
+        # a speaker gives fewer than another only when it has no more, or one fewer
+        assert all(taken[s] == sizes[s] or taken[t] - taken[s] <= 1 for s in sizes for t in sizes)
+        assert drawn == [u for u in utterances if u in drawn]  # manifest order
+    assert {u.speaker for u in draw_across_speakers(utterances, 3)} == {"a", "b", "c"}
+
+
+def test_a_draw_is_seeded_and_takes_everything_when_asked_for_more() -> None:
+    utterances = spoken_by("aaaabbbbcc..")
+    assert draw_across_speakers(utterances, 5, seed=1) == draw_across_speakers(utterances, 5, seed=1)
+    assert {u.id for seed in range(20) for u in draw_across_speakers(utterances, 5, seed)} == {u.id for u in utterances}
+    assert draw_across_speakers(utterances, 100) == utterances
+    assert len({u.id for u in draw_across_speakers(utterances, 5) if u.speaker is None}) <= 2

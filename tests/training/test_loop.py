@@ -1,5 +1,6 @@
 import errno
 import json
+import logging
 import os
 import signal
 import socket
@@ -22,7 +23,9 @@ from asr.data.prepare import prepare_librispeech
 from asr.frontend.features import FeatureConfig
 from asr.model import LAS
 from asr.training.config import TrainConfig
+from asr.training.data import shares
 from asr.training.loop import Trainer, TrainingError, compile_model
+from asr.training.steps import Budget
 from tests.test_model import tiny
 
 TINY_MODEL = {
@@ -503,3 +506,54 @@ def test_a_run_none_of_whose_checkpoints_can_be_read_stops_instead_of_starting_a
         "(see the warnings); move the folder away to train afresh, or use a new EXP_DIR"
     )
     assert {path: path.read_bytes() for path in list_checkpoints(experiment / "exp" / "checkpoints")} == damaged
+
+
+def test_a_run_out_of_time_mid_epoch_stops_after_the_step_in_hand_validates_and_exports(
+    experiment: Path, caplog
+) -> None:
+    exp = experiment / "exp"
+    config = load_config(TrainConfig, experiment / "tiny.yaml", ["epochs=50", "max_minutes=1e-6", "plot_utterances=0"])
+    with caplog.at_level(logging.INFO, logger="asr.training"):
+        Trainer(config, exp, device="cpu").run()
+    assert [v["step"] for v in json.loads((exp / "validations.json").read_text())] == [1]
+    assert load_model_dir(exp / "model").model is not None
+    assert "stopped at step 1: max_minutes=1e-06" in caplog.text and "time ran out in epoch 1" in caplog.text
+    assert load_training_state(list_checkpoints(exp / "checkpoints")[-1])["progress"]["seconds"] > 0
+
+
+def test_an_epoch_starts_only_while_the_longest_so_far_fits_in_the_budget(experiment: Path, caplog) -> None:
+    """Each step "takes" a minute on the trainer's clock: an epoch of S steps takes S minutes, and a
+    budget of 1.5 S minutes has room for one epoch, not two."""
+    steps = Trainer(load_config(TrainConfig, experiment / "tiny.yaml"), experiment / "probe", device="cpu")
+    per_epoch = len(steps.sampler)
+    config = load_config(TrainConfig, experiment / "tiny.yaml", ["epochs=5", f"max_minutes={1.5 * per_epoch}"])
+    trainer = Trainer(config, experiment / "exp", device="cpu")
+    now = [0.0]
+    trainer.budget = Budget(config.max_minutes, clock=lambda: now[0])
+    take_step = trainer._train_step
+
+    def a_minute_a_step(batches):
+        now[0] += 60
+        return take_step(batches)
+
+    trainer._train_step = a_minute_a_step
+    with caplog.at_level(logging.INFO, logger="asr.training"):
+        trainer.run()
+    assert trainer.progress.epoch == 1 and trainer.progress.step == per_epoch
+    assert f"the next epoch would take about {per_epoch:.1f}" in caplog.text
+
+
+def test_dev_utterances_are_drawn_in_equal_parts_from_each_dev_manifest(experiment: Path) -> None:
+    dev = [str(experiment / "dev-clean.jsonl"), str(experiment / "test-clean.jsonl")]
+    config = load_config(TrainConfig, experiment / "tiny.yaml", [f"data.dev={dev}", "data.dev_utterances=4"])
+    drawn = Trainer(config, experiment / "exp", device="cpu").data.dev
+    sources = [{u.id for u in read_manifest(manifest)} for manifest in dev]
+    assert [len({u.id for u in drawn} & ids) for ids in sources] == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "count", "expected"),
+    [((10, 10), 4, [2, 2]), ((10, 1, 10), 7, [3, 1, 3]), ((2, 3), 100, [2, 3]), ((5, 5), None, [5, 5])],
+)
+def test_dev_shares_are_equal_and_a_small_part_s_shortfall_goes_to_the_others(sizes, count, expected) -> None:
+    assert shares({f"m{i}": [None] * size for i, size in enumerate(sizes)}, count) == expected
