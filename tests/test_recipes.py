@@ -63,8 +63,13 @@ def test_synthetic_recipe_trains_on_one_engine_and_tests_on_held_out_voices_and_
     results = (tmp_path / "exp" / "RESULTS.md").read_text()
     assert "| test | 4 |" in results and "| flite | 4 |" in results  # held-out voices, held-out engine
     assert "| test: espeak | 4 |" in results  # a row per engine
-    lm_text = (tmp_path / "exp" / "lm-text.txt").read_text().splitlines()
+    assert "| flite_dev (dev) | 4 |" in results  # the unseen engine's dev set, decoded to choose settings on
     manifests = tmp_path / "exp" / "manifests"
+    flite_dev, flite_test = (read_manifest(manifests / name) for name in ("flite_dev.jsonl", "flite.jsonl"))
+    assert not {u.speaker for u in flite_dev} & {u.speaker for u in flite_test}  # voices of its own each
+    dev = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["dev"]
+    assert dev == [str(manifests / "espeak" / "dev.jsonl")]  # validation: each training engine's dev set
+    lm_text = (tmp_path / "exp" / "lm-text.txt").read_text().splitlines()
     held_out = {normalize(u.text) for name in ("dev", "test") for u in read_manifest(manifests / f"{name}.jsonl")}
     assert lm_text and not held_out & set(lm_text)  # the LM never read a dev or test sentence
     assert "chosen on dev among 0,0.5" in results  # stage 8: the LM weight, then the test sets with it
@@ -124,6 +129,8 @@ def test_synthetic_recipe_with_speechocean_trains_on_both_and_tests_each_engine_
     sources = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["train"]
     assert {"manifest": str(manifests / "speechocean" / "train.jsonl"), "repeat": 3} in sources
     assert len(sources) == 2
+    dev = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["dev"]
+    assert dev == [str(manifests / "speechocean" / "dev.jsonl"), str(manifests / "espeak" / "dev.jsonl")]
     lm_text = (tmp_path / "exp" / "lm-text-speechocean.txt").read_text().splitlines()
     assert lm_text == [normalize(u.text) for u in real_train]  # the LM reads them too
     assert "chosen on dev among 0.5" in results

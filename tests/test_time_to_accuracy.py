@@ -107,7 +107,8 @@ def test_the_table_has_a_row_per_test_set_every_run_has_and_the_ratio_to_the_cho
     assert len(lines) == 3 and lines[1] == "|---|---|---|---|---|"
     assert (
         lines[2]
-        == "| flite (neither heard it) | 20.00 (10.00, 1.00) | 100.00 (10.00, 1.00) | 40.00 (10.00, 1.00) | 0.50 |"
+        == "| flite's other voices (neither heard flite) | 20.00 (10.00, 1.00) | 100.00 (10.00, 1.00) "
+        "| 40.00 (10.00, 1.00) | 0.50 |"
     )
 
 
@@ -121,3 +122,14 @@ def test_our_runs_are_those_started_and_validated_ours_first(tmp_path: Path) -> 
     (tmp_path / "ours" / "eval" / "flite" / "summary.json").write_text("{}")
     assert report.our_runs(tmp_path) == ["ours", "ours-b"]
     assert report.evaluated(tmp_path, "ours") and not report.evaluated(tmp_path, "ours-b")
+
+
+def test_speechbrain_runs_are_the_folders_with_results_named_by_settings_and_normalisation(tmp_path: Path) -> None:
+    report = _module("report")
+    for name in ("small", "small-sentence", "librispeech-without-results"):
+        (tmp_path / f"speechbrain-{name}").mkdir()
+    for name in ("small", "small-sentence"):
+        (tmp_path / f"speechbrain-{name}" / "results.jsonl").write_text("")
+    assert report.speechbrain_runs(tmp_path) == ["small", "small-sentence"]
+    assert report.label("small-sentence") == "SpeechBrain, small-corpus recipe scaled, sentence normalisation"
+    assert report.label("ours") == "ours (make demo's config)" and report.label("lr1e-3") == "lr1e-3"

@@ -7,8 +7,8 @@ Reads what run.sh leaves in EXP for each of our runs (EXP/NAME.started, the epoc
 stages began): its TensorBoard `dev/wer` events (their wall times give the minutes) and
 EXP/NAME/eval/*/summary.json;
 and each SpeechBrain run's curve.jsonl, search.jsonl and results.jsonl
-(EXP/speechbrain-<settings>). The goals are read against the SpeechBrain run with the lower dev
-WER at the budget: the fairer of the two.
+(EXP/speechbrain-<settings>[-sentence]). The goals are read against the SpeechBrain run with the
+lowest dev WER at the budget: the one its own dev set would choose.
 """
 
 from __future__ import annotations
@@ -28,9 +28,29 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from asr.scoring import CorpusScore
 
 SPEECHBRAIN = {"librispeech": "SpeechBrain, LibriSpeech recipe", "small": "SpeechBrain, small-corpus recipe scaled"}
-LABELS = {"ours": "ours (make demo's config)", **SPEECHBRAIN}
-TESTS = {"test": "held-out voices (espeak-ng + festival)", "test/espeak": "- espeak-ng", "test/festival": "- festival",
-         "flite": "flite (neither heard it)"}  # fmt: skip
+"""speechbrain_las.py's --settings; a run of --norm sentence is EXP/speechbrain-<settings>-sentence."""
+TESTS = {
+    "flite_dev": "dev: flite's dev voice (settings are chosen here)",
+    "test": "held-out voices (espeak-ng + festival)",
+    "test/espeak": "- espeak-ng",
+    "test/festival": "- festival",
+    "flite": "flite's other voices (neither heard flite)",
+}
+
+
+def label(name: str) -> str:
+    """How a run is named in the table and the plot."""
+    if name == "ours":
+        return "ours (make demo's config)"
+    settings, _, norm = name.partition("-")
+    if settings in SPEECHBRAIN:
+        return SPEECHBRAIN[settings] + (f", {norm} normalisation" if norm else "")
+    return name
+
+
+def speechbrain_runs(exp: Path) -> list[str]:
+    """SpeechBrain's runs in EXP with their test results: "small" for EXP/speechbrain-small."""
+    return sorted(path.parent.name.removeprefix("speechbrain-") for path in exp.glob("speechbrain-*/results.jsonl"))
 
 
 def our_runs(exp: Path) -> list[str]:
@@ -61,7 +81,9 @@ def our_curve(exp: Path, name: str = "ours") -> list[dict]:
 def our_results(exp: Path, run: str = "ours") -> list[dict]:
     """A line per test set and engine from our run's evaluation summaries (recipe stage 6)."""
     rows = []
-    for name in ("test", "flite"):
+    for name in ("flite_dev", "test", "flite"):
+        if not (exp / run / "eval" / name / "summary.json").is_file():
+            continue  # runs made before flite had a dev voice
         summary = json.loads((exp / run / "eval" / name / "summary.json").read_text())
         search = summary["search"]
         sets = {name: summary} | {f"{name}/{group}": value for group, value in summary.get("groups", {}).items()}
@@ -99,7 +121,7 @@ def plot(curves: dict[str, list[dict]], minutes: float, out: Path) -> None:
         axes.plot([p["minutes"] for p in curve], [p["dev_wer"] for p in curve], marker="o", label=name)
     axes.axvline(minutes, color="grey", linestyle=":", linewidth=1)
     axes.set_xlabel("training minutes (wall clock, 2 CPU cores)")
-    axes.set_ylabel("dev WER % (greedy, 100 espeak-ng utterances)")
+    axes.set_ylabel("dev WER % (greedy, 100 utterances)")
     axes.set_ylim(0, max(120, 10 + max(p["dev_wer"] for curve in curves.values() for p in curve)))
     axes.grid(alpha=0.3)
     axes.legend()
@@ -110,17 +132,17 @@ def plot(curves: dict[str, list[dict]], minutes: float, out: Path) -> None:
 def table(results: list[dict], runs: list[str], against: str) -> str:
     """Markdown rows: test set | each run's WER (CER, ins.) | the first run's WER / `against`'s."""
     by = {(r["run"], r["test"]): r for r in results}
-    header = " | ".join(f"{LABELS.get(name, name)} WER % (CER, ins.)" for name in runs)
+    header = " | ".join(f"{label(name)} WER % (CER, ins.)" for name in runs)
     lines = [
-        f"| test set | {header} | {LABELS.get(runs[0], runs[0])} / {LABELS[against]} |",
+        f"| set | {header} | {label(runs[0])} / {label(against)} |",
         "|---" * (len(runs) + 2) + "|",
     ]
-    for test, label in TESTS.items():
+    for test, title in TESTS.items():
         rows = [by.get((name, test)) for name in runs]
         if None in rows:
             continue
         cells = " | ".join(f"{r['wer']:.2f} ({r['cer']:.2f}, {r['insertion_rate']:.2f})" for r in rows)
-        lines.append(f"| {label} | {cells} | {rows[0]['wer'] / by[(against, test)]['wer']:.2f} |")
+        lines.append(f"| {title} | {cells} | {rows[0]['wer'] / by[(against, test)]['wer']:.2f} |")
     return "\n".join(lines)
 
 
@@ -138,7 +160,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     ours = our_runs(args.exp)
-    runs = [name for name in SPEECHBRAIN if (args.exp / f"speechbrain-{name}" / "results.jsonl").is_file()]
+    runs = speechbrain_runs(args.exp)
     curves = {name: our_curve(args.exp, name) for name in ours}
     curves |= {name: read_lines(args.exp / f"speechbrain-{name}" / "curve.jsonl") for name in runs}
     tested = [name for name in ours if evaluated(args.exp, name)]
@@ -165,7 +187,7 @@ def main() -> int:
         searches = read_lines(args.exp / f"speechbrain-{name}" / "search.jsonl")
         lines += [{"kind": "speechbrain_search", "settings": name, **row} for row in searches]
     (args.out / f"{stem}.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    plot({LABELS.get(name, name): curve for name, curve in curves.items()}, args.minutes, args.out / f"{stem}.png")
+    plot({label(name): curve for name, curve in curves.items()}, args.minutes, args.out / f"{stem}.png")
     print(json.dumps(summary))
     print(table(results, tested + runs, against))
     return 0

@@ -2,17 +2,22 @@
 (SpeechBrain 1.1.2), on our manifests, for a wall-clock budget; then the same test sets as ours.
 
     ~/.cache/peers-venv/bin/python benchmarks/time_to_accuracy/speechbrain_las.py \\
-        --manifests EXP/manifests --out EXP/speechbrain-librispeech --minutes 30 --tests test,flite \\
-        [--settings librispeech|small] [--skip-training]
+        --manifests EXP/manifests --dev EXP/manifests/espeak/dev.jsonl,EXP/manifests/festival/dev.jsonl \\
+        --out EXP/speechbrain-small --minutes 30 --tests flite_dev,test,flite \\
+        [--settings librispeech|small] [--norm global|sentence] [--skip-training]
 
 What it keeps of the LibriSpeech recipe (recipes/LibriSpeech/ASR/seq2seq, train_BPE_1000.yaml):
-40 log-mel filterbanks (`Fbank`) with global mean/variance normalisation (`InputNormalization`);
+40 log-mel filterbanks (`Fbank`) with global mean/variance normalisation (`InputNormalization`;
+`--norm sentence`: each utterance's own, the choice ours has in `features.utterance_norm`);
 the CRDNN encoder (2 VGG blocks with frequency pooling, time pooling 4, bidirectional LSTMs, DNN
 blocks, LeakyReLU); a GRU decoder with location attention (10 channels, kernel 100); CTC +
 attention loss; label smoothing 0.1; the NewBob schedule on dev WER (factor 0.8, threshold
 0.0025); batches of 8 utterances sorted by duration (ascending, no shuffling); gradient norm
 clipped at 5 (Brain's default); beam search with an EOS threshold of 1.5, a maximum attention
-shift of 240 frames and temperature 1.25; the checkpoint of the best dev WER for testing.
+shift of 240 frames and temperature 1.25; the checkpoint of the best dev WER for testing (ours,
+in run.sh, exports its best checkpoint by dev WER too: `average_best=1`). Dev is what our trainer
+validates on: `--dev-utterances` drawn in equal parts of the `--dev` manifests, each across its
+speakers (`asr.training.data.dev_sets`).
 `--settings` picks the optimiser, CTC share and dropout: `librispeech` is that recipe's
 (Adadelta lr 1.0, CTC 0.5 for the first third of the epochs, dropout 0.15); `small` is
 SpeechBrain's recipe for a corpus of this size, TIMIT's, scaled to the budget (SETTINGS).
@@ -51,8 +56,10 @@ from speechbrain.dataio.encoder import CTCTextEncoder
 from speechbrain.decoders import S2SRNNBeamSearcher, S2SRNNGreedySearcher
 from speechbrain.decoders.scorer import CoverageScorer, CTCScorer, ScorerBuilder
 
-from asr.data.manifest import read_manifest
+from asr.data.manifest import read_manifest, write_manifest
 from asr.scoring import group_scores, score
+from asr.training.config import DataConfig
+from asr.training.data import dev_sets
 
 log = logging.getLogger("speechbrain_las")
 
@@ -98,7 +105,7 @@ SEARCHES = (
 )
 
 
-def modules(vocabulary: int, dropout: float) -> dict[str, torch.nn.Module]:
+def modules(vocabulary: int, dropout: float, norm: str) -> dict[str, torch.nn.Module]:
     """The recipe's modules, scaled (module docstring)."""
     from speechbrain.lobes.features import Fbank
     from speechbrain.lobes.models.CRDNN import CRDNN
@@ -117,7 +124,7 @@ def modules(vocabulary: int, dropout: float) -> dict[str, torch.nn.Module]:
     )  # fmt: skip
     return {
         "features": Fbank(sample_rate=16000, n_fft=400, n_mels=40),
-        "normalize": InputNormalization(norm_type="global"),
+        "normalize": InputNormalization(norm_type=norm),
         "enc": encoder,
         "emb": sb.nnet.embedding.Embedding(num_embeddings=vocabulary, embedding_dim=48),
         "dec": decoder,
@@ -243,13 +250,16 @@ class Curve:
         return self.minutes() + self.longest_epoch <= self.budget
 
 
-def datasets(manifests: Path, out: Path, tests: list[str], dev_utterances: int) -> tuple[dict, CTCTextEncoder]:
-    """Train/dev/test DynamicItemDatasets from our manifests, with the recipe's audio and text
-    pipelines (characters), and the label encoder built on the training transcripts."""
-    csvs = {"train": None, "dev": dev_utterances, **{name: None for name in tests}}
+def datasets(manifests: Path, out: Path, tests: list[str], dev: DataConfig) -> tuple[dict, CTCTextEncoder]:
+    """Train/dev/test DynamicItemDatasets from our manifests (dev: the utterances our trainer
+    validates on with `dev`, written to OUT/dev.jsonl), with the recipe's audio and text pipelines
+    (characters), and the label encoder built on the training transcripts."""
+    write_manifest(out / "dev.jsonl", [u for drawn in dev_sets(dev, seed=0).values() for u in drawn])
+    sources = {"train": manifests / "train.jsonl", "dev": out / "dev.jsonl"}
+    sources |= {name: manifests / f"{name}.jsonl" for name in tests}
     data = {}
-    for name, limit in csvs.items():
-        write_csv(manifests / f"{name}.jsonl", out / f"{name}.csv", limit)
+    for name, manifest in sources.items():
+        write_csv(manifest, out / f"{name}.csv")
         data[name] = DynamicItemDataset.from_csv(csv_path=str(out / f"{name}.csv"))
     # the recipe sorts training by duration, ascending; our trainer drops utterances over 12 s
     data["train"] = data["train"].filtered_sorted(sort_key="duration", key_max_value={"duration": 12.0})
@@ -326,8 +336,12 @@ def main() -> int:
         help="the optimiser, CTC and dropout of which recipe",
     )
     parser.add_argument("--skip-training", action="store_true", help="only decode, with OUT's best checkpoint")
+    parser.add_argument(
+        "--norm", choices=("global", "sentence"), default="global", help="InputNormalization's norm_type"
+    )
     parser.add_argument("--tests", default="test,flite", help="manifests to decode after training")
     parser.add_argument("--groups", type=Path, help="speaker -> group lines (engines.txt): a row per group")
+    parser.add_argument("--dev", required=True, help="comma-separated dev manifests, as our config's data.dev")
     parser.add_argument("--dev-utterances", type=int, default=100, help="as our config's data.dev_utterances")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -335,12 +349,14 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     tests = args.tests.split(",")
-    curve = Curve(args.out / "curve.jsonl", args.minutes, args.settings, fresh=not args.skip_training)
+    label = args.settings if args.norm == "global" else f"{args.settings}, {args.norm} norm"
+    curve = Curve(args.out / "curve.jsonl", args.minutes, label, fresh=not args.skip_training)
     torch.manual_seed(2602)  # the recipe's seed
-    data, encoder = datasets(args.manifests, args.out, tests, args.dev_utterances)
+    dev = DataConfig(dev=tuple(args.dev.split(",")), dev_utterances=args.dev_utterances)
+    data, encoder = datasets(args.manifests, args.out, tests, dev)
     vocabulary = len(encoder)
     settings = SETTINGS[args.settings]
-    parts = modules(vocabulary, settings.dropout)
+    parts = modules(vocabulary, settings.dropout, args.norm)
     counter = sb.utils.epoch_loop.EpochCounter(limit=1000)
     annealing = sb.nnet.schedulers.NewBobScheduler(
         initial_value=settings.lr, improvement_threshold=0.0025, annealing_factor=0.8, patient=0
@@ -371,8 +387,8 @@ def main() -> int:
         speakers = read_manifest(args.manifests / f"{name}.jsonl")
         group_of = {u.id: groups[u.speaker] for u in speakers if u.speaker in groups}
         rows += test_rows(brain, data[name], name, searcher(parts, best, vocabulary), group_of)
-    search = {"settings": args.settings, "search": best.name, "beam": 4, "ctc_weight": best.ctc_weight,
-              "coverage": best.coverage}  # fmt: skip
+    search = {"settings": args.settings, "norm": args.norm, "search": best.name, "beam": 4,
+              "ctc_weight": best.ctc_weight, "coverage": best.coverage}  # fmt: skip
     rows = [{"toolkit": "speechbrain", **search, **row} for row in rows]
     (args.out / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     for row in rows:

@@ -9,7 +9,7 @@
 #   1 download the chosen subsets from openslr.org (resumable; skips what is there)
 #   2 prepare manifests          3 normalisation statistics (vocabulary: the fixed character set)
 #   4 train (resumes)            5 average the best checkpoints into EXP/model
-#   6 evaluate the test sets and write EXP/RESULTS.md
+#   6 evaluate the test sets (and the --dev-sets, rows marked "dev") and write EXP/RESULTS.md
 #   7 download the LibriSpeech LM corpus (openslr.org/11, 800 M words) and train a character LM
 #     (recipes/librispeech/conf/lm.yaml, a GPU) into EXP/lm; skipped when --lm is given
 #   8 choose the LM weight on the dev set (--lm-weights), then evaluate the test sets with the LM
@@ -32,6 +32,7 @@ data=data/librispeech          # holds LibriSpeech/<subset>/ (downloads go here)
 train="train-clean-100"        # comma-separated training subsets
 dev="dev-clean"
 test="dev-clean,dev-other,test-clean,test-other"
+dev_sets=""                    # manifests decoded beside the tests in stage 6, rows marked dev: where settings are chosen
 config=recipes/librispeech/conf/train_clean_100.yaml
 exp=exp/librispeech_100
 manifests=""                   # default: EXP/manifests
@@ -105,13 +106,17 @@ if run_stage 5 "average the best checkpoints"; then
     finish 5
 fi
 
-# evaluate SUBSET OUT [ARGS...]: decode one manifest; append its RESULTS.md rows (and its groups') to EXP/RESULTS.md.tmp
+# evaluate SUBSET OUT [ARGS...]: decode one manifest; append its RESULTS.md rows (and its groups') to EXP/RESULTS.md.tmp,
+# named SUBSET, or "SUBSET (dev)" while $row_kind is dev
+row_kind=test
 evaluate() {
     local subset=$1 out=$2
     shift 2
     "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$out" \
         "${search_args[@]}" --batch-size "$batch_size" --device "$device" ${groups:+--groups "$groups"} "$@"
-    "$(dirname "$asr")/python" - "$subset" "$out/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
+    local name=$subset
+    [ "$row_kind" = test ] || name="$subset ($row_kind)"
+    "$(dirname "$asr")/python" - "$name" "$out/summary.json" >> "$exp/RESULTS.md.tmp" <<'PY'
 import dataclasses, json, sys
 from asr.decoding.config import SearchConfig
 s = json.load(open(sys.argv[2]))
@@ -136,13 +141,18 @@ results_header() {
         echo
         echo "Model: \`$exp/model\`; $(date -u +%Y-%m-%d). Command: \`$command\`."
         echo
-        echo "| test set | utterances | words | WER % | CER % | sub | del | ins | insertion rate % | RTF | search |"
+        echo "| set | utterances | words | WER % | CER % | sub | del | ins | insertion rate % | RTF | search |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|"
     } > "$exp/RESULTS.md.tmp"
 }
 
 if run_stage 6 "evaluate"; then
     results_header
+    row_kind=dev
+    for subset in $(echo "$dev_sets" | tr ',' ' '); do
+        evaluate "$subset" "$exp/eval/$subset"
+    done
+    row_kind=test
     for subset in $(echo "$test" | tr ',' ' '); do
         evaluate "$subset" "$exp/eval/$subset"
     done

@@ -16,10 +16,14 @@
 #     synthesise DIR/<engine>/{train,dev,test} for each engine, the same seed and sizes for all,
 #     so that the test sentences (the same for every engine) are in no training set, nor
 #     speechocean762's dev and test sentences; voices are disjoint across subsets; the held-out
-#     engine gets a test set only (DIR/<engine>_test); --held-out-engine none: no engine held out
-#   1 manifests: train (the engines' train sets, batched together), dev, and two test sets:
-#     "test" (held-out voices of the training engines) and the held-out engine's; engines.txt, the
-#     engine (or speechocean762's age group) of each test speaker (RESULTS.md gets a row per group).
+#     engine gets a dev set and a test set of voices of its own each (DIR/<engine>_unseen: one
+#     unheard engine to choose settings on, others to test on once); --held-out-engine none: no
+#     engine held out
+#   1 manifests: train (the engines' train sets, batched together), dev (validation draws equal
+#     parts of each engine's dev set, across its speakers), the held-out engine's dev set
+#     (<engine>_dev, decoded in stage 6 as a dev row), and two test sets: "test" (held-out voices
+#     of the training engines) and the held-out engine's; engines.txt, the engine (or
+#     speechocean762's age group) of each dev and test speaker (RESULTS.md gets a row per group).
 #     With --with-speechocean, speechocean762's training set joins training (--speechocean-repeat
 #     passes an epoch), its dev set comes first in dev, and its test set is a third test set:
 #     `make demo-general`, the most general model of the project (all three engines and real speech)
@@ -85,10 +89,11 @@ if selected 0; then
             --train-utterances "$train_utterances" --dev-utterances "$dev_utterances" \
             --test-utterances "$test_utterances" --jobs "$(nproc)" "${exclude[@]}"
     done
-    # dev and train are cut after the test sentences: a held-out engine needs no dev set, but the same test sentences
+    # the same seed and sizes: the held-out engine reads the same dev and test sentences, by voices of its own
     for engine in "${held_out[@]}"; do
-        "$asr" synthesize --out "$data/${engine}_test" --engines "$engine" --vocabulary "$vocabulary" \
-            --train-utterances 0 --dev-utterances 0 --test-utterances "$test_utterances" --jobs "$(nproc)" "${exclude[@]}"
+        "$asr" synthesize --out "$data/${engine}_unseen" --engines "$engine" --vocabulary "$vocabulary" \
+            --train-utterances 0 --dev-utterances "$dev_utterances" --test-utterances "$test_utterances" \
+            --jobs "$(nproc)" "${exclude[@]}"
     done
 fi
 
@@ -98,8 +103,9 @@ if selected 1; then
         "$asr" prepare librispeech "$data/$engine" --subsets train,dev,test --out "$manifests/$engine"
     done
     for engine in "${held_out[@]}"; do
-        "$asr" prepare librispeech "$data/${engine}_test" --subsets test --out "$manifests/$engine"
+        "$asr" prepare librispeech "$data/${engine}_unseen" --subsets dev,test --out "$manifests/$engine"
         cp "$manifests/$engine/test.jsonl" "$manifests/$engine.jsonl"
+        cp "$manifests/$engine/dev.jsonl" "$manifests/${engine}_dev.jsonl"
     done
     for subset in train dev test; do
         # speechocean762's dev set first in dev; its training set in train, which the statistics read
@@ -109,7 +115,8 @@ if selected 1; then
     # each test speaker's engine (speaker numbers are disjoint across engines; speechocean762's speakers
     # have the prefix "so"): a RESULTS.md row per engine, and per age group of speechocean762
     { for engine in "${training[@]}" "${held_out[@]}"; do
-        grep -o '"speaker": "[^"]*"' "$manifests/$engine/test.jsonl" | cut -d'"' -f4 | sort -u | sed "s/\$/ $engine/"
+        cat "$manifests/$engine/test.jsonl" "$manifests/$engine/dev.jsonl" \
+            | grep -o '"speaker": "[^"]*"' | cut -d'"' -f4 | sort -u | sed "s/\$/ $engine/"
       done
       if $with_speechocean; then cat "$real/age_groups"; fi; } > "$manifests/engines.txt"
     if $with_speechocean; then cp "$real/test.jsonl" "$manifests/speechocean762.jsonl"; fi
@@ -143,16 +150,19 @@ last=$(( stop_stage < 6 ? stop_stage : 6 ))
 [ -n "$lm" ] && [ "$stop_stage" -ge 6 ] && last=8   # with an LM: also stage 8, its weight and the test sets with it
 if [ "$stop_stage" -ge 3 ] && [ "$stage" -le "$last" ]; then
     sources=$(for engine in "${training[@]}"; do printf '{manifest: %s}, ' "$manifests/$engine/train.jsonl"; done)
+    devs=$(for engine in "${training[@]}"; do printf '%s, ' "$manifests/$engine/dev.jsonl"; done)
     tests=$(printf '%s\n' test "${held_out[@]}" | paste -sd,)
+    unseen_dev=$(for engine in "${held_out[@]}"; do echo "${engine}_dev"; done | paste -sd,)
     if $with_speechocean; then
         sources+="{manifest: $real/train.jsonl, repeat: $speechocean_repeat}, "
+        devs="$real/dev.jsonl, $devs"
         tests+=,speechocean762
     fi
     # two training processes of one thread each use two cores better than one process of two threads
     "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$last" \
         --exp "$exp" --manifests "$manifests" --dev dev --test "$tests" --nproc "$nproc" \
-        --config "$config" --set "data.train=[${sources%, }]" --groups "$manifests/engines.txt" ${lm:+--lm "$lm"} \
-        "${passthrough[@]}"
+        --config "$config" --set "data.train=[${sources%, }]" --set "data.dev=[${devs%, }]" \
+        --dev-sets "$unseen_dev" --groups "$manifests/engines.txt" ${lm:+--lm "$lm"} "${passthrough[@]}"
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
