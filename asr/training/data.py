@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from asr.data.dataset import SpeechDataset
 from asr.data.manifest import Utterance, draw_across_speakers, filter_utterances, first_unreadable, read_manifest
@@ -88,6 +89,19 @@ def dev_sets(data: DataConfig, seed: int) -> dict[str, list[Utterance]]:
         manifest: draw_across_speakers(utterances, count, seed)
         for (manifest, utterances), count in zip(scored.items(), counts, strict=True)
     }
+
+
+def most_dev_utterances(data: DataConfig) -> int:
+    """At most how many utterances validation decodes: `dev_utterances`, else the dev manifests'
+    lines (counted without parsing; a missing manifest counts nothing here and fails later)."""
+    if data.dev_utterances is not None:
+        return data.dev_utterances
+    lines = 0
+    for manifest in data.dev_manifests:
+        if Path(manifest).is_file():
+            with open(manifest, "rb") as handle:
+                lines += sum(1 for line in handle if line.strip())
+    return lines
 
 
 def shares(parts: Mapping[str, Sequence[object]], count: int | None) -> list[int]:

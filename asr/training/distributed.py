@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
-from asr.device import choose_device
+from asr.device import DeviceError, choose_device
 
 T = TypeVar("T")
 
@@ -55,24 +56,45 @@ def launched_by_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_world(requested_device: str) -> World:
+def init_world(requested_device: str, timeout: timedelta = timedelta(minutes=30)) -> World:
     """This process's world and device: a world of one, or, launched by torchrun, its place in the
     process group, which it joins after making its GPU (cuda:LOCAL_RANK) the current device.
 
-    `requested_device` is what `choose_device` takes ("auto", "cpu", "cuda", "cuda:N")."""
+    `requested_device` is what `choose_device` takes ("auto", "cpu", "cuda", "cuda:N"); under a
+    torchrun launch of several processes a fixed "cuda:N", or more processes on this machine than
+    it has GPUs, is a `DeviceError`, said before any work. `timeout`: how long a collective
+    waits for the slowest rank (rank 0 validates alone while the others wait)."""
     if not launched_by_torchrun():
         return World(device=choose_device(requested_device))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    here = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    if requested_device.startswith("cuda:") and here > 1:
+        raise DeviceError(
+            f"--device {requested_device} would put all {here} processes of this machine on one GPU; "
+            "use --device cuda (each process takes GPU LOCAL_RANK)"
+        )
     device = choose_device(requested_device, local_rank)
+    if device.type == "cuda" and local_rank >= torch.cuda.device_count():
+        raise DeviceError(
+            f"torchrun started process {local_rank} of this machine, which has {torch.cuda.device_count()} "
+            f"GPU(s); use --nproc_per_node={torch.cuda.device_count()} or fewer"
+        )
     if device.type == "cuda":
         torch.cuda.set_device(device)  # before the group: NCCL, pinning and the allocator follow it
     world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), local_rank, device, grouped=True)
     if not dist.is_initialized():
         if device.type == "cuda":
-            dist.init_process_group(backend="nccl", device_id=device)
+            dist.init_process_group(backend="nccl", device_id=device, timeout=timeout)
         else:
-            dist.init_process_group(backend="gloo")
+            dist.init_process_group(backend="gloo", timeout=timeout)
     return world
+
+
+def collective_timeout(dev_utterances: int, seconds_each: float = 1.0) -> timedelta:
+    """How long the other ranks may wait while rank 0 validates alone: 30 minutes, and
+    `seconds_each` for each dev utterance (greedy search in batches of 8 on a slow GPU takes
+    well under that; LibriSpeech's dev-clean, 2,703 utterances: 75 minutes)."""
+    return timedelta(minutes=30, seconds=dev_utterances * seconds_each)
 
 
 def all_agree(flag: bool, world: World) -> bool:

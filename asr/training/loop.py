@@ -39,8 +39,16 @@ from asr.recognize import search_settings
 from asr.text import Vocabulary
 from asr.training.checkpoints import export_average, initial_stats, initialise_from, keep_if_best, latest_state
 from asr.training.config import TrainConfig
-from asr.training.data import load_training_data
-from asr.training.distributed import all_agree, barrier, broadcast, init_world, launched_as_main, leave
+from asr.training.data import load_training_data, most_dev_utterances
+from asr.training.distributed import (
+    all_agree,
+    barrier,
+    broadcast,
+    collective_timeout,
+    init_world,
+    launched_as_main,
+    leave,
+)
 from asr.training.schedule import LRSchedule
 from asr.training.steps import Budget, Progress, StepBookkeeping, Throughput, seed_step
 from asr.training.validation import ValidationError, autocast, dev_metrics, uses_bf16, write_plots
@@ -65,7 +73,7 @@ class Trainer(StepBookkeeping):
     def __init__(self, config: TrainConfig, exp_dir: Path, device: str = "auto", track: Track = no_progress) -> None:
         self.config = config
         self.exp_dir = Path(exp_dir)
-        self.world = init_world(device)
+        self.world = init_world(device, collective_timeout(most_dev_utterances(config.data)))
         self.device = self.world.device
         uses_bf16(config.precision, self.device)  # a precision this device cannot run is refused before any work
         self.track = track
@@ -165,7 +173,7 @@ class Trainer(StepBookkeeping):
         """One optimizer step over `batches` (gradients accumulated, each batch's loss weighted
         1 / len(batches)); returns the mean losses, or None if the step was skipped."""
         config = self.config
-        seed_step(config.seed, self.progress.step)
+        seed_step(config.seed, self.progress.step, self.world.rank)
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.progress.step)
         self.model.train()

@@ -36,9 +36,14 @@ class Progress:
     """Wall-clock seconds of training up to this checkpoint, over every process that resumed it."""
 
 
-def seed_step(seed: int, step: int) -> None:
-    """Make this step's randomness a function of (seed, step) alone."""
-    value = (seed * 1_000_003 + step) % (2**63)
+RANK_STRIDE = 2**32 + 15
+"""Apart between the seeds of two ranks at one step: more steps than any run takes."""
+
+
+def seed_step(seed: int, step: int, rank: int = 0) -> None:
+    """Make this step's randomness (dropout, SpecAugment, VTLP) a function of (seed, step, rank)
+    alone: each rank of a distributed run draws its own, a resumed run the same as before."""
+    value = (seed * 1_000_003 + step + rank * RANK_STRIDE) % (2**63)
     torch.manual_seed(value)
     random.seed(value)
     np.random.seed(value % (2**32))

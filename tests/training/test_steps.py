@@ -1,8 +1,9 @@
-"""What every trainer shares (`asr.training.steps`): the wall-clock budget."""
+"""What every trainer shares (`asr.training.steps`): the wall-clock budget, the step seeds."""
 
 import pytest
+import torch
 
-from asr.training.steps import Budget
+from asr.training.steps import Budget, seed_step
 
 
 class Clock:
@@ -44,3 +45,22 @@ def test_without_a_budget_every_epoch_fits_and_time_is_never_up() -> None:
     budget.epoch_took(1e9)
     clock.now += 1e12
     assert budget.epoch_fits() and not budget.time_up()
+
+
+def draws(seed: int, step: int, rank: int) -> torch.Tensor:
+    seed_step(seed, step, rank)
+    return torch.rand(4)
+
+
+def test_each_rank_draws_its_own_numbers_at_a_step_and_again_the_same_when_resumed() -> None:
+    ranks = [draws(0, 7, rank) for rank in range(8)]
+    assert all(not torch.equal(ranks[a], ranks[b]) for a in range(8) for b in range(a))
+    assert torch.equal(draws(0, 7, 3), ranks[3])  # a resumed rank 3 at step 7
+    assert not torch.equal(draws(0, 8, 0), ranks[0])
+
+
+def test_rank_0_draws_what_a_single_process_drew_before_ranks_had_seeds() -> None:
+    value = (5 * 1_000_003 + 11) % (2**63)  # seed_step(5, 11) before the rank term
+    torch.manual_seed(value)
+    before = torch.rand(4)
+    assert torch.equal(draws(5, 11, 0), before)
