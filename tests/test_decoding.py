@@ -117,6 +117,20 @@ def test_looking_at_stopped_utterances_only_now_and_then_finds_what_looking_ever
         torch.testing.assert_close(seldom.attention, always.attention)
 
 
+@pytest.mark.parametrize("looks", [2, 3, 1000])
+def test_greedy_search_looking_now_and_then_finds_what_looking_every_step_does(trained, monkeypatch, looks) -> None:
+    """Greedy search (validation) on a GPU waits for the device only at its looks, as beam search."""
+    model, features, lengths, _ = trained
+    config = SearchConfig(ctc_weight=0.3, keep_attention=True)
+    every_step = greedy_search(model, features, lengths, VOCAB, config)
+    monkeypatch.setattr("asr.decoding.greedy.look_every", lambda device: looks)
+    now_and_then = greedy_search(model, features, lengths, VOCAB, config)
+    for seldom, always in zip(now_and_then, every_step, strict=True):
+        assert seldom.tokens == always.tokens and seldom.score == pytest.approx(always.score, abs=1e-5)
+        assert torch.equal(seldom.peaks, always.peaks)
+        torch.testing.assert_close(seldom.attention, always.attention)
+
+
 def test_hypotheses_keep_each_steps_attention_peak_and_the_weights_only_when_asked(trained) -> None:
     model, features, lengths, _ = trained
     for search in (greedy_search, beam_search):

@@ -1,3 +1,4 @@
+import json
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,9 @@ def test_librispeech_recipe_stages_2_to_6_run_on_the_fixture_and_rerun_as_no_ops
     assert first.returncode == 0, first.stderr[-2000:]
     results = (tmp_path / "exp" / "RESULTS.md").read_text()
     assert "| test-clean | 2 | 8 |" in results and "| dev-clean | 4 | 21 |" in results
+    assert results.count("; whole utterances |") == 2  # as ESPnet and SpeechBrain score LibriSpeech
+    summary = json.loads((tmp_path / "exp" / "eval" / "test-clean" / "summary.json").read_text())
+    assert summary["cut_at_pauses"] == {"longer_than_seconds": None, "utterances": 0, "seconds_judged_silent": 0.0}
     assert (tmp_path / "exp" / "model" / "model.safetensors").is_file()
     again = run("recipes/librispeech/run.sh", *args)
     assert again.returncode == 0 and again.stdout.count("done already") == 5
@@ -64,6 +68,7 @@ def test_synthetic_recipe_trains_on_one_engine_and_tests_on_held_out_voices_and_
     assert "| test | 4 |" in results and "| flite | 4 |" in results  # held-out voices, held-out engine
     assert "| test: espeak | 4 |" in results  # a row per engine
     assert "| flite_dev (dev) | 4 |" in results  # the unseen engine's dev set, decoded to choose settings on
+    assert "s cut at pauses, 0 s judged silent |" in results  # the demo cuts what is longer than it learnt
     manifests = tmp_path / "exp" / "manifests"
     flite_dev, flite_test = (read_manifest(manifests / name) for name in ("flite_dev.jsonl", "flite.jsonl"))
     assert not {u.speaker for u in flite_dev} & {u.speaker for u in flite_test}  # voices of its own each

@@ -17,18 +17,9 @@ import torch
 
 from asr.decoding.config import Hypothesis, LanguageModel, SearchConfig
 from asr.decoding.ranking import Finished, History, length_penalty
-from asr.decoding.search import FRAME_SECONDS, Search
+from asr.decoding.search import FRAME_SECONDS, Search, look_every
 from asr.model import LAS
 from asr.text import Vocabulary
-
-GPU_LOOK_EVERY = 8
-"""Steps between a GPU search's looks at which utterances have stopped."""
-
-
-def look_every(device: torch.device) -> int:
-    """Steps between looks at which utterances have stopped: every step on a CPU, where looking
-    costs nothing, GPU_LOOK_EVERY on a GPU, where each look waits for the queued work."""
-    return 1 if device.type == "cpu" else GPU_LOOK_EVERY
 
 
 def _rows(utterances: torch.Tensor, k: int) -> torch.Tensor:

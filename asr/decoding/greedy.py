@@ -6,7 +6,7 @@ import torch
 
 from asr.decoding.config import Hypothesis, LanguageModel, SearchConfig
 from asr.decoding.ranking import ranking_score
-from asr.decoding.search import FRAME_SECONDS, Search, scatter_rows
+from asr.decoding.search import FRAME_SECONDS, Search, look_every, scatter_rows
 from asr.model import LAS
 from asr.text import Vocabulary
 
@@ -22,24 +22,35 @@ def greedy_search(
     frame_seconds: float = FRAME_SECONDS,
 ) -> list[Hypothesis]:
     """The best token at each step, for a batch (B, T, D) of `frame_seconds` frames, (B,); one
-    hypothesis each. An utterance leaves the batch once it has ended, so it costs nothing afterwards."""
+    hypothesis each. An utterance leaves the batch at the first look after it has ended (every step on
+    a CPU; every few on a GPU, so that the device is not waited for at each step)."""
     search = Search(model, features, lengths, vocab, config, lm, frame_seconds, width=1)
     encoded_lengths, shortest, longest = search.encoded_lengths, search.shortest, search.longest
     b, device = encoded_lengths.shape[0], search.tokens.device
-    active = torch.arange(b, device=device)  # utterances still decoded
+    looks = look_every(device)
+    active = torch.arange(b, device=device)  # utterances in the batch
+    stopped = torch.zeros(b, dtype=torch.bool, device=device)  # those that ended, until the next look drops them
     scores = torch.zeros(b, device=device)
     steps, peaks, weights = [], [], []
     keep = config.keep_attention or config.coverage_penalty != 0  # the coverage penalty reads the weights
     for step in range(int(longest.max()) + 1):  # step = characters so far; the last step can only end
         best, tokens = search.scores(step, shortest[active]).max(dim=-1)
-        at_limit = step >= longest[active]
-        tokens = torch.where(at_limit, torch.full_like(tokens, vocab.eos_id), tokens)
-        scores.index_add_(0, active, torch.where(at_limit, torch.zeros_like(best), best))
+        ended = stopped[active] | (step >= longest[active])  # (B',) ended before, or must end now
+        tokens = torch.where(ended, torch.full_like(tokens, vocab.eos_id), tokens)
+        scores.index_add_(0, active, torch.where(ended, torch.zeros_like(best), best))
         steps.append(scatter_rows(tokens, active, b, fill=vocab.eos_id))
         peaks.append(scatter_rows(search.state.weights.argmax(-1), active, b))
         if keep:
             weights.append(scatter_rows(search.state.weights, active, b))
-        going = (tokens != vocab.eos_id).nonzero()[:, 0]  # (B',) rows that continue
+        stopped[active] |= tokens == vocab.eos_id
+        if step % looks:  # no look: every row goes on, one that ended fed a space (what it reads is never kept)
+            rows, fed = (
+                torch.arange(active.shape[0], device=device),
+                tokens.masked_fill(tokens == vocab.eos_id, vocab.space_id),
+            )
+            search.advance(rows, fed)
+            continue
+        going = (~stopped[active]).nonzero()[:, 0]  # (B'',) rows that continue
         if going.shape[0] == 0:
             break
         search.advance(going, tokens[going])

@@ -20,6 +20,17 @@ def scatter_rows(values: torch.Tensor, rows: torch.Tensor, size: int, fill: floa
     return values.new_full((size, *values.shape[1:]), fill).index_copy_(0, rows, values)
 
 
+GPU_LOOK_EVERY = 8
+"""Steps between a GPU search's looks at which utterances have stopped."""
+
+
+def look_every(device: torch.device) -> int:
+    """Steps between looks at which utterances have stopped: every step on a CPU, where looking
+    costs nothing, GPU_LOOK_EVERY on a GPU, where each look waits for the queued work (stopped
+    utterances ride along in between, and change nothing)."""
+    return 1 if device.type == "cpu" else GPU_LOOK_EVERY
+
+
 class Search:
     """The hypotheses a search extends, `width` per utterance (1 for greedy, the beam for beam
     search), with what follows them from step to step: the speller's `state`, the `tokens` just

@@ -155,8 +155,9 @@ class TrainConfig:
     accumulate_grad: int = 1
     """Batches per optimizer step: the effective batch is processes x accumulate_grad x data.max_frames."""
     seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """"auto": bf16 autocast on a GPU, fp32 on a CPU."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """"auto": bf16 autocast on a GPU that has bf16 (compute capability 8.0+), fp16 with a gradient
+    scaler on an older GPU, fp32 on a CPU; the choice is logged."""
     compile: bool = False
     """torch.compile the attention (the first steps then take a minute to compile)."""
     log_every: int = 50

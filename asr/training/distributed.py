@@ -106,6 +106,16 @@ def all_agree(flag: bool, world: World) -> bool:
     return bool(value.item() > 0)
 
 
+def all_sum(values: torch.Tensor, world: World) -> torch.Tensor:
+    """`values` (a small CPU tensor) summed over every rank, on the CPU: one collective and, with
+    NCCL, one wait for the device."""
+    if not world.distributed:
+        return values
+    summed = values.to(world.device)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    return summed.cpu()
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier(device_ids=[world.device.index] if world.device.type == "cuda" else None)

@@ -17,7 +17,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +29,7 @@ from torch.utils.tensorboard import SummaryWriter
 from asr.atomic import atomic_write_text, exclusive_folder
 from asr.checkpoint import save_training_state
 from asr.config import dump_config
-from asr.data.dataset import collate
+from asr.data.dataset import Batch, collate
 from asr.decoding.config import DecodingError
 from asr.errors import TrainingError
 from asr.frontend.pipeline import Frontend
@@ -41,7 +41,9 @@ from asr.training.checkpoints import export_average, initial_stats, initialise_f
 from asr.training.config import TrainConfig
 from asr.training.data import load_training_data, most_dev_utterances
 from asr.training.distributed import (
+    World,
     all_agree,
+    all_sum,
     barrier,
     broadcast,
     collective_timeout,
@@ -51,7 +53,7 @@ from asr.training.distributed import (
 )
 from asr.training.schedule import LRSchedule
 from asr.training.steps import Budget, Progress, StepBookkeeping, Throughput, seed_step
-from asr.training.validation import ValidationError, autocast, dev_metrics, uses_bf16, write_plots
+from asr.training.validation import ValidationError, autocast, dev_metrics, resolve_precision, write_plots
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,11 @@ class Trainer(StepBookkeeping):
         self.exp_dir = Path(exp_dir)
         self.world = init_world(device, collective_timeout(most_dev_utterances(config.data)))
         self.device = self.world.device
-        uses_bf16(config.precision, self.device)  # a precision this device cannot run is refused before any work
+        self.precision = resolve_precision(config.precision, self.device)  # refused here, before any work
+        if self.world.is_main:
+            log.info("precision %s (%s on %s)", self.precision, config.precision, self.device)
+        # fp16 needs its gradients scaled (and unscaled before clipping); disabled, the scaler passes them through
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.track = track
         self.vocab = Vocabulary.default()
         self.progress = Progress()
@@ -129,6 +135,7 @@ class Trainer(StepBookkeeping):
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "progress": dataclasses.asdict(self.progress),
             "config": dump_config(self.config),
             "stats": self.stats.to_dict(),
@@ -139,6 +146,8 @@ class Trainer(StepBookkeeping):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if state.get("scaler"):  # fp16 runs; checkpoints before the scaler have none
+            self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
         self.budget = Budget(self.config.max_minutes, spent=self.progress.seconds)
         log.info("resumed at step %d, epoch %d", self.progress.step, self.progress.epoch)
@@ -182,7 +191,9 @@ class Trainer(StepBookkeeping):
         if not all_agree(all(batch.ids for batch in batches), self.world):
             log.warning("step %d: a batch lost all its utterances to unreadable audio; skipped", self.progress.step)
             return None
+        weights = loss_weights(batches, self.world).tolist()  # each batch's CTC and attention loss weights
         sums = torch.zeros(3, device=self.device)  # loss, attention loss, CTC loss: read once, after the step
+        w = config.model.ctc_weight
         try:
             for i, batch in enumerate(batches):
                 batch = batch.to(self.device)
@@ -190,13 +201,15 @@ class Trainer(StepBookkeeping):
                 # DDP averages gradients across processes on the last batch only
                 sync = contextlib.nullcontext() if last or not self.world.distributed else self.step_model.no_sync()
                 with sync:
-                    with autocast(config.precision, self.device):
+                    with autocast(self.precision, self.device):
                         features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
                         losses = self.step_model(
                             features, lengths, batch.targets, batch.target_lengths, self._sampling_prob()
                         )
-                    (losses.total / len(batches)).backward()
-                sums += torch.stack([losses.total, losses.attention, losses.ctc]).detach().float() / len(batches)
+                    ctc, attention = losses.ctc * weights[i][0], losses.attention * weights[i][1]
+                    loss = w * ctc + (1 - w) * attention
+                    self.scaler.scale(loss).backward()
+                sums += torch.stack([loss, attention, ctc]).detach().float()
         except torch.OutOfMemoryError:
             if self.world.distributed:
                 raise
@@ -204,13 +217,17 @@ class Trainer(StepBookkeeping):
             self.optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             return None
+        self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.optim.grad_clip)
         loss, attention_loss, ctc_loss, grad_norm = torch.cat([sums, norm.float()[None]]).tolist()  # one wait a step
         if not all_agree(math.isfinite(loss) and math.isfinite(grad_norm), self.world):
+            if self.scaler.is_enabled():
+                self.scaler.update()  # an fp16 overflow: the scale comes down for the next step
             log.warning("step %d: non-finite loss or gradient; skipped", self.progress.step)
             self.optimizer.zero_grad(set_to_none=True)
             return None
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         return {"loss": loss, "attention_loss": attention_loss, "ctc_loss": ctc_loss, "grad_norm": grad_norm}
 
     # ------------------------------------------------------------- validation
@@ -219,7 +236,7 @@ class Trainer(StepBookkeeping):
         config = self.config
         try:
             metrics, plots = dev_metrics(
-                self.model, self.frontend, self.data.dev, self.vocab, config.decoding, config.precision, self.device,
+                self.model, self.frontend, self.data.dev, self.vocab, config.decoding, self.precision, self.device,
                 config.data.num_workers, config.plot_utterances,
             )  # fmt: skip
         except ValidationError as error:
@@ -347,6 +364,20 @@ class Trainer(StepBookkeeping):
                 f"every step of epoch {self.progress.epoch + 1} was skipped (non-finite loss or gradient); "
                 "check the audio levels and data.stats, or lower optim.schedule.lr"
             )
+
+
+def loss_weights(batches: Sequence[Batch], world: World) -> torch.Tensor:
+    """(len(batches), 2) float64 on the CPU: what each batch's per-character CTC loss and per-token
+    attention loss (its own means) are multiplied by, so that the step's gradient, DDP's average
+    over `world` included, is that of the sums over every rank's batches divided by their global
+    character and token counts, as ESPnet and icefall normalise; not a mean of per-rank means.
+    One process with one batch: 1 and 1. The counts come from the host lengths (one collective)."""
+    counts = torch.tensor(
+        [[float(b.target_lengths.sum()), float(b.target_lengths.sum()) + len(b.target_lengths)] for b in batches],
+        dtype=torch.float64,
+    )  # (n, 2): characters, tokens (characters and one <eos> each)
+    everywhere = all_sum(counts.sum(dim=0), world)  # (2,)
+    return counts * world.size / everywhere.clamp(min=1)
 
 
 def _groups(batches: Iterable[T], size: int) -> Iterator[list[T]]:

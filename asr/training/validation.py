@@ -13,6 +13,7 @@ import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,22 +42,37 @@ class ValidationError(UserError):
     """A dev set that cannot be scored."""
 
 
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether `precision` means bf16 autocast on `device`: "bf16", and "auto" on a GPU.
+Precision = Literal["fp32", "bf16", "fp16"]
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-    Raises `UserError` for "bf16" on a CPU that oneDNN has no bf16 kernels for (one
-    without AVX-512 BF16 or AMX: its LSTM primitive cannot be created).
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """What `precision` ("auto", "fp32", "bf16", "fp16") means on `device`. "auto": bf16 on a GPU
+    that has it (compute capability 8.0 and later), fp16 with a gradient scaler on one that does
+    not (V100, T4: bf16 RNNs there are slow or fail), fp32 on a CPU.
+
+    Raises `UserError` for bf16 on a GPU without it or on a CPU that oneDNN has no bf16 kernels
+    for (one without AVX-512 BF16 or AMX: its LSTM primitive cannot be created), and for fp16 on a CPU.
     """
-    if precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        if precision == "bf16" and not bf16:
+            raise UserError(f"precision: bf16, but {device} has no bf16 (compute capability < 8.0); use fp16 or auto")
+        if precision == "auto":
+            return "bf16" if bf16 else "fp16"
+        return precision  # type: ignore[return-value]
+    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         raise UserError("precision: bf16 needs a GPU or a CPU with bf16 instructions (AVX-512 BF16, AMX); use fp32")
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if precision == "fp16":
+        raise UserError("precision: fp16 needs a GPU; use fp32 (or bf16 on a CPU with bf16 instructions)")
+    return "bf16" if precision == "bf16" else "fp32"
 
 
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast where `uses_bf16`; nothing otherwise."""
-    if not uses_bf16(precision, device):
+def autocast(precision: Precision, device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast to bf16 or fp16 (a resolved precision); nothing for fp32."""
+    if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, dtype=DTYPES[precision])
 
 
 @torch.no_grad()
@@ -66,7 +82,7 @@ def dev_metrics(
     dev: Sequence[Utterance],
     vocab: Vocabulary,
     search: SearchConfig,
-    precision: str,
+    precision: Precision,
     device: torch.device,
     workers: int,
     plots: int,

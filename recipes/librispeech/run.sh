@@ -15,7 +15,9 @@
 #   8 choose the LM weight on the dev set (--lm-weights), then evaluate the test sets with the LM
 #
 # --beam B and --ctc-weight W override the search of the config's decoding section in stages 6
-# and 8; --groups FILE (speaker group) adds a row per group to RESULTS.md; --lm DIR uses an LM
+# and 8; --max-seconds S cuts utterances longer than S at pauses (default inf: every utterance is
+# decoded whole, as ESPnet and SpeechBrain score LibriSpeech; "model": the longest the model was
+# trained on, asr evaluate's own default); each RESULTS.md row says which, and the seconds judged silent; --groups FILE (speaker group) adds a row per group to RESULTS.md; --lm DIR uses an LM
 # trained elsewhere.
 #
 # Other corpora in the LibriSpeech layout (the synthetic one) and other recipes (FSDD)
@@ -41,6 +43,7 @@ device=auto
 search_args=()                 # --beam / --ctc-weight; default: the config's decoding section
 groups=""                      # --groups FILE: a "speaker group" table; RESULTS.md gets a row per group
 batch_size=32
+max_seconds=inf                # --max-seconds: see above
 asr=${ASR:-.venv/bin/asr}
 train_args=()
 
@@ -112,7 +115,9 @@ row_kind=test
 evaluate() {
     local subset=$1 out=$2
     shift 2
-    "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$out" \
+    local cut=(--max-seconds "$max_seconds")
+    [ "$max_seconds" != model ] || cut=()
+    "$asr" evaluate --model "$exp/model" --manifest "$manifests/$subset.jsonl" --out "$out" "${cut[@]}" \
         "${search_args[@]}" --batch-size "$batch_size" --device "$device" ${groups:+--groups "$groups"} "$@"
     local name=$subset
     [ "$row_kind" = test ] || name="$subset ($row_kind)"
@@ -127,8 +132,11 @@ defaults = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 rest = [setting(k, v) for k, v in s["search"].items() if k not in ("beam", "ctc_weight", "lm_weight") and v != defaults.get(k)]
 search += "".join(f", {item}" for item in rest)
 cut = s.get("cut_at_pauses", {})
-if cut.get("utterances"):  # utterances longer than the model was trained on: decoded in pieces cut at pauses
-    search += f"; {cut['utterances']} over {cut['longer_than_seconds']:g} s cut at pauses"
+if cut.get("longer_than_seconds") is None:
+    search += "; whole utterances"
+else:  # utterances longer than this were decoded in pieces cut at pauses
+    search += (f"; {cut['utterances']} over {cut['longer_than_seconds']:g} s cut at pauses, "
+               f"{cut['seconds_judged_silent']:g} s judged silent")
 for name, g in [(sys.argv[1], s)] + [(f"{sys.argv[1]}: {k}", v) for k, v in s.get("groups", {}).items()]:
     print(f"| {name} | {g['utterances']} | {g['words']} | {g['wer']:.2f} | {g['cer']:.2f} | "
           f"{g['substitutions']} | {g['deletions']} | {g['insertions']} | {100 * g['insertions'] / g['words']:.2f} | "

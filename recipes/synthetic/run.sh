@@ -30,7 +30,8 @@
 #   2 (with --train-lm) a character LM into EXP/lm: the texts' sentences without any of the dev
 #     and test sets (with --vocabulary N, only those of the N-word vocabulary: the corpus's own
 #     text), trained with --lm-config (conf/lm.yaml; conf/lm_closed.yaml with --vocabulary)
-#   3-6 the LibriSpeech recipe's stages: statistics, train, average, evaluate (RESULTS.md)
+#   3-6 the LibriSpeech recipe's stages: statistics, train, average, evaluate (RESULTS.md; utterances
+#     longer than the model's longest training utterance cut at pauses: --max-seconds model)
 #   7 transcribe a held-out voice, a held-out-engine recording and a real one with asr transcribe
 #
 # --train-lm, or --lm DIR (a character LM: asr lm train), also runs the LibriSpeech recipe's
@@ -162,7 +163,8 @@ if [ "$stop_stage" -ge 3 ] && [ "$stage" -le "$last" ]; then
     "$recipes/librispeech/run.sh" --stage "$(( stage > 3 ? stage : 3 ))" --stop-stage "$last" \
         --exp "$exp" --manifests "$manifests" --dev dev --test "$tests" --nproc "$nproc" \
         --config "$config" --set "data.train=[${sources%, }]" --set "data.dev=[${devs%, }]" \
-        --dev-sets "$unseen_dev" --groups "$manifests/engines.txt" ${lm:+--lm "$lm"} "${passthrough[@]}"
+        --dev-sets "$unseen_dev" --groups "$manifests/engines.txt" --max-seconds model ${lm:+--lm "$lm"} \
+        "${passthrough[@]}"
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -24,9 +25,10 @@ from asr.frontend.features import FeatureConfig
 from asr.model import LAS
 from asr.training.config import TrainConfig
 from asr.training.data import shares
-from asr.training.loop import Trainer, TrainingError, compile_model
+from asr.training.distributed import World
+from asr.training.loop import Trainer, TrainingError, compile_model, loss_weights
 from asr.training.steps import Budget
-from tests.test_model import tiny
+from tests.test_model import random_batch, tiny
 
 TINY_MODEL = {
     "listener": {"layers": 2, "units": 32, "reduce": [1], "dropout": 0.1},
@@ -557,3 +559,33 @@ def test_dev_utterances_are_drawn_in_equal_parts_from_each_dev_manifest(experime
 )
 def test_dev_shares_are_equal_and_a_small_part_s_shortfall_goes_to_the_others(sizes, count, expected) -> None:
     assert shares({f"m{i}": [None] * size for i, size in enumerate(sizes)}, count) == expected
+
+
+def test_two_ranks_step_on_the_global_token_mean_not_on_a_mean_of_the_ranks_means(monkeypatch) -> None:
+    """Rank 0 holds one utterance, rank 1 two with fewer characters: the average of their weighted
+    gradients (what DDP applies) is the gradient of the loss over all three at once."""
+    torch.manual_seed(0)
+    model = LAS(tiny())
+    features, lengths, targets, target_lengths = random_batch([40, 30, 36], [12, 3, 5])
+
+    def gradient(loss: torch.Tensor) -> torch.Tensor:
+        model.zero_grad()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    expected = gradient(model(features, lengths, targets, target_lengths).total)
+    ranks = [torch.tensor([0]), torch.tensor([1, 2])]
+    characters = float(target_lengths.sum())
+    everywhere = torch.tensor([characters, characters + 3], dtype=torch.float64)  # what all_sum gives every rank
+    monkeypatch.setattr("asr.training.loop.all_sum", lambda values, world: everywhere)
+    w, average = model.config.ctc_weight, torch.zeros_like(expected)
+    for rank, rows in enumerate(ranks):
+        ((ctc_weight, attention_weight),) = loss_weights(
+            [SimpleNamespace(target_lengths=target_lengths[rows])], World(rank=rank, size=2, grouped=True)
+        ).tolist()
+        losses = model(features[rows], lengths[rows], targets[rows][:, : int(target_lengths[rows].max())],
+                       target_lengths[rows])  # fmt: skip
+        average += gradient(w * ctc_weight * losses.ctc + (1 - w) * attention_weight * losses.attention) / 2
+    torch.testing.assert_close(average, expected, rtol=1e-4, atol=1e-6)
+    plain = [loss_weights([SimpleNamespace(target_lengths=target_lengths)], World()).tolist()]
+    assert plain == [[[1.0, 1.0]]]  # one process, one batch: the model's own means, unchanged
