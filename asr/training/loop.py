@@ -211,8 +211,12 @@ class Trainer(StepBookkeeping):
                     self.scaler.scale(loss).backward()
                 sums += torch.stack([loss, attention, ctc]).detach().float()
         except torch.OutOfMemoryError:
-            if self.world.distributed:
-                raise
+            if self.world.distributed:  # the others wait in DDP's all-reduce: the launcher stops them all
+                raise TrainingError(
+                    f"rank {self.world.rank}: out of GPU memory at step {self.progress.step} on a batch of "
+                    f"{len(batch.ids)} utterances; lower data.max_frames (or data.max_batch_size) and run the "
+                    "same command again to resume from the last checkpoint"
+                ) from None
             log.warning("out of GPU memory on a batch of %d utterances; skipped the step", len(batch.ids))
             self.optimizer.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()

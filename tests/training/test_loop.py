@@ -216,29 +216,70 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def distributed_worker(rank: int, world: int, port: int, config_path: str, exp: str, overrides: list[str]) -> None:
+def faulty_frontend(trainer: Trainer, fault: str) -> None:
+    """Rank 1's front end at step 1: features of NaN ("nan"), or out of GPU memory ("oom")."""
+    forward = trainer.frontend.forward
+
+    def at_step_1(*args):
+        features, lengths = forward(*args)
+        if trainer.progress.step == 1 and fault == "nan":
+            return features * float("nan"), lengths
+        if trainer.progress.step == 1 and fault == "oom":
+            raise torch.OutOfMemoryError("CUDA out of memory (a test's stand-in)")
+        return features, lengths
+
+    trainer.frontend.forward = at_step_1
+
+
+def distributed_worker(
+    rank: int, world: int, port: int, config_path: str, exp: str, overrides: list[str], fault: str | None = None
+) -> None:
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     config = load_config(TrainConfig, config_path, overrides)
     trainer = Trainer(config, Path(exp), device="cpu")
+    if fault is not None and rank == 1:
+        faulty_frontend(trainer, fault)
     trainer._loop()
     state = {
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "schedule": trainer.schedule.state_dict(),
         "validations": trainer.progress.validations,
+        "skipped_steps": trainer.progress.skipped_steps,
     }
     torch.save(state, Path(exp) / f"rank{rank}.pt")
 
 
-def spawn_two(experiment: Path, exp: Path, overrides: list[str]) -> tuple[dict, dict]:
+def spawn_two(experiment: Path, exp: Path, overrides: list[str], fault: str | None = None) -> tuple[dict, dict]:
     exp.mkdir()
     torch.multiprocessing.spawn(
-        distributed_worker, args=(2, free_port(), str(experiment / "tiny.yaml"), str(exp), overrides), nprocs=2
+        distributed_worker, args=(2, free_port(), str(experiment / "tiny.yaml"), str(exp), overrides, fault), nprocs=2
     )
     first, second = (torch.load(exp / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     return first, second
+
+
+def test_a_rank_whose_loss_goes_non_finite_makes_every_rank_skip_that_step_and_go_on(experiment: Path) -> None:
+    first, second = spawn_two(
+        experiment, experiment / "ddp", ["max_steps=3", "epochs=5", "data.max_frames=300"], fault="nan"
+    )
+    assert first["skipped_steps"] == second["skipped_steps"] == 1
+    for key in first["model"]:
+        assert torch.equal(first["model"][key], second["model"][key]) and first["model"][key].isfinite().all()
+
+
+def test_a_rank_out_of_memory_stops_every_rank_with_one_line_instead_of_leaving_them_waiting(
+    experiment: Path,
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(torch.multiprocessing.ProcessRaisedException) as raised:
+        spawn_two(experiment, experiment / "ddp", ["max_steps=3", "epochs=5", "data.max_frames=300"], fault="oom")
+    assert "rank 1: out of GPU memory at step 1 on a batch of" in str(raised.value)
+    assert "lower data.max_frames" in str(raised.value)
+    assert time.monotonic() - started < 120  # the launcher stopped rank 0; it did not wait out the timeout
+    assert not (experiment / "ddp" / "rank0.pt").exists()
 
 
 def test_two_processes_keep_identical_weights(experiment: Path) -> None:
