@@ -16,47 +16,11 @@ from asr.cli import main
 from asr.data.manifest import read_manifest
 from asr.data.prepare import prepare_librispeech
 from asr.synthesis import sentences
-from asr.synthesis.config import SUBSETS, CorpusConfig, CorpusError
+from asr.synthesis.config import SUBSETS, CorpusError
 from asr.synthesis.corpus import CheckConfig, check_corpus, synthesize_corpus
 from asr.synthesis.plan import plan_corpus
-from asr.synthesis.sentences import (
-    Sentence,
-    spoken_form,
-)
 from asr.text import normalize
-
-SMALL = CorpusConfig(
-    train_utterances=4,
-    dev_utterances=4,
-    test_utterances=4,
-    chapter_utterances=2,
-    engines=("espeak",),
-    texts=("wordnet",),
-    rates=(1.0, 1.15),
-    pitches=(0.0, 2.0),
-    seed=3,
-)
-
-
-def fake_sentences(count: int) -> list[Sentence]:
-    """`count` distinct sentences ("The alpha and the bravo met charlie today.") from 1,728."""
-    words = [
-        "alpha",
-        "bravo",
-        "charlie",
-        "delta",
-        "echo",
-        "foxtrot",
-        "golf",
-        "hotel",
-        "india",
-        "juliet",
-        "kilo",
-        "lima",
-    ]
-    raws = [f"The {words[i % 12]} and the {words[i // 12 % 12]} met {words[i // 144]} today." for i in range(count)]
-    return [Sentence("test", s, normalize(s)) for s in map(spoken_form, raws) if s is not None]
-
+from tests.synthesis.small import SMALL, fake_sentences
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or shutil.which("sox") is None,

@@ -14,48 +14,9 @@ from asr.synthesis.sentences import (
     Sentence,
     choose_sentences,
     closed_vocabulary,
-    spoken_form,
 )
 from asr.synthesis.voices import ENGINES
-from asr.text import normalize
-
-
-def transcript(raw: str) -> str | None:
-    spoken = spoken_form(raw)
-    return None if spoken is None else normalize(spoken)
-
-
-SMALL = CorpusConfig(
-    train_utterances=4,
-    dev_utterances=4,
-    test_utterances=4,
-    chapter_utterances=2,
-    engines=("espeak",),
-    texts=("wordnet",),
-    rates=(1.0, 1.15),
-    pitches=(0.0, 2.0),
-    seed=3,
-)
-
-
-def fake_sentences(count: int) -> list[Sentence]:
-    """`count` distinct sentences ("The alpha and the bravo met charlie today.") from 1,728."""
-    words = [
-        "alpha",
-        "bravo",
-        "charlie",
-        "delta",
-        "echo",
-        "foxtrot",
-        "golf",
-        "hotel",
-        "india",
-        "juliet",
-        "kilo",
-        "lima",
-    ]
-    raws = [f"The {words[i % 12]} and the {words[i // 12 % 12]} met {words[i // 144]} today." for i in range(count)]
-    return [Sentence("test", s, normalize(s)) for s in map(spoken_form, raws) if s is not None]
+from tests.synthesis.small import SMALL, fake_sentences
 
 
 def test_split_is_disjoint_in_talkers_and_sentences_for_all_engines() -> None:
