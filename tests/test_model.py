@@ -346,6 +346,25 @@ def test_bilstm_gives_the_same_outputs_and_gradients_on_its_gpu_path_as_on_its_c
         torch.testing.assert_close(packed, padded, atol=1e-6, rtol=1e-5)
 
 
+def test_the_listener_s_packed_path_waits_for_the_device_once_a_forward_not_once_a_layer(monkeypatch) -> None:
+    """On a GPU packing needs lengths on the host: one copy for the whole listener (its layers halve
+    them on the host), and the same output as the padded path; shown here on a CPU made to pack."""
+    torch.manual_seed(0)
+    listener = Listener(ListenerConfig(layers=3, units=8, reduce=(0, 1), dropout=0.0)).eval()
+    features, lengths = torch.randn(3, 21, 80), torch.tensor([21, 13, 6])
+    padded, padded_lengths = listener(features, lengths)
+    copies = []
+    cpu = torch.Tensor.cpu
+    monkeypatch.setattr(
+        torch.Tensor, "cpu", lambda tensor, *a, **k: copies.append(tensor.shape) or cpu(tensor, *a, **k)
+    )
+    monkeypatch.setattr("asr.model.listener.packs", lambda x: True)
+    packed, packed_lengths = listener(features, lengths)
+    assert copies == [torch.Size([3])]
+    assert torch.equal(packed_lengths, padded_lengths)
+    torch.testing.assert_close(packed, padded, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize(("input_feeding", "sampling_prob"), [(True, 0.0), (False, 0.0), (True, 1.0)])
 @pytest.mark.parametrize("kind", ["location", "dot"])
 def test_teacher_forcing_with_fixed_shapes_gives_the_cpu_paths_losses_and_gradients(

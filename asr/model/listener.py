@@ -92,6 +92,11 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index[..., None].expand_as(x))
 
 
+def packs(x: torch.Tensor) -> bool:
+    """Whether the listener runs its BiLSTMs packed (cuDNN, on a GPU) rather than padded (a CPU)."""
+    return x.is_cuda
+
+
 class BiLSTM(nn.Module):
     """A bidirectional LSTM layer in which padding never reaches a real frame's state.
 
@@ -109,8 +114,10 @@ class BiLSTM(nn.Module):
         self.forward_lstm = nn.LSTM(input_dim, units, batch_first=True)
         self.backward_lstm = nn.LSTM(input_dim, units, batch_first=True)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.packed(x, lengths) if x.is_cuda else self.padded(x, lengths)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, host_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The packed path when `host_lengths` (the lengths on the host, which packing needs) is
+        given, the padded one otherwise."""
+        return self.padded(x, lengths) if host_lengths is None else self.packed(x, lengths, host_lengths)
 
     def padded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The directions one after the other over the padded batch (the CPU's path)."""
@@ -119,17 +126,23 @@ class BiLSTM(nn.Module):
         out = torch.cat([forward, reverse_padded(backward, lengths)], dim=-1)
         return out * lengths_to_mask(lengths, x.shape[1])[..., None].to(out.dtype)
 
-    def packed(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Both directions in one bidirectional call over the packed batch (the GPU's path: cuDNN)."""
+    def packed(self, x: torch.Tensor, lengths: torch.Tensor, host_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Both directions in one bidirectional call over the packed batch (the GPU's path: cuDNN);
+        `host_lengths`: `lengths` on the host, if the caller has them (else they are copied here)."""
         b, t, _ = x.shape
-        # packing needs its lengths on the host; a row without a frame is packed as one and zeroed below
-        packed = pack_padded_sequence(x, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+        host = lengths.cpu() if host_lengths is None else host_lengths
+        # sorted longest first on the device and, the same stable order, on the host: packing then needs
+        # no index of the device's, and unpacking copies none back (pad_packed_sequence would, a wait)
+        order = torch.argsort(lengths, descending=True, stable=True)  # (B,)
+        by_length = host[torch.argsort(host, descending=True, stable=True)].clamp(min=1)  # a row without a frame
+        packed = pack_padded_sequence(x.index_select(0, order), by_length, batch_first=True)  # is packed as one
         weights = self.forward_lstm.all_weights[0] + self.backward_lstm.all_weights[0]  # nn.LSTM's order
         zeros = x.new_zeros(2, b, self.forward_lstm.hidden_size)  # (directions, B, units)
         # what a bidirectional nn.LSTM runs on a packed batch, with the weights of the two directions
         data, _, _ = torch.lstm(packed.data, packed.batch_sizes, (zeros, zeros), weights, True, 1, 0.0,
                                 self.training, True)  # fmt: skip
         out, _ = pad_packed_sequence(packed._replace(data=data), batch_first=True, total_length=t)
+        out = out.index_select(0, torch.argsort(order))  # (B, T, 2 * units) in the batch's own order
         return out * lengths_to_mask(lengths, t)[..., None].to(out.dtype)
 
 
@@ -171,15 +184,19 @@ class Listener(nn.Module):
         elif self.frontend is not None:
             x = torch.relu(self.frontend(x))
         x = x * lengths_to_mask(lengths, x.shape[1])[..., None].to(x.dtype)  # padding exactly zero
+        # the packed path (a GPU's) needs lengths on the host: copied once here, one wait for the
+        # device, and halved on the host with the device's copy, layer by layer
+        host = lengths.cpu() if packs(x) else None
         for i, lstm in enumerate(self.lstms):
             if i in self.config.reduce:
                 if x.shape[1] % 2:
                     x = F.pad(x, (0, 0, 0, 1))  # an odd last frame is paired with a zero frame
                 x = x.reshape(x.shape[0], x.shape[1] // 2, 2 * x.shape[2])  # (B, T, D) -> (B, T/2, 2D)
                 lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+                host = None if host is None else torch.div(host + 1, 2, rounding_mode="floor")
             if i > 0:
                 x = self.dropout(x)
-            x = lstm(x, lengths)
+            x = lstm(x, lengths, host)
             if i < len(self.projections):
                 mask = lengths_to_mask(lengths, x.shape[1])[..., None].to(x.dtype)
                 x = torch.tanh(self.projections[i](x)) * mask  # padding stays zero for the next pairing
