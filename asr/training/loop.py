@@ -3,9 +3,10 @@
 The loop is a plain `for batch in loader` that you can read top to bottom; the data it reads
 (`asr.training.data`), the checkpoints it keeps and the model it exports
 (`asr.training.checkpoints`) and its validation (`asr.training.validation`) each have their own module.
-Every step's randomness (dropout, SpecAugment, scheduled sampling) is seeded from (seed, step),
-data order from (seed, epoch), so a run resumed from a checkpoint reaches the same weights as
-one that never stopped.
+Every step's randomness (dropout, SpecAugment, scheduled sampling) is seeded from (seed, step,
+rank), data order from (seed, epoch), so a run resumed from a checkpoint reaches the same weights
+as one that never stopped. The losses are normalised by the characters and tokens of every
+rank's batches (`loss_weights`); `max_minutes` stops the run at a wall-clock budget.
 """
 
 from __future__ import annotations
