@@ -79,8 +79,6 @@ class Trainer(StepBookkeeping):
         self.world = init_world(device, collective_timeout(most_dev_utterances(config.data)))
         self.device = self.world.device
         self.precision = resolve_precision(config.precision, self.device)  # refused here, before any work
-        if self.world.is_main:
-            log.info("precision %s (%s on %s)", self.precision, config.precision, self.device)
         # fp16 needs its gradients scaled (and unscaled before clipping); disabled, the scaler passes them through
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.track = track
@@ -286,6 +284,7 @@ class Trainer(StepBookkeeping):
         """Train until `epochs` or `max_steps`, then export `EXP_DIR/model`; returns its path."""
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         if self.world.is_main:
+            log.info("precision %s (%s on %s)", self.precision, self.config.precision, self.device)
             atomic_write_text(self.exp_dir / "config.yaml", dump_config(self.config))
             self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
         try:
