@@ -283,7 +283,7 @@ class Trainer(StepBookkeeping):
     def run(self) -> Path:
         """Train until `epochs` or `max_steps`, then export `EXP_DIR/model`; returns its path."""
         self.exp_dir.mkdir(parents=True, exist_ok=True)
-        if self.world.is_main:
+        if self.world.is_main and self.device.type == "cuda":  # where "auto" has a choice to make
             log.info("precision %s (%s on %s)", self.precision, self.config.precision, self.device)
             atomic_write_text(self.exp_dir / "config.yaml", dump_config(self.config))
             self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
