@@ -285,6 +285,7 @@ class Trainer(StepBookkeeping):
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         if self.world.is_main and self.device.type == "cuda":  # where "auto" has a choice to make
             log.info("precision %s (%s on %s)", self.precision, self.config.precision, self.device)
+        if self.world.is_main:
             atomic_write_text(self.exp_dir / "config.yaml", dump_config(self.config))
             self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
         try:
