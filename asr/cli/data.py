@@ -118,6 +118,7 @@ def run_synthesize(args: argparse.Namespace) -> None:
             test_utterances=args.test_utterances,
             chapter_utterances=args.chapter_utterances,
             engines=engines,
+            unheard_engines=args.unheard_engines,
             texts=args.texts,
             vocabulary=args.vocabulary,
             rates=args.rates,
@@ -172,6 +173,13 @@ def add_synthesize(commands: argparse._SubParsersAction) -> None:
         type=comma_names,
         default=ENGINES,
         help=f"comma-separated, from {','.join(ENGINES)}; or 'available' for the installed ones",
+    )
+    parser.add_argument(
+        "--unheard-engines",
+        type=comma_names,
+        default=(),
+        help="leave out voices whose talker a voice of these engines shares (a held-out engine's corpus "
+        "for a model trained on them)",
     )
     parser.add_argument("--texts", type=comma_names, default=defaults.texts, help=f"from {','.join(SOURCES)}")
     parser.add_argument(

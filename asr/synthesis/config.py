@@ -28,7 +28,12 @@ class CorpusConfig:
 
     Each held-out subset (dev, test) gets `held_out_voice_fraction` of the talkers of
     each kind (espeak's synthetic voices; the recorded people behind flite and festival),
-    at least one of each kind that has three or more.
+    at least one of each kind that has three or more; a kind of two talkers in a corpus without
+    training utterances (a held-out engine's dev and test voices) gives one to each.
+
+    `unheard_engines` leaves out every voice whose talker a voice of those engines shares
+    (flite's slt is festival's HTS slt): the corpus of an engine held out from a model trained
+    on those engines then holds no talker the model heard.
 
     `vocabulary` > 0 keeps only the sentences made of that many most frequent words of
     the texts (a closed vocabulary, as in WSJ's 5k task); 0 keeps every sentence.
@@ -42,6 +47,7 @@ class CorpusConfig:
     test_utterances: int = 300
     chapter_utterances: int = 20
     engines: tuple[str, ...] = ENGINES
+    unheard_engines: tuple[str, ...] = ()
     texts: tuple[str, ...] = tuple(SOURCES)
     vocabulary: int = 0
     rates: tuple[float, ...] = (0.85, 1.0, 1.15)
@@ -63,6 +69,13 @@ class CorpusConfig:
         unknown = [e for e in self.engines if e not in ENGINES]
         if not self.engines or unknown:
             raise CorpusError(f"engines must be some of {', '.join(ENGINES)}; got {', '.join(self.engines) or 'none'}")
+        unknown = [e for e in self.unheard_engines if e not in ENGINES]
+        if unknown:
+            raise CorpusError(f"unheard_engines must be some of {', '.join(ENGINES)}; got {', '.join(unknown)}")
+        if set(self.unheard_engines) & set(self.engines):
+            raise CorpusError(
+                f"an engine cannot be in both engines and unheard_engines; got {', '.join(self.unheard_engines)}"
+            )
         unknown = [t for t in self.texts if t not in SOURCES]
         if not self.texts or unknown:
             raise CorpusError(f"texts must be some of {', '.join(SOURCES)}; got {', '.join(self.texts) or 'none'}")

@@ -63,19 +63,32 @@ def assign_voices(config: CorpusConfig) -> dict[str, list[Voice]]:
 
     Seeded by `config.seed` alone among the sizes: the same engines give the same split.
     """
+    heard = {voice.talker for voice in VOICES if voice.engine in config.unheard_engines}
     talkers: dict[str, dict[str, list[Voice]]] = defaultdict(lambda: defaultdict(list))
     for voice in VOICES:
-        if voice.engine in config.engines:
+        if voice.engine in config.engines and voice.talker not in heard:
             talkers[_talker_kind(voice)][voice.talker].append(voice)
+    if not talkers:
+        raise CorpusError(
+            f"every talker of {', '.join(config.engines)} is heard in {', '.join(config.unheard_engines)}: "
+            "no voice is left"
+        )
     voices: dict[str, list[Voice]] = {subset: [] for subset in SUBSETS}
     for kind in sorted(talkers):
         names = sorted(talkers[kind])
         random.Random(f"{config.seed}:voices:{kind}").shuffle(names)
-        held_out = max(1, round(config.held_out_voice_fraction * len(names))) if len(names) >= 3 else 0
+        held_out = _held_out_talkers(len(names), config)
         shares = {"test": names[:held_out], "dev": names[held_out : 2 * held_out], "train": names[2 * held_out :]}
         for subset, share in shares.items():
             voices[subset].extend(voice for name in share for voice in talkers[kind][name])
     return voices
+
+
+def _held_out_talkers(talkers: int, config: CorpusConfig) -> int:
+    """How many of a kind's `talkers` dev, and test, each get."""
+    if talkers >= 3:
+        return max(1, round(config.held_out_voice_fraction * talkers))
+    return 1 if talkers == 2 and config.train_utterances == 0 else 0
 
 
 def partition_sentences(sentences: Sequence[Sentence], config: CorpusConfig) -> dict[str, list[Sentence]]:

@@ -16,9 +16,9 @@
 #     synthesise DIR/<engine>/{train,dev,test} for each engine, the same seed and sizes for all,
 #     so that the test sentences (the same for every engine) are in no training set, nor
 #     speechocean762's dev and test sentences; voices are disjoint across subsets; the held-out
-#     engine gets a dev set and a test set of voices of its own each (DIR/<engine>_unseen: one
-#     unheard engine to choose settings on, others to test on once); --held-out-engine none: no
-#     engine held out
+#     engine gets a dev set and a test set of voices of its own each (DIR/<engine>_unheard, no
+#     talker a training engine has: one voice to choose settings on, the other to test on once);
+#     --held-out-engine none: no engine held out
 #   1 manifests: train (the engines' train sets, batched together), dev (validation draws equal
 #     parts of each engine's dev set, across its speakers), the held-out engine's dev set
 #     (<engine>_dev, decoded in stage 6 as a dev row), and two test sets: "test" (held-out voices
@@ -91,8 +91,10 @@ if selected 0; then
             --test-utterances "$test_utterances" --jobs "$(nproc)" "${exclude[@]}"
     done
     # the same seed and sizes: the held-out engine reads the same dev and test sentences, by voices of its own
+    # whose talkers no training engine has (flite's kal16 and slt are festival's kal and HTS slt)
     for engine in "${held_out[@]}"; do
-        "$asr" synthesize --out "$data/${engine}_unseen" --engines "$engine" --vocabulary "$vocabulary" \
+        "$asr" synthesize --out "$data/${engine}_unheard" --engines "$engine" --unheard-engines "$engines" \
+            --vocabulary "$vocabulary" \
             --train-utterances 0 --dev-utterances "$dev_utterances" --test-utterances "$test_utterances" \
             --jobs "$(nproc)" "${exclude[@]}"
     done
@@ -104,7 +106,7 @@ if selected 1; then
         "$asr" prepare librispeech "$data/$engine" --subsets train,dev,test --out "$manifests/$engine"
     done
     for engine in "${held_out[@]}"; do
-        "$asr" prepare librispeech "$data/${engine}_unseen" --subsets dev,test --out "$manifests/$engine"
+        "$asr" prepare librispeech "$data/${engine}_unheard" --subsets dev,test --out "$manifests/$engine"
         cp "$manifests/$engine/test.jsonl" "$manifests/$engine.jsonl"
         cp "$manifests/$engine/dev.jsonl" "$manifests/${engine}_dev.jsonl"
     done

@@ -98,6 +98,10 @@ def test_rerun_resumes_and_leaves_finished_files_alone(small_corpus: Path, monke
         synthesize_corpus(small_corpus, dataclasses.replace(SMALL, seed=4), jobs=1)
     with pytest.raises(CorpusError, match="excluded_sentences"):
         synthesize_corpus(small_corpus, SMALL, jobs=1, exclude={"THE ALFA AND THE ALFA MET ALFA TODAY"})
+    # a folder made before unheard_engines existed has no such key: left out while it is empty
+    assert "unheard_engines" not in (small_corpus / "synthesis.json").read_text()
+    with pytest.raises(CorpusError, match="unheard_engines"):
+        synthesize_corpus(small_corpus, dataclasses.replace(SMALL, unheard_engines=("flite",)), jobs=1)
 
 
 @needs_espeak

@@ -78,3 +78,24 @@ def test_split_is_reproducible_from_the_seed() -> None:
     sentences = fake_sentences(600)
     assert plan_corpus(SMALL, sentences) == plan_corpus(SMALL, sentences)
     assert plan_corpus(SMALL, sentences) != plan_corpus(dataclasses.replace(SMALL, seed=4), sentences)
+
+
+def test_a_held_out_engine_unheard_by_the_training_engines_keeps_none_of_their_talkers() -> None:
+    held_out = CorpusConfig(train_utterances=0, dev_utterances=20, test_utterances=20, engines=("flite",))
+    unheard = dataclasses.replace(held_out, unheard_engines=("festival",))
+    before = {subset: {v.talker for v in voices} for subset, voices in assign_voices(held_out).items()}
+    after = {subset: {v.talker for v in voices} for subset, voices in assign_voices(unheard).items()}
+    festival_voices = assign_voices(CorpusConfig(engines=("festival",))).values()
+    festival = {voice.talker for voices in festival_voices for voice in voices}
+    assert {"kal", "slt"} <= festival
+    assert (before["dev"] | before["test"]) & festival  # without it, flite's dev or test voice is heard
+    assert not (after["dev"] | after["test"]) & festival
+    assert len(after["dev"]) == len(after["test"]) == 1 and not after["train"]  # awb and rms, one each
+    assert after["dev"] | after["test"] == {"awb", "rms"}
+
+
+def test_unheard_engines_that_leave_no_voice_are_refused() -> None:
+    with pytest.raises(CorpusError, match="both engines and unheard_engines"):
+        CorpusConfig(engines=("flite",), unheard_engines=("flite",))
+    with pytest.raises(CorpusError, match="unheard_engines must be some of"):
+        CorpusConfig(engines=("flite",), unheard_engines=("piper",))
