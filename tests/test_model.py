@@ -365,6 +365,34 @@ def test_the_listener_s_packed_path_waits_for_the_device_once_a_forward_not_once
     torch.testing.assert_close(packed, padded, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("frontend", ["none", "conv2d"])
+def test_a_training_step_s_losses_with_host_lengths_copy_nothing_from_the_device(monkeypatch, frontend: str) -> None:
+    """A training step hands the model its lengths on the host too: the packed listener and CTC
+    then copy nothing back (on a GPU each copy waits for the device), with the same losses and
+    listener lengths (`Listener.output_lengths`) as the model computes from the device's."""
+    torch.manual_seed(0)
+    model = LAS(tiny(frontend=frontend)).eval()
+    features, lengths, targets, target_lengths = random_batch([61, 40, 52, 30], [7, 3, 5, 7])
+    expected = model(features, lengths, targets, target_lengths)
+    assert torch.equal(model.listener.output_lengths(lengths), model.encode(features, lengths)[1])
+    copies = []
+    cpu = torch.Tensor.cpu
+    monkeypatch.setattr(
+        torch.Tensor, "cpu", lambda tensor, *a, **k: copies.append(tensor.shape) or cpu(tensor, *a, **k)
+    )
+    monkeypatch.setattr("asr.model.listener.packs", lambda x: True)
+    ctc_lengths = []
+    ctc_loss = F.ctc_loss
+    monkeypatch.setattr(
+        "asr.model.las.F.ctc_loss", lambda *args, **kw: ctc_lengths.append(args[2:4]) or ctc_loss(*args, **kw)
+    )
+    losses = model(features, lengths, targets, target_lengths, 0.0, lengths.clone(), target_lengths.clone())
+    assert copies == []
+    assert [n.tolist() for n in ctc_lengths[0]] == [model.encode(features, lengths)[1].tolist(), [7, 3, 5, 7]]
+    torch.testing.assert_close(losses.ctc, expected.ctc, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(losses.attention, expected.attention, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize(("input_feeding", "sampling_prob"), [(True, 0.0), (False, 0.0), (True, 1.0)])
 @pytest.mark.parametrize("kind", ["location", "dot"])
 def test_teacher_forcing_with_fixed_shapes_gives_the_cpu_paths_losses_and_gradients(

@@ -65,9 +65,12 @@ class LAS(nn.Module):
         self.speller = Speller(config.speller, config.attention, memory_dim, config.vocab_size)
         self.ctc_head = nn.Linear(memory_dim, config.vocab_size) if config.ctc_weight > 0 else None
 
-    def encode(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, D), (B,) -> listener output (B, T', V), (B,)."""
-        return self.listener(features, lengths)
+    def encode(
+        self, features: torch.Tensor, lengths: torch.Tensor, host_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, D), (B,) -> listener output (B, T', V), (B,); `host_lengths`: `lengths` on the host,
+        if the caller has them (see `Listener.forward`)."""
+        return self.listener(features, lengths, host_lengths)
 
     def ctc_log_probs(self, encoded: torch.Tensor) -> torch.Tensor:
         """(B, T', V) -> CTC log-probabilities (B, T', vocab) in float32."""
@@ -118,10 +121,16 @@ class LAS(nn.Module):
         targets: torch.Tensor,
         target_lengths: torch.Tensor,
         sampling_prob: float = 0.0,
+        host_lengths: torch.Tensor | None = None,
+        host_target_lengths: torch.Tensor | None = None,
     ) -> Losses:
-        """Losses of a batch. Targets (B, L) are padded with pad_id and hold no sos/eos."""
+        """Losses of a batch. Targets (B, L) are padded with pad_id and hold no sos/eos.
+
+        `host_lengths` and `host_target_lengths`: `lengths` and `target_lengths` on the host, if the
+        caller has them (a training step on a GPU does): the listener packs with them and CTC counts
+        with them, where copying the device's would wait for it."""
         config = self.config
-        encoded, encoded_lengths = self.encode(features, lengths)
+        encoded, encoded_lengths = self.encode(features, lengths, host_lengths)
         memory = self.speller.memory(encoded, encoded_lengths)
         logits, _ = self.teacher_forced_logits(memory, targets, target_lengths, sampling_prob)
         # outputs: targets followed by <eos> at each utterance's own length, pad elsewhere
@@ -145,8 +154,8 @@ class LAS(nn.Module):
             ctc = F.ctc_loss(
                 log_probs,
                 targets,
-                encoded_lengths,
-                target_lengths,
+                encoded_lengths if host_lengths is None else self.listener.output_lengths(host_lengths),
+                target_lengths if host_target_lengths is None else host_target_lengths,
                 blank=config.blank_id,
                 reduction="sum",
                 zero_infinity=True,

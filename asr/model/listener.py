@@ -79,9 +79,15 @@ class Conv2dSubsampling(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.convs(x[:, None])  # (B, T, D) -> (B, 1, T, D) -> (B, C, T', D')
         y = y.transpose(1, 2).flatten(2)  # -> (B, T', C * D')
-        for _ in range(2):
-            lengths = torch.div(lengths - 3, 2, rounding_mode="floor") + 1
-        return self.project(y), lengths.clamp(min=0)
+        return self.project(y), subsampled_lengths(lengths)
+
+
+def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """(B,) frame counts -> (B,) after `Conv2dSubsampling`'s two valid 3-wide stride-2
+    convolutions, on whichever device `lengths` is."""
+    for _ in range(2):
+        lengths = torch.div(lengths - 3, 2, rounding_mode="floor") + 1
+    return lengths.clamp(min=0)
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -177,16 +183,32 @@ class Listener(nn.Module):
     def output_dim(self) -> int:
         return 2 * self.config.units
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) input frame counts -> (B,) output frame counts, as `forward` counts them, on
+        whichever device `lengths` is (`ListenerConfig.output_frames` for one)."""
+        if self.config.frontend == "conv2d":
+            lengths = subsampled_lengths(lengths)
+        for _ in self.config.reduce:
+            lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+        return lengths
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, host_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`host_lengths`: `lengths` on the host, if the caller has them (a training step does: it
+        counts frames from the batch's sample counts); else the packed path copies them once."""
         lengths = lengths.to(x.device)
         if isinstance(self.frontend, Conv2dSubsampling):
             x, lengths = self.frontend(x, lengths)
+            host_lengths = None if host_lengths is None else subsampled_lengths(host_lengths)
         elif self.frontend is not None:
             x = torch.relu(self.frontend(x))
         x = x * lengths_to_mask(lengths, x.shape[1])[..., None].to(x.dtype)  # padding exactly zero
-        # the packed path (a GPU's) needs lengths on the host: copied once here, one wait for the
-        # device, and halved on the host with the device's copy, layer by layer
-        host = lengths.cpu() if packs(x) else None
+        # the packed path (a GPU's) needs lengths on the host: given, or copied once here (one wait
+        # for the device), and halved on the host with the device's copy, layer by layer
+        host = None
+        if packs(x):
+            host = lengths.cpu() if host_lengths is None else host_lengths
         for i, lstm in enumerate(self.lstms):
             if i in self.config.reduce:
                 if x.shape[1] % 2:
