@@ -15,9 +15,11 @@ from asr.cli.arguments import (
     positive_int,
     progress,
     search_overrides,
+    worker_count_or_none,
 )
 from asr.errors import UserError
-from asr.outputs import output_file, output_folder
+from asr.outputs import OutputError, one_of, output_file, output_folder
+from asr.reading import read_small_text
 
 
 def experiment_folder(exp_dir: Path) -> None:
@@ -38,7 +40,7 @@ def run_train(args: argparse.Namespace) -> None:
     config = load_config(TrainConfig, args.config, args.set)
     experiment_folder(args.out)
     logging.getLogger("asr.training").setLevel(logging.INFO)  # validation results, resume, export
-    model_dir = train(config, args.out, device=args.device, track=progress)
+    model_dir = train(config, args.out, device=args.device, track=progress, replace=args.replace)
     if launched_as_main():  # every torchrun process returns the path; one line says it
         print(f"{model_dir}: model directory")
 
@@ -80,7 +82,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def read_groups(path: Path) -> dict[str, str]:
     """A `speaker group` table (one pair a line, as Kaldi's spk2gender) -> speaker -> group."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_small_text(path, "speaker table").splitlines()
     except OSError as error:
         raise UserError(f"{path}: {(error.strerror or str(error)).lower()}") from None
     except UnicodeDecodeError:
@@ -103,6 +105,7 @@ def read_groups(path: Path) -> dict[str, str]:
 def run_lm_train(args: argparse.Namespace) -> None:
     import dataclasses
 
+    from asr.atomic import exclusive_folder
     from asr.config import load_config
     from asr.device import choose_device
     from asr.lm.training import LMTrainConfig, LMTrainer
@@ -113,9 +116,10 @@ def run_lm_train(args: argparse.Namespace) -> None:
     config = dataclasses.replace(config, data=data)
     experiment_folder(args.out)
     logging.getLogger("asr.lm.training").setLevel(logging.INFO)  # validation results, resume, export
-    trainer = LMTrainer(config, args.out, choose_device(args.device), track=progress)
-    print(trainer.text_report.summary())
-    print(f"{trainer.run()}: LM directory")
+    with exclusive_folder(args.out, "asr lm train"):  # as `train_lm` holds it; the text report comes first
+        trainer = LMTrainer(config, args.out, choose_device(args.device), track=progress)
+        print(trainer.text_report.summary())
+        print(f"{trainer.run()}: LM directory")
 
 
 def run_lm_evaluate(args: argparse.Namespace) -> None:
@@ -131,9 +135,15 @@ def run_lm_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_lm_text(args: argparse.Namespace) -> None:
+    from asr.data.manifest import read_manifest
     from asr.lm.corpus import lm_text, transcripts, write_lm_text
 
     output_file(args.out, "--out", inputs=[*(args.transcripts or ()), *args.exclude])
+    manifests = [*(args.transcripts or ()), *args.exclude]
+    if one_of(args.out, (u.audio for manifest in manifests for u in read_manifest(manifest))):
+        raise OutputError(
+            f"{args.out}: is audio that {' or '.join(map(str, manifests))} lists; give --out another file"
+        )
     if args.transcripts:
         count = write_lm_text(transcripts(args.transcripts), args.out)
         print(f"{args.out}: {count:,} transcripts of {', '.join(map(str, args.transcripts))}")
@@ -224,6 +234,12 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
         help="override a config key, e.g. optim.schedule.lr=5e-4",
     )
     train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    train.add_argument(
+        "--replace",
+        action="store_true",
+        help="train afresh in an EXP_DIR that holds another run (its checkpoints, best/, model/ and logs are "
+        "removed); without it such a folder is refused unless the run can resume",
+    )
     train.set_defaults(run=run_train)
 
     average = commands.add_parser(
@@ -257,7 +273,7 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     evaluate.add_argument(
-        "--jobs", type=non_negative_int, default=2, help="audio decoding workers, 0: none (default: %(default)s)"
+        "--jobs", type=worker_count_or_none, default=2, help="audio decoding workers, 0: none (default: %(default)s)"
     )
     evaluate.add_argument(
         "--groups", type=Path, help="a 'speaker group' table: adds each group's WER to summary.json and report.txt"

@@ -28,7 +28,7 @@ from asr.lm.corpus import TextBatch, read_text
 from asr.lm.evaluation import evaluate_lm
 from asr.progress import Track, no_progress
 from asr.text import Vocabulary
-from asr.training.config import OptimConfig, check_counts
+from asr.training.config import OptimConfig, check_counts, check_seed
 from asr.training.schedule import LRSchedule
 from asr.training.steps import Progress, StepBookkeeping, Throughput, seed_step
 
@@ -71,6 +71,7 @@ class LMTrainConfig:
     def __post_init__(self) -> None:
         counts = ("epochs", "log_every", "checkpoint_every", "keep_checkpoints")
         check_counts(self, counts, optional=("max_steps", "validate_every"))
+        check_seed(self.seed)
 
 
 class LMTrainer(StepBookkeeping):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +68,62 @@ def latest_state(exp_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
             "the folder away to train afresh, or use a new EXP_DIR"
         )
     if state is None:
+        check_no_other_run(exp_dir, config)
         return None
-    changed = [
-        key for key in config_changes(yaml.safe_load(state["config"]), to_dict(config)) if key not in RESUMABLE_CHANGES
-    ]
+    changed = _changes(yaml.safe_load(state["config"]), config)
     if changed:
         raise TrainingError(
             f"{exp_dir}: holds a run with a different config ({', '.join(changed)} changed); use a new "
             f"EXP_DIR, or the same config (a resumed run may change only {', '.join(sorted(RESUMABLE_CHANGES))})"
         )
     return state
+
+
+RUN_OUTPUTS = ("checkpoints", "best", "model", "validations.json", "tensorboard", "plots", "config.yaml")
+"""What a training run writes into its EXP_DIR (`--replace` removes them, and nothing else)."""
+
+
+def _changes(recorded: Any, config: TrainConfig) -> list[str]:
+    """The keys of `config` that differ from a run's `recorded` config, less those a resumed run may change."""
+    return [key for key in config_changes(recorded, to_dict(config)) if key not in RESUMABLE_CHANGES]
+
+
+def check_no_other_run(exp_dir: Path, config: TrainConfig) -> None:
+    """Refuse to train afresh in an `exp_dir` without checkpoints that holds what a run made (its
+    model, best checkpoints or validations: a finished run whose checkpoints were removed) or a
+    config.yaml with other settings: starting would overwrite them. A run stopped before its first
+    checkpoint, with the same config, starts again."""
+    made = [name for name in ("model", "best", "validations.json") if (exp_dir / name).exists()]
+    changed: list[str] = []
+    if (exp_dir / "config.yaml").is_file():
+        try:
+            changed = _changes(yaml.safe_load((exp_dir / "config.yaml").read_text(encoding="utf-8")), config)
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            changed = ["config.yaml (unreadable)"]
+    if not made and not changed:
+        return
+    what = f"holds a run's {', '.join(made)}" if made else "holds the config.yaml of a run"
+    if changed:
+        what += f" with a different config ({', '.join(changed)} changed)"
+    raise TrainingError(
+        f"{exp_dir}: {what} and no checkpoint to resume from; use a new EXP_DIR, or add --replace to "
+        f"train afresh there (removes its {', '.join(RUN_OUTPUTS)})"
+    )
+
+
+def clear_run(exp_dir: Path) -> list[str]:
+    """Remove what a training run wrote into `exp_dir` (`RUN_OUTPUTS`); returns the names removed."""
+    removed = []
+    for name in RUN_OUTPUTS:
+        path = exp_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
 
 
 def initial_stats(config: TrainConfig, resumed: dict[str, Any] | None) -> NormStats:

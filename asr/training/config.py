@@ -184,6 +184,14 @@ class TrainConfig:
             raise ValueError(f"sampling_prob must lie in [0, 1] (a probability), got {self.sampling_prob}")
         if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
             raise ValueError(f"max_minutes must be a finite number of minutes above 0, got {self.max_minutes}")
+        check_seed(self.seed)
+
+
+def check_seed(seed: int) -> None:
+    """A run's seed: 0 to 2**31 - 1 (the data order and each step's seed derive from it; numpy and the
+    samplers take no negative seed)."""
+    if not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be a whole number from 0 to {2**31 - 1}, got {seed}")
 
 
 RESUMABLE_CHANGES = frozenset(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.data.dataset import SpeechDataset
-from asr.data.manifest import Utterance, draw_across_speakers, filter_utterances, first_unreadable, read_manifest
+from asr.data.manifest import Utterance, check_audio, draw_across_speakers, filter_utterances, read_manifest
 from asr.data.sampler import BucketBatchSampler
 from asr.errors import TrainingError
 from asr.frontend.augment import SPEED_FACTORS, noise_files
@@ -47,14 +47,15 @@ def load_training_data(config: TrainConfig, vocab: Vocabulary, world: World) -> 
     speeds = SPEED_FACTORS if data.speed_perturb else (1.0,)
     train: list[Utterance] = []
     for source in data.sources:
-        kept = filter_utterances(read_manifest(source.manifest), data.filters, world.is_main)
+        listed = audio_checked(read_manifest(source.manifest), source.manifest, world.is_main)
+        kept = filter_utterances(listed, data.filters, world.is_main)
         if not kept:
             raise TrainingError(f"{source.manifest}: no utterance is left after the filters in data.filters")
         train += learnable(kept, "training", source.manifest, max(speeds), config, vocab, world.is_main) * source.repeat
     dev = []
     for manifest, drawn in dev_sets(data, config.seed).items():
+        drawn = audio_checked(drawn, manifest, world.is_main)
         dev += learnable(drawn, "dev", manifest, 1.0, config, vocab, world.is_main)
-    _check_headers(list({u.audio: u for u in train}.values()) + dev)
     if data.augment.noise_dir is not None:
         noise_files(data.augment.noise_dir)  # a bad folder fails now, not inside a loader worker
     dataset = SpeechDataset(train, vocab, speeds, seed=config.seed, augment=data.augment)
@@ -146,8 +147,14 @@ def learnable(
     return [u for u in utterances if id(u) not in dropped]
 
 
-def _check_headers(utterances: list[Utterance]) -> None:
-    """Read every audio header now, so a missing or broken file stops training before it starts."""
-    found = first_unreadable(utterances)
-    if found is not None:
-        raise TrainingError(f"utterance {found[0].id}: {found[1]}")
+def audio_checked(utterances: list[Utterance], manifest: str, announce: bool = True) -> list[Utterance]:
+    """`utterances` once every audio header has been read (a missing or broken file stops training
+    before it starts, naming the utterance), with durations the audio contradicts corrected (a
+    warning of counts when `announce`): the filters and the batches go by them."""
+    checked = check_audio(utterances)
+    if checked.unreadable is not None:
+        utterance, error = checked.unreadable
+        raise TrainingError(f"utterance {utterance.id}: {error}")
+    if checked.corrected and announce:
+        log.warning("%s", checked.summary(manifest))
+    return checked.utterances

@@ -38,7 +38,14 @@ from asr.model import LAS
 from asr.progress import Track, no_progress
 from asr.recognize import search_settings
 from asr.text import Vocabulary
-from asr.training.checkpoints import export_average, initial_stats, initialise_from, keep_if_best, latest_state
+from asr.training.checkpoints import (
+    clear_run,
+    export_average,
+    initial_stats,
+    initialise_from,
+    keep_if_best,
+    latest_state,
+)
 from asr.training.config import TrainConfig
 from asr.training.data import load_training_data, most_dev_utterances
 from asr.training.distributed import (
@@ -187,14 +194,18 @@ class Trainer(StepBookkeeping):
         self.model.train()
         self.frontend.train()
         self.optimizer.zero_grad(set_to_none=True)
-        if not all_agree(all(batch.ids for batch in batches), self.world):
+        weights, empty = loss_weights(batches, self.world)  # each batch's CTC and attention loss weights
+        if empty:  # on any rank: all skip
             log.warning("step %d: a batch lost all its utterances to unreadable audio; skipped", self.progress.step)
             return None
-        weights = loss_weights(batches, self.world).tolist()  # each batch's CTC and attention loss weights
         sums = torch.zeros(3, device=self.device)  # loss, attention loss, CTC loss: read once, after the step
         w = config.model.ctc_weight
+        num_frames = self.frontend.logmel.config.num_frames
         try:
             for i, batch in enumerate(batches):
+                # lengths on the host, counted from the batch's: the listener and CTC need not wait for the device's
+                host_lengths = torch.tensor([num_frames(n) for n in batch.waveform_lengths.tolist()])
+                host_target_lengths = batch.target_lengths
                 batch = batch.to(self.device)
                 last = i == len(batches) - 1
                 # DDP averages gradients across processes on the last batch only
@@ -203,7 +214,13 @@ class Trainer(StepBookkeeping):
                     with autocast(self.precision, self.device):
                         features, lengths = self.frontend(batch.waveforms, batch.waveform_lengths)
                         losses = self.step_model(
-                            features, lengths, batch.targets, batch.target_lengths, self._sampling_prob()
+                            features,
+                            lengths,
+                            batch.targets,
+                            batch.target_lengths,
+                            self._sampling_prob(),
+                            host_lengths,
+                            host_target_lengths,
                         )
                     ctc, attention = losses.ctc * weights[i][0], losses.attention * weights[i][1]
                     loss = w * ctc + (1 - w) * attention
@@ -371,18 +388,22 @@ class Trainer(StepBookkeeping):
             )
 
 
-def loss_weights(batches: Sequence[Batch], world: World) -> torch.Tensor:
-    """(len(batches), 2) float64 on the CPU: what each batch's per-character CTC loss and per-token
-    attention loss (its own means) are multiplied by, so that the step's gradient, DDP's average
-    over `world` included, is that of the sums over every rank's batches divided by their global
+def loss_weights(batches: Sequence[Batch], world: World) -> tuple[list[list[float]], bool]:
+    """What each batch's per-character CTC loss and per-token attention loss (its own means) are
+    multiplied by ((len(batches), 2) numbers), so that the step's gradient, DDP's average over
+    `world` included, is that of the sums over every rank's batches divided by their global
     character and token counts, as ESPnet and icefall normalise; not a mean of per-rank means.
-    One process with one batch: 1 and 1. The counts come from the host lengths (one collective)."""
+    One process with one batch: 1 and 1. And whether any rank holds a batch that lost all its
+    utterances (then every rank skips the step). The counts come from the host lengths: one
+    collective, one wait, before the step."""
     counts = torch.tensor(
-        [[float(b.target_lengths.sum()), float(b.target_lengths.sum()) + len(b.target_lengths)] for b in batches],
+        [[float(b.target_lengths.sum()), float(b.target_lengths.sum()) + len(b.target_lengths), float(not b.ids)]
+         for b in batches],
         dtype=torch.float64,
-    )  # (n, 2): characters, tokens (characters and one <eos> each)
-    everywhere = all_sum(counts.sum(dim=0), world)  # (2,)
-    return counts * world.size / everywhere.clamp(min=1)
+    )  # (n, 3): characters, tokens (characters and one <eos> each), empty  # fmt: skip
+    everywhere = all_sum(counts.sum(dim=0), world)  # (3,)
+    weights = counts[:, :2] * world.size / everywhere[:2].clamp(min=1)
+    return weights.tolist(), bool(everywhere[2] > 0)
 
 
 def _groups(batches: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -397,17 +418,27 @@ def _groups(batches: Iterable[T], size: int) -> Iterator[list[T]]:
         yield group
 
 
-def train(config: TrainConfig, exp_dir: str | Path, device: str = "auto", track: Track = no_progress) -> Path:
+def train(
+    config: TrainConfig, exp_dir: str | Path, device: str = "auto", track: Track = no_progress, replace: bool = False
+) -> Path:
     """Train (or resume) in `exp_dir`; returns the exported model directory.
 
     The first process holds `exp_dir` exclusively: a second `asr train` into it stops with
-    one line. A full disk stops training with one line; the last checkpoint stays intact.
+    one line. A folder that holds another run without checkpoints to resume (a finished one
+    whose checkpoints were removed, or another config) is refused unless `replace`, which
+    removes that run's outputs first (the first process, before the others can read them:
+    they wait for it to join the process group). A full disk stops training with one line;
+    the last checkpoint stays intact.
     """
     try:
         with exclusive_folder(exp_dir, "asr train") if launched_as_main() else contextlib.nullcontext():
+            if replace and launched_as_main():
+                removed = clear_run(Path(exp_dir))
+                if removed:
+                    log.info("--replace: removed %s of %s", ", ".join(removed), exp_dir)
             return Trainer(config, Path(exp_dir), device, track).run()
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EROFS):
             raise
         where = error.filename or exp_dir
         raise TrainingError(

@@ -10,6 +10,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+MAX_LR = 1.0
+"""The largest peak learning rate a config may ask for (Adam's steps are about lr in size: past 1,
+every step is noise, and 1e300 overflows)."""
+
 
 @dataclass(frozen=True)
 class ScheduleConfig:
@@ -28,8 +32,10 @@ class ScheduleConfig:
     plateau_patience: int = 1
 
     def __post_init__(self) -> None:
-        if not 0 < self.lr < math.inf or self.warmup_steps < 0:
-            raise ValueError(f"need a finite lr > 0 and warmup_steps >= 0, got {self.lr}, {self.warmup_steps}")
+        if not 0 < self.lr <= MAX_LR or self.warmup_steps < 0:
+            raise ValueError(
+                f"need an lr above 0 and at most {MAX_LR:g} and warmup_steps >= 0, got {self.lr}, {self.warmup_steps}"
+            )
         if not 0 <= self.min_lr_ratio <= 1 or not 0 < self.plateau_factor <= 1:
             raise ValueError("min_lr_ratio must lie in [0, 1] and plateau_factor in (0, 1]")
         if self.plateau_patience < 1:

@@ -2,6 +2,7 @@
 evaluates, resume equals uninterrupted."""
 
 import math
+import os
 import random
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from asr.atomic import exclusive_folder
 from asr.checkpoint import list_checkpoints, load_training_state
 from asr.cli import main
 from asr.lm import load_lm
@@ -97,6 +99,17 @@ def test_resuming_with_a_different_config_is_refused(lm_experiment: Path, capsys
     assert main(train_args(lm_experiment, exp, "--set", "epochs=1")) == 0
     assert main(train_args(lm_experiment, exp, "--set", "seed=5")) == 1
     assert "holds a run with a different config" in capsys.readouterr().err
+
+
+def test_a_second_lm_training_into_the_same_folder_is_refused_naming_the_holder(lm_experiment: Path, capsys) -> None:
+    exp = lm_experiment / "exp"
+    with exclusive_folder(exp, "asr lm train"):
+        assert main(train_args(lm_experiment, exp)) == 1
+    assert capsys.readouterr().err == (
+        f"asr: error: {exp}: another asr lm train (pid {os.getpid()}) is writing into this folder; "
+        "wait for it to finish or use another folder\n"
+    )
+    assert not (exp / "checkpoints").exists() and not (exp / "text").exists()
 
 
 def long_run(experiment: Path, exp: Path) -> list[str]:

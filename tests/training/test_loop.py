@@ -2,6 +2,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -132,6 +133,29 @@ def test_resuming_with_a_different_config_is_refused(experiment: Path, capsys) -
     assert "holds a run with a different config" in capsys.readouterr().err
 
 
+def test_a_finished_run_without_checkpoints_is_not_overwritten_unless_replace_is_given(
+    experiment: Path, capsys
+) -> None:
+    exp = experiment / "exp"
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp), "--set", "epochs=1"]
+    assert main(args) == 0
+    shutil.rmtree(exp / "checkpoints")
+    made = {path: path.read_bytes() for path in exp.rglob("*") if path.is_file() and path.name != ".lock"}
+    capsys.readouterr()
+    for extra in ([], ["--set", "seed=7", "--set", "model.speller.units=16"]):
+        assert main([*args, *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"asr: error: {exp}: holds a run's model, best, validations.json"), err
+        assert err.count("\n") == 1
+        assert ("different config" in err and "seed" in err and "model.speller.units" in err) == bool(extra)
+        assert "--replace" in err
+        assert {path: path.read_bytes() for path in made} == made and not (exp / "checkpoints").exists()
+    assert main([*args, "--set", "seed=7", "--replace"]) == 0
+    assert load_config(TrainConfig, exp / "config.yaml").seed == 7 and list_checkpoints(exp / "checkpoints")
+    weights = exp / "model" / "model.safetensors"
+    assert weights.read_bytes() != made[weights]  # the new run's model, not the old one's
+
+
 def test_a_non_finite_step_is_skipped_and_not_applied(experiment: Path) -> None:
     config = load_config(TrainConfig, experiment / "tiny.yaml")
     trainer = Trainer(config, experiment / "exp", device="cpu")
@@ -163,9 +187,9 @@ def test_a_missing_audio_file_stops_training_before_it_starts(experiment: Path, 
         ("data.filters.max_duration=0.1", "no utterance is left after the filters"),
         ("data.train=''", "data.train is not set"),
         ("data.max_frames=50", "data.max_frames"),
-        ("optim.schedule.lr=-1", "lr > 0"),
+        ("optim.schedule.lr=-1", "need an lr above 0"),
         ("model.attention.kind=cosine", "model.attention.kind: expected one of"),
-        ("optim.schedule.lr=.inf", "need a finite lr > 0"),
+        ("optim.schedule.lr=.inf", "need an lr above 0 and at most 1"),
         ("optim.grad_clip=-1", "grad_clip must be a finite number > 0"),
         ("optim.betas=[0.9,1.5]", "betas must lie in [0, 1)"),
         ("optim.weight_decay=-0.1", "weight_decay must be a finite number >= 0"),
@@ -617,16 +641,23 @@ def test_two_ranks_step_on_the_global_token_mean_not_on_a_mean_of_the_ranks_mean
     expected = gradient(model(features, lengths, targets, target_lengths).total)
     ranks = [torch.tensor([0]), torch.tensor([1, 2])]
     characters = float(target_lengths.sum())
-    everywhere = torch.tensor([characters, characters + 3], dtype=torch.float64)  # what all_sum gives every rank
+    everywhere = torch.tensor([characters, characters + 3, 0], dtype=torch.float64)  # what all_sum gives every rank
     monkeypatch.setattr("asr.training.loop.all_sum", lambda values, world: everywhere)
     w, average = model.config.ctc_weight, torch.zeros_like(expected)
     for rank, rows in enumerate(ranks):
-        ((ctc_weight, attention_weight),) = loss_weights(
-            [SimpleNamespace(target_lengths=target_lengths[rows])], World(rank=rank, size=2, grouped=True)
-        ).tolist()
+        ((ctc_weight, attention_weight),), empty = loss_weights(
+            [SimpleNamespace(ids=("u",) * len(rows), target_lengths=target_lengths[rows])],
+            World(rank=rank, size=2, grouped=True),
+        )
+        assert not empty
         losses = model(features[rows], lengths[rows], targets[rows][:, : int(target_lengths[rows].max())],
                        target_lengths[rows])  # fmt: skip
         average += gradient(w * ctc_weight * losses.ctc + (1 - w) * attention_weight * losses.attention) / 2
     torch.testing.assert_close(average, expected, rtol=1e-4, atol=1e-6)
-    plain = [loss_weights([SimpleNamespace(target_lengths=target_lengths)], World()).tolist()]
-    assert plain == [[[1.0, 1.0]]]  # one process, one batch: the model's own means, unchanged
+    plain = loss_weights([SimpleNamespace(ids=("a", "b", "c"), target_lengths=target_lengths)], World())
+    assert plain == ([[1.0, 1.0]], False)  # one process, one batch: the model's own means, unchanged
+    monkeypatch.setattr("asr.training.loop.all_sum", lambda values, world: values)  # one process
+    empty = SimpleNamespace(ids=(), target_lengths=torch.zeros(0, dtype=torch.long))
+    assert loss_weights([empty], World()) == ([[0.0, 0.0]], True)
+    monkeypatch.setattr("asr.training.loop.all_sum", lambda values, world: values + torch.tensor([0, 0, 1.0]))
+    assert loss_weights([SimpleNamespace(ids=("a",), target_lengths=target_lengths[:1])], World(size=2))[1]

@@ -38,5 +38,5 @@ def test_plateau_lowers_the_rate_after_patience_runs_out_and_resumes_from_state(
 
 
 def test_bad_settings_are_rejected() -> None:
-    with pytest.raises(ValueError, match="lr > 0"):
+    with pytest.raises(ValueError, match="need an lr above 0 and at most 1"):
         ScheduleConfig(lr=0)
