@@ -31,7 +31,7 @@ from asr.atomic import atomic_open, atomic_write_text, exclusive_folder
 from asr.checkpoint import LoadedModel
 from asr.config import to_dict
 from asr.data.dataset import SpeechDataset, collate
-from asr.data.manifest import Utterance, first_unreadable, read_manifest, text_notes
+from asr.data.manifest import Utterance, check_audio, read_manifest, text_notes
 from asr.decoding.config import LanguageModel, SearchConfig
 from asr.errors import UserError
 from asr.frontend.audio import AudioError
@@ -52,16 +52,31 @@ class EvaluationError(UserError):
     """A manifest that cannot be evaluated: no words to score, audio that cannot be read."""
 
 
-def _check(manifest: str | Path, utterances: list[Utterance], jobs: int) -> None:
+def _check(manifest: str | Path, utterances: list[Utterance], jobs: int) -> list[Utterance]:
     """Before decoding anything: the references hold words, and every audio header can be read; what
-    `normalize()` drops from the references (digits ...) is logged."""
+    `normalize()` drops from the references (digits ...) is logged. Returns `utterances`, longest
+    first, with the durations their audio contradicts corrected (logged with counts): which are
+    cut at pauses, the batches and the real-time factor go by them."""
     if not any(normalize(u.text) for u in utterances):
         raise EvaluationError(f"{manifest}: no reference holds a word once normalised, so WER is undefined")
     for note in text_notes(utterances, "asr prepare --expand-numbers"):
         log.warning("%s: reference %s; they are scored without them", manifest, note)
-    found = first_unreadable(utterances, threads=max(1, jobs) * 4)
-    if found is not None:
-        raise EvaluationError(f"utterance {found[0].id}: {found[1]}")
+    empty = [u.id for u in utterances if not normalize(u.text)]
+    if empty:
+        log.warning(
+            "%s: %d reference(s) hold no word once normalised (e.g. %s): scored as silence, every word "
+            "heard there counts as an insertion",
+            manifest,
+            len(empty),
+            empty[0],
+        )
+    checked = check_audio(utterances, threads=max(1, jobs) * 4)
+    if checked.unreadable is not None:
+        utterance, error = checked.unreadable
+        raise EvaluationError(f"utterance {utterance.id}: {error}")
+    if checked.corrected:
+        log.warning("%s", checked.summary(manifest))
+    return sorted(checked.utterances, key=lambda u: -u.duration)
 
 
 @torch.no_grad()
@@ -107,15 +122,14 @@ def _evaluate(
     max_seconds: float,
 ) -> CorpusScore:
     loaded, lm = recognizer.loaded, recognizer.lm
-    utterances = sorted(read_manifest(manifest), key=lambda u: -u.duration)
-    _check(manifest, utterances, workers)
+    utterances = _check(manifest, read_manifest(manifest), workers)
     long = [u for u in utterances if u.duration > max_seconds]
     hyps, decoding_seconds, left_out = _decode_in_pieces(recognizer, long, search, batch_size, max_seconds, track)
     dataset = SpeechDataset(utterances[len(long) :], loaded.vocab)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
-        num_workers=workers,
+        num_workers=min(workers, len(utterances) - len(long)),  # no more workers than utterances to read
         collate_fn=functools.partial(collate, pad_id=loaded.vocab.pad_id),
     )
     for batch in track(loader, len(loader), "decoding"):

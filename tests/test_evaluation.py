@@ -82,6 +82,7 @@ def test_references_that_normalisation_spoils_are_named_before_scoring(tmp_path:
     lines = (tmp_path / "test-clean.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     records[0]["text"] = "ROOM 101 IS FREE"
+    records[1]["text"] = "   "  # a reference of spaces only scored as silence without a word
     (tmp_path / "digits.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     args = [
         "evaluate",
@@ -95,5 +96,7 @@ def test_references_that_normalisation_spoils_are_named_before_scoring(tmp_path:
     assert [r.getMessage() for r in caplog.records] == [
         f"{tmp_path / 'digits.jsonl'}: reference transcripts holding digits: 1 (e.g. '1' in {records[0]['id']}: "
         "'ROOM 101 IS FREE'), which the character vocabulary cannot spell; asr prepare --expand-numbers writes them "
-        "as words; they are scored without them"
+        "as words; they are scored without them",
+        f"{tmp_path / 'digits.jsonl'}: 1 reference(s) hold no word once normalised (e.g. {records[1]['id']}): "
+        "scored as silence, every word heard there counts as an insertion",
     ]

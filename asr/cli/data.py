@@ -16,8 +16,9 @@ from asr.cli.arguments import (
     default_jobs,
     positive_int,
     progress,
+    worker_count,
 )
-from asr.outputs import output_file, output_files, output_folder
+from asr.outputs import OutputError, one_of, output_file, output_files, output_folder
 
 if TYPE_CHECKING:
     from asr.data.prepare import PrepareConfig, PrepareReport
@@ -62,7 +63,7 @@ def run_prepare_kaldi(args: argparse.Namespace) -> None:
 def add_prepare_options(parser: argparse.ArgumentParser) -> None:
     """--jobs, --verify and --expand-numbers, shared by every `prepare` corpus."""
     parser.add_argument(
-        "--jobs", type=positive_int, default=default_jobs(), help="audio files read at once (default: %(default)s)"
+        "--jobs", type=worker_count, default=default_jobs(), help="audio files read at once (default: %(default)s)"
     )
     parser.add_argument(
         "--verify",
@@ -87,6 +88,8 @@ def run_stats(args: argparse.Namespace) -> None:
 
         features = load_config(TrainConfig, args.config).features
     utterances = read_manifest(args.manifest)
+    if one_of(args.out, (u.audio for u in utterances)):
+        raise OutputError(f"{args.out}: is audio that {args.manifest} lists; give --out another file")
     stats = manifest_stats(utterances, features, jobs=args.jobs, track=progress)
     stats.save(args.out)
     print(f"{args.out}: mean/std of {stats.frames} frames from {len(utterances)} utterances")
@@ -212,7 +215,7 @@ def add_synthesize(commands: argparse._SubParsersAction) -> None:
         help="manifests whose transcripts no utterance may read (the dev and test sets of a corpus trained on "
         "next to this one)",
     )
-    parser.add_argument("--jobs", type=positive_int, default=default_jobs(), help="parallel chapters")
+    parser.add_argument("--jobs", type=worker_count, default=default_jobs(), help="parallel chapters")
     parser.add_argument("--check-only", action="store_true", help="only check the files already under --out")
     parser.set_defaults(run=run_synthesize)
 
@@ -266,7 +269,7 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
     stats.add_argument(
         "--config", type=Path, help="training config whose features section to use (default: the default features)"
     )
-    stats.add_argument("--jobs", type=positive_int, default=2, help="audio decoding workers (default: %(default)s)")
+    stats.add_argument("--jobs", type=worker_count, default=2, help="audio decoding workers (default: %(default)s)")
     stats.set_defaults(run=run_stats)
 
     split = commands.add_parser(

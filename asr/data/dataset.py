@@ -168,7 +168,7 @@ def manifest_stats(
     Audio is decoded by `jobs` DataLoader workers. Raises the `AudioError` of the first
     unreadable file.
     """
-    loader = DataLoader(_Waveforms(utterances), batch_size=None, num_workers=jobs)
+    loader = DataLoader(_Waveforms(utterances), batch_size=None, num_workers=min(jobs, len(utterances)))
 
     def waveforms() -> Iterator[torch.Tensor]:
         for item in track(loader, len(utterances), "statistics"):

@@ -10,6 +10,7 @@ into the file, and `duration` = end - start.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,7 +26,8 @@ import torch
 
 from asr.atomic import atomic_open
 from asr.errors import UserError
-from asr.frontend.audio import AudioError, audio_info, check_span, load_audio
+from asr.frontend.audio import AudioError, AudioInfo, audio_info, check_span, load_audio
+from asr.outputs import one_of
 from asr.text import dropped_kind, normalize
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,7 @@ def _parse_line(line: str, where: str, folder: Path) -> Utterance:
 def read_manifest(path: str | Path) -> list[Utterance]:
     """Read a JSONL manifest; errors name the file, line and key. An empty manifest is an error."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a pipe (--manifest <(...)) reads as a file does
         raise ManifestError(f"{path}: {'is a folder, not a manifest' if path.is_dir() else 'no such file'}")
     utterances: list[Utterance] = []
     first_line: dict[str, int] = {}
@@ -139,7 +141,10 @@ def read_manifest(path: str | Path) -> list[Utterance]:
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
-    """Write `utterances` as JSONL, atomically."""
+    """Write `utterances` as JSONL, atomically; never over audio they list (`ManifestError`)."""
+    utterances = list(utterances)
+    if one_of(Path(path), (u.audio for u in utterances)):
+        raise ManifestError(f"{path}: is audio that the manifest lists; write the manifest to another file")
     with atomic_open(path) as handle:
         for utterance in utterances:
             handle.write(utterance.to_json() + "\n")
@@ -261,21 +266,60 @@ def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig, rep
     return kept
 
 
-def first_unreadable(utterances: Sequence[Utterance], threads: int = 8) -> tuple[Utterance, AudioError] | None:
-    """The first utterance (in order) whose audio header cannot be read, or whose cut lies past its
-    recording's end (`audio.check_span`), with its error; headers are read by `threads` threads at once."""
+DURATION_TOLERANCE = 0.1
+"""Seconds a whole file's manifest `duration` may differ from its header's (rounding, a compressed
+format's header estimate); beyond it the header's is taken."""
+
+
+@dataclass(frozen=True)
+class AudioCheck:
+    """What reading every header of a manifest's utterances found.
+
+    `utterances`: the same, a whole file's `duration` replaced by its header's where the manifest's
+    was wrong (`corrected`: each such utterance as listed, with the seconds its audio holds);
+    `unreadable`: the first utterance (in order) whose header cannot be read or whose cut lies past
+    its recording's end (`audio.check_span`), with its error."""
+
+    utterances: list[Utterance]
+    corrected: list[tuple[Utterance, float]]
+    unreadable: tuple[Utterance, AudioError] | None
+
+    def summary(self, manifest: str | Path) -> str:
+        """One line on the corrected durations (empty if none)."""
+        if not self.corrected:
+            return ""
+        worst, heard = max(self.corrected, key=lambda pair: abs(pair[0].duration - pair[1]))
+        return (
+            f"{manifest}: {len(self.corrected)} of {len(self.utterances)} durations differ from their audio by more "
+            f"than {DURATION_TOLERANCE} s and were taken from the audio instead (the most: {worst.id}, "
+            f"{worst.duration:g} s listed, {heard:.2f} s heard)"
+        )
+
+
+def check_audio(utterances: Sequence[Utterance], threads: int = 8) -> AudioCheck:
+    """Read the audio header of every utterance (each file once; `threads` at once): see `AudioCheck`."""
+    files = list(dict.fromkeys(u.audio for u in utterances))
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for utterance, error in zip(utterances, pool.map(_header_error, utterances), strict=True):
-            if error is not None:
-                return utterance, error
-    return None
+        infos = dict(zip(files, pool.map(_header, files), strict=True))
+    checked, corrected = [], []
+    for utterance in utterances:
+        info = infos[utterance.audio]
+        try:
+            if isinstance(info, AudioError):
+                raise info
+            if utterance.end is not None:
+                check_span(utterance.audio, info, utterance.start, utterance.end)
+        except AudioError as error:
+            return AudioCheck(checked, corrected, (utterance, error))
+        if utterance.end is None and not abs(utterance.duration - info.duration) <= DURATION_TOLERANCE:
+            corrected.append((utterance, info.duration))
+            utterance = dataclasses.replace(utterance, duration=info.duration)
+        checked.append(utterance)
+    return AudioCheck(checked, corrected, None)
 
 
-def _header_error(utterance: Utterance) -> AudioError | None:
+def _header(path: Path) -> AudioInfo | AudioError:
     try:
-        info = audio_info(utterance.audio)
-        if utterance.end is not None:
-            check_span(utterance.audio, info, utterance.start, utterance.end)
+        return audio_info(path)
     except AudioError as error:
         return error
-    return None

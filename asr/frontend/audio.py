@@ -70,6 +70,8 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{path}: is a folder, not an audio file")
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path}: permission denied (the file is not readable)")
+    if not path.is_file():  # /dev/zero, a pipe: read twice (header, then samples), and never ending
+        raise AudioError(f"{path}: not a regular file (a device or a pipe); give an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
 
@@ -100,6 +102,18 @@ def check_level(waveform: torch.Tensor, name: str) -> None:
     if peak > LOUD_SAMPLE and name not in _warned_loud:
         _warned_loud.add(name)
         log.warning("%s: samples reach %.3g, far outside [-1, 1]; is it integer audio stored as float?", name, peak)
+
+
+def check_finite(waveform: torch.Tensor, path: Path) -> None:
+    """Raise `AudioError` for NaN samples, or samples that read as infinite (a float64 file's 1e300
+    is past float32's 3.4e38 as it is read)."""
+    if torch.isfinite(waveform).all():
+        return
+    if torch.isnan(waveform).any():
+        raise AudioError(f"{path}: contains NaN samples")
+    raise AudioError(
+        f"{path}: samples beyond any recording's range (infinite, or past float32's 3.4e38); is the file damaged?"
+    )
 
 
 def _check_wav_data_size(path: Path) -> None:
@@ -220,8 +234,7 @@ def load_audio(path: str | Path, start: float = 0.0, duration: float | None = No
         got = first + samples.shape[0]
         raise AudioError(f"{path}: truncated: the header promises {info.frames} samples, only {got} could be read")
     waveform = mix_down(torch.from_numpy(samples), str(path))
-    if not torch.isfinite(waveform).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples")
+    check_finite(waveform, path)
     check_level(waveform, str(path))
     return resample(waveform, info.sample_rate, SAMPLE_RATE), SAMPLE_RATE
 
@@ -245,8 +258,7 @@ def audio_blocks(path: str | Path, block_seconds: float = 30.0) -> Iterator[tupl
                     break
                 read += samples.shape[0]
                 block = mix_down(torch.from_numpy(samples), str(path))
-                if not torch.isfinite(block).all():
-                    raise AudioError(f"{path}: contains NaN or infinite samples")
+                check_finite(block, path)
                 yield block, info.sample_rate
     except soundfile.LibsndfileError as error:
         raise AudioError(f"{path}: corrupt audio data ({_describe(error)})") from None

@@ -17,10 +17,15 @@ from torch import nn
 from asr.atomic import atomic_write_text
 from asr.errors import UserError
 from asr.frontend.features import FeatureConfig, LogMel, real_frames
+from asr.reading import read_small_text
 
 UTTERANCE_MIN_STD = 0.1
 """The smallest per-utterance standard deviation divided by, in units of the global one: a band
 that holds no signal in an utterance (above a telephone's 3.4 kHz, say) is not blown up."""
+
+
+SILENT_VARIANCE = 1e-6
+"""Below this variance in every log-mel band, the frames are silence (digital zeros or a constant)."""
 
 
 class NormStatsError(UserError):
@@ -52,7 +57,7 @@ class NormStats:
     def load(cls, path: str | Path) -> NormStats:
         """Read a file written by `save`; errors name the file and the problem."""
         try:
-            record = json.loads(Path(path).read_text(encoding="utf-8"))
+            record = json.loads(read_small_text(path, "statistics file"))
         except OSError as error:
             raise NormStatsError(f"{path}: cannot read normalisation statistics ({error.strerror})") from None
         except json.JSONDecodeError as error:
@@ -121,6 +126,11 @@ class StatsAccumulator:
             raise NormStatsError(
                 "the features' mean or variance is not finite; is some audio far outside [-1, 1] "
                 "(integer samples stored as float)?"
+            )
+        if float(variance.max()) < SILENT_VARIANCE:  # a band may be constant (8 kHz audio's upper half), not all
+            raise NormStatsError(
+                f"every feature is the same in all {self.count} frames: is the audio silent? Statistics of "
+                "silence would scale real speech by thousands"
             )
         return NormStats(mean=tuple(mean.tolist()), std=tuple(std.tolist()), frames=self.count)
 

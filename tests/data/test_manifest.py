@@ -3,6 +3,8 @@ they drop, the header check."""
 
 import json
 import logging
+import os
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -13,9 +15,9 @@ from asr.data.manifest import (
     FilterConfig,
     ManifestError,
     Utterance,
+    check_audio,
     draw_across_speakers,
     filter_utterances,
-    first_unreadable,
     read_manifest,
     write_manifest,
 )
@@ -61,6 +63,15 @@ def test_a_missing_manifest_is_named(tmp_path: Path) -> None:
         read_manifest(tmp_path / "nope.jsonl")
 
 
+def test_a_manifest_given_as_a_pipe_is_read(tmp_path: Path) -> None:
+    """`--manifest <(grep ... m.jsonl)`: a pipe is no regular file, and was called missing."""
+    os.mkfifo(tmp_path / "pipe")
+    writer = threading.Thread(target=lambda: (tmp_path / "pipe").write_text(GOOD + "\n"))
+    writer.start()
+    assert [u.id for u in read_manifest(tmp_path / "pipe")] == ["a"]
+    writer.join()
+
+
 def test_filters_drop_and_log_what_they_drop(caplog) -> None:
     utterances = [
         Utterance("short", Path("a"), 0.2, "HI"),
@@ -97,12 +108,36 @@ def test_a_cut_past_its_recording_s_end_is_refused_not_read_as_empty_audio(
     (tmp_path / "m.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(line) + "\n")
     utterances = read_manifest(tmp_path / "m.jsonl")
     problem = f"{audio}: {start:g} to {end:g} s lies past the recording's end (1.83 s)"
-    found = first_unreadable(utterances)  # what training and evaluation check before they start
+    found = check_audio(utterances).unreadable  # what training and evaluation check before they start
     assert found is not None and found[0].id == "past" and str(found[1]) == problem
     with pytest.raises(AudioError) as error:
         utterances[1].load()
     assert str(error.value) == problem
     assert SpeechDataset(utterances, Vocabulary.default())[1].error == f"utterance past: {problem}"
+
+
+def test_a_duration_its_audio_contradicts_is_taken_from_the_audio_and_counted(tmp_path: Path) -> None:
+    """A 1.83 s file listed as 60 s, or as 1e308 s, would pass the length filters and the batch
+    limits, and give a real-time factor of 1e-309: the header's duration is taken, and said."""
+    audio = LIBRISPEECH / "dev-clean" / "1001" / "2001" / "1001-2001-0000.flac"  # 1.83 s
+    lines = [{"id": "right", "duration": 1.9}, {"id": "long", "duration": 60.0}, {"id": "huge", "duration": 1e308},
+             {"id": "cut", "duration": 0.5, "start": 0.25, "end": 0.75}]  # fmt: skip
+    (tmp_path / "m.jsonl").write_text(
+        "".join(json.dumps({"audio": str(audio), "text": "A"} | line) + "\n" for line in lines)
+    )
+    checked = check_audio(read_manifest(tmp_path / "m.jsonl"))
+    assert checked.unreadable is None
+    assert [u.duration for u in checked.utterances] == [
+        1.9,
+        pytest.approx(1.83, abs=0.01),
+        pytest.approx(1.83, abs=0.01),
+        0.5,
+    ]
+    assert [u.id for u, _ in checked.corrected] == ["long", "huge"]
+    assert checked.summary("m.jsonl") == (
+        "m.jsonl: 2 of 4 durations differ from their audio by more than 0.1 s and were taken from the audio "
+        f"instead (the most: huge, 1e+308 s listed, {checked.utterances[1].duration:.2f} s heard)"
+    )
 
 
 def spoken_by(speakers: str) -> list[Utterance]:

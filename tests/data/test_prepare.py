@@ -335,6 +335,17 @@ def test_prepare_kaldi_refuses_commands_in_wav_scp(tmp_path: Path) -> None:
     assert not (tmp_path / "out.jsonl").exists()
 
 
+def test_a_malformed_line_of_a_transcribed_utterance_is_counted_once(tmp_path: Path) -> None:
+    """Twelve transcribed utterances whose segments lines are malformed were counted twice each:
+    malformed, then "no audio entry" ("skipped 24" for 12 lines); so were wav.scp's lines."""
+    segments = "".join(f"u{i} r1 {i} {i - 1}\n" for i in range(1, 13)) + "ok r1 0 0.5\n"
+    text = "".join(f"u{i} HELLO\n" for i in range(1, 13)) + "ok HELLO\n"
+    data_dir = kaldi_dir(tmp_path, {"wav.scp": "r1 audio/r1.flac\n", "segments": segments, "text": text})
+    assert prepare_kaldi(data_dir, tmp_path / "out.jsonl").skipped == {"malformed segments line": 12}
+    plain = kaldi_dir(tmp_path / "plain", {"wav.scp": "r1 audio/r1.flac\nr2\n", "text": "r1 HELLO\nr2 HELLO\n"})
+    assert prepare_kaldi(plain, tmp_path / "plain.jsonl").skipped == {"malformed wav.scp line": 1}
+
+
 def test_prepare_kaldi_counts_every_malformed_line_by_kind(tmp_path: Path) -> None:
     data_dir = kaldi_dir(
         tmp_path,

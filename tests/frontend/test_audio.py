@@ -89,6 +89,8 @@ def make_bad(kind: str, folder: Path, speech: torch.Tensor) -> Path:
     if kind == "empty":
         (folder / "empty.wav").write_bytes(b"")
         return folder / "empty.wav"
+    if kind == "device":
+        return Path("/dev/zero")  # it was called an "empty file (0 bytes)"
     if kind == "text":
         (folder / "notes.wav").write_text("this is a text file, not audio\n")
         return folder / "notes.wav"
@@ -103,6 +105,7 @@ BAD = {
     "missing": "no such file",
     "folder": "is a folder",
     "empty": "empty file",
+    "device": "not a regular file (a device or a pipe)",
     "text": "not a readable audio file",
     "zero samples": "no samples",
     "truncated wav": "truncated",
@@ -125,8 +128,13 @@ def test_non_finite_samples_are_rejected(tmp_path) -> None:
     samples = np.zeros(1000, dtype=np.float32)
     samples[10] = np.nan
     soundfile.write(tmp_path / "nan.wav", samples, SAMPLE_RATE, subtype="FLOAT")
-    with pytest.raises(AudioError, match="NaN"):
+    with pytest.raises(AudioError, match="nan.wav: contains NaN samples"):
         load_audio(tmp_path / "nan.wav")
+    huge = np.zeros(1000, dtype=np.float64)
+    huge[10] = 1e300  # past float32 as it is read: it was called "NaN or infinite"
+    soundfile.write(tmp_path / "huge.wav", huge, SAMPLE_RATE, subtype="DOUBLE")
+    with pytest.raises(AudioError, match=r"huge.wav: samples beyond any recording's range \(infinite, or past"):
+        load_audio(tmp_path / "huge.wav")
 
 
 def test_a_span_reads_the_same_samples_as_the_whole_file(tmp_path, speech) -> None:

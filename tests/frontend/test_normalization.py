@@ -81,6 +81,14 @@ def test_statistics_of_audio_far_out_of_range_are_refused(speech) -> None:
         compute_stats([speech * 1e29], FeatureConfig())
 
 
+def test_statistics_of_silence_are_refused_and_of_band_limited_speech_kept(speech) -> None:
+    """All-zero audio gave every band a std of 1e-5, and training divided real speech by it."""
+    with pytest.raises(NormStatsError, match="every feature is the same in all 301 frames: is the audio silent"):
+        compute_stats([torch.zeros(48_400)], FeatureConfig())
+    narrow = F.interpolate(F.avg_pool1d(speech[None, None], 2)[None], scale_factor=(1, 2))[0, 0, 0]  # ~8 kHz
+    assert min(compute_stats([narrow, torch.zeros(16_000)], FeatureConfig()).std) >= 1e-5
+
+
 @pytest.mark.parametrize("mode", ["mean", "mean_and_variance"])
 def test_utterance_normalisation_takes_out_a_fixed_channel_and_keeps_padding_at_zero(speech, mode) -> None:
     config = dataclasses.replace(CONFIG, utterance_norm=mode)

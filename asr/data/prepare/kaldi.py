@@ -51,13 +51,15 @@ def _audio_base(data_dir: Path, relative: Sequence[str]) -> Path:
     return bases[0]
 
 
-def _recordings(data_dir: Path, skips: Skips) -> dict[str, Path]:
-    """wav.scp: recording (or utterance) id -> absolute audio path. Commands (`... |`) are refused."""
+def _recordings(data_dir: Path, skips: Skips, malformed: set[str]) -> dict[str, Path]:
+    """wav.scp: recording (or utterance) id -> absolute audio path (the ids of lines skipped as
+    malformed are added to `malformed`). Commands (`... |`) are refused."""
     path = data_dir / "wav.scp"
     values = {}
     for recording, (number, value) in _kaldi_table(path, skips).items():
         if not value:
             skips.add("malformed wav.scp line", f"{path}:{number}: no audio path after '{recording}'")
+            malformed.add(recording)
         elif value.endswith("|"):
             raise ManifestError(
                 f"{path}:{number}: '{recording}' is a command ({value[:40]}), not a file; "
@@ -84,8 +86,9 @@ def _segment_times(fields: list[str]) -> tuple[float, float | None] | None:
     return (start, end) if end > start else None
 
 
-def _segments(path: Path, skips: Skips) -> dict[str, tuple[str, float, float | None]]:
-    """segments: utterance id -> (recording id, start, end or None) in seconds."""
+def _segments(path: Path, skips: Skips, malformed: set[str]) -> dict[str, tuple[str, float, float | None]]:
+    """segments: utterance id -> (recording id, start, end or None) in seconds (the ids of lines
+    skipped as malformed are added to `malformed`)."""
     spans = {}
     for utterance, (number, rest) in _kaldi_table(path, skips).items():
         fields = rest.split()
@@ -96,6 +99,7 @@ def _segments(path: Path, skips: Skips) -> dict[str, tuple[str, float, float | N
                 f"{path}:{number}: expected '<utterance> <recording> <start> <end>' in seconds with "
                 f"0 <= start < end (end -1: to the recording's end), found '{utterance} {rest}'",
             )
+            malformed.add(utterance)
             continue
         spans[utterance] = (fields[0], *times)
     return spans
@@ -113,16 +117,19 @@ def _speakers(path: Path, skips: Skips) -> dict[str, str]:
 
 
 def _kaldi_candidates(data_dir: Path, skips: Skips) -> list[Candidate]:
-    recordings = _recordings(data_dir, skips)
+    malformed: set[str] = set()  # ids skipped (and counted) once already: not counted again below
+    recordings = _recordings(data_dir, skips, malformed)
     text_path, utt2spk, segments = data_dir / "text", data_dir / "utt2spk", data_dir / "segments"
     texts = _kaldi_table(text_path, skips)
     speakers = _speakers(utt2spk, skips) if utt2spk.is_file() else {}
     if segments.is_file():
-        spans, listing = _segments(segments, skips), segments
+        spans, listing = _segments(segments, skips, malformed), segments
     else:
         spans, listing = {recording: (recording, None, None) for recording in recordings}, data_dir / "wav.scp"
     candidates = []
     for utterance, (number, text) in texts.items():
+        if utterance in malformed:
+            continue
         if utterance not in spans:
             skips.add("no audio entry", f"{text_path}:{number}: '{utterance}' is not in {listing}")
             continue
