@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import tempfile
@@ -33,7 +34,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the name cut short: a 250-byte name and the temporary file's additions would pass the 255-byte limit
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.fsdecode(os.fsencode(path.name)[:100])}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, default_mode())  # mkstemp makes 0600; an output file follows the umask like any other
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
@@ -41,6 +43,11 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        if error.filename is None:  # a failed write names no file: name the one being written
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -61,8 +68,10 @@ def exclusive_folder(folder: str | Path, command: str) -> Iterator[None]:
     even after kill -9, so nothing stale is left behind.
     """
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     handle = (folder / ".lock").open("a+", encoding="utf-8")
+    locked = False
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -73,10 +82,16 @@ def exclusive_folder(folder: str | Path, command: str) -> Iterator[None]:
                 f"{folder}: another {command} (pid {holder}) is writing into this folder; "
                 "wait for it to finish or use another folder"
             ) from None
+        locked = True
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         yield
     finally:
+        if locked and created and [p.name for p in folder.iterdir()] == [".lock"]:
+            # nothing was written (a config error, say): the folder this made goes, lock and all
+            (folder / ".lock").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # something appeared meanwhile: it stays
+                folder.rmdir()
         handle.close()  # closing releases the lock

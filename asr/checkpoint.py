@@ -12,6 +12,9 @@ loads without pickle, so a model from a stranger cannot run code.
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import logging
 import math
 import os
 import re
@@ -35,6 +38,8 @@ from asr.frontend.normalization import NormStats
 from asr.frontend.pipeline import Frontend
 from asr.model import LAS, LASConfig
 from asr.text import Vocabulary
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 """Version of the model directory layout; bumped when a change breaks old readers."""
@@ -79,8 +84,14 @@ def remove_stale_temporaries(directory: str | Path) -> int:
 def save_training_state(state: Mapping[str, Any], directory: str | Path, step: int, keep: int) -> Path:
     """Write `state` as the checkpoint of `step` atomically, then keep only the newest `keep`."""
     path = checkpoint_path(directory, step)
-    with atomic_open(path, "wb") as handle:
-        torch.save(dict(state), handle)
+    try:
+        with atomic_open(path, "wb") as handle:
+            torch.save(dict(state), handle)
+    except RuntimeError as error:  # torch's writer reports a failed write as "[enforce fail ...] file write failed"
+        if "write failed" not in str(error):
+            raise
+        problem = "no space left on device, or past a file size limit (ulimit -f)"
+        raise OSError(errno.ENOSPC, problem, str(path)) from None
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -118,6 +129,32 @@ def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[st
     return averaged
 
 
+def remove_stale_staging(directory: Path) -> list[Path]:
+    """Remove the folders that exports into `directory` staged, or retired, and left behind when
+    their process was killed (`.NAME.PID.*`, `.NAME.old.PID.*` beside it, PID no longer running);
+    returns them. Those of a running export are left alone."""
+    pattern = re.compile(rf"\.{re.escape(directory.name)}\.(?:old\.)?(\d+)\.\w+")
+    removed = []
+    for sibling in directory.parent.iterdir() if directory.parent.is_dir() else ():
+        match = pattern.fullmatch(sibling.name)
+        if match and sibling.is_dir() and not sibling.is_symlink() and not _running(int(match.group(1))):
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+    if removed:
+        log.warning("removed %d folder(s) an interrupted export left beside %s", len(removed), directory)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid at all: not ours to judge
+    return True
+
+
 def export_model_dir(
     directory: str | Path,
     config: Mapping[str, Any],
@@ -137,14 +174,23 @@ def export_model_dir(
     if broken:
         raise CheckpointError(f"{directory}: not written: {broken}")
     check_replaceable(directory)
+    if directory.is_symlink():  # EXP/model -> a folder elsewhere: the model goes there, the link stays
+        directory = Path(os.path.realpath(directory))
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    remove_stale_staging(directory)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.{os.getpid()}.", dir=directory.parent))
     try:
-        record = {"format_version": FORMAT_VERSION, **config}
+        vocab.save(staging / TOKENS_FILE)
+        record = {"format_version": FORMAT_VERSION, **config, TOKENS_DIGEST: file_digest(staging / TOKENS_FILE)}
         atomic_write_text(staging / CONFIG_FILE, yaml.safe_dump(record, sort_keys=False))
         tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
-        safetensors.torch.save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
-        vocab.save(staging / TOKENS_FILE)
+        try:
+            safetensors.torch.save_file(tensors, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        except safetensors.SafetensorError as error:  # an I/O error as Rust's text: "... Os { code: 28, ..."
+            code = re.search(r"code: (\d+)", str(error))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(directory / WEIGHTS_FILE)) from None
         if stats is not None:
             stats.save(staging / STATS_FILE)
         for path in staging.iterdir():  # safetensors writes 0600; a model is for others to load too
@@ -152,7 +198,7 @@ def export_model_dir(
         os.chmod(staging, default_mode(directory=True))
         if directory.exists():
             # an empty folder of a fresh name takes the old directory (a rename onto it replaces it)
-            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.{os.getpid()}.", dir=directory.parent))
             directory.rename(retired)
             staging.rename(directory)
             shutil.rmtree(retired)
@@ -212,8 +258,30 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, tor
         raise CheckpointError(
             f"{directory}: model format version {version!r}; this toolkit reads version {FORMAT_VERSION}"
         )
+    digest = config.pop(TOKENS_DIGEST, None)
     weights = load_weights(directory / WEIGHTS_FILE)
-    return config, weights, Vocabulary.load(directory / TOKENS_FILE), NormStats.load(directory / STATS_FILE)
+    vocab = Vocabulary.load(directory / TOKENS_FILE)  # a file that is no vocabulary is named as such first
+    check_tokens(directory, digest)
+    return config, weights, vocab, NormStats.load(directory / STATS_FILE)
+
+
+TOKENS_DIGEST = "tokens_sha256"
+"""The config.yaml key that records tokens.txt's SHA-256: the ids the weights were trained on."""
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of `path`'s bytes, in hex."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_tokens(directory: Path, digest: object) -> None:
+    """Refuse a tokens.txt that is not the one the directory was exported with (two letters swapped
+    load fine and spell wrong); a directory from before the digest was recorded (None) passes."""
+    if digest is not None and digest != file_digest(directory / TOKENS_FILE):
+        raise CheckpointError(
+            f"{directory / TOKENS_FILE}: not the vocabulary this model was exported with ({CONFIG_FILE}'s "
+            f"{TOKENS_DIGEST} differs): its ids would spell other characters; restore the exported tokens.txt"
+        )
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

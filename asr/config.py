@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import yaml
 
 from asr.errors import UserError
+from asr.reading import read_small_text
 
 T = TypeVar("T")
 
@@ -155,11 +156,28 @@ def _plain_copy(data: Any) -> Any:
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently: `lr: 1e-3` further down would undo an edit made above)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' given twice (first on line {seen[key] + 1})", key_node.start_mark
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping of plain values; errors name the file (and line)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small_text(path, "config")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -171,7 +189,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({(error.strerror or str(error)).lower()})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  a SafeLoader: plain values only
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -182,7 +202,28 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top, found {type(data).__name__}")
+    _check_size(data, str(path))
     return data
+
+
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 50
+
+
+def _check_size(data: Any, where: str) -> None:
+    """Refuse a config of more than `MAX_CONFIG_VALUES` values once its aliases are expanded (a YAML
+    alias bomb: a few lines that copying makes billions of values) or nested past `MAX_CONFIG_DEPTH`;
+    counted without recursion and without expanding anything."""
+    count, stack = 0, [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise ConfigError(f"{where}: more than {MAX_CONFIG_VALUES:,} values once its YAML aliases are expanded")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{where}: nested more than {MAX_CONFIG_DEPTH} deep, which no config is")
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list | tuple) else ()
+        stack.extend((child, depth + 1) for child in children)
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
@@ -191,7 +232,17 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     try:
         return from_dict(cls, apply_overrides(data, overrides))
     except ConfigError as error:
+        where = str(error).split(":", 1)[0].split("[", 1)[0]  # the key the message names, "data.train"
+        for override in reversed(overrides):  # the last one given for a key is the one in force
+            key = override.partition("=")[0].strip()
+            if _within(key, where) or _within(where, key):
+                raise ConfigError(f"--set {override}: {error}") from None
         raise ConfigError(f"{path}: {error}" if path is not None else str(error)) from None
+
+
+def _within(key: str, section: str) -> bool:
+    """Whether `key` ("data.train") is `section` ("data") or lies inside it."""
+    return key == section or key.startswith(section + ".")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

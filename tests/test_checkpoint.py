@@ -1,3 +1,4 @@
+import errno
 import os
 import pickle
 import re
@@ -94,6 +95,53 @@ def test_exporting_again_replaces_the_directory(tmp_path: Path) -> None:
         export_model_dir(tmp_path / "model", {}, {"w": torch.full((2,), value)}, Vocabulary.default(), STATS)
     assert read_model_dir(tmp_path / "model")[1]["w"][0] == 2.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_linked_model_directory_is_written_through_its_link(tmp_path: Path) -> None:
+    """EXP/model (or average's --out) a link to a folder elsewhere: the export replaced the link's
+    target? It raised IsADirectoryError and left a `.model.old.*` folder."""
+    (tmp_path / "elsewhere").mkdir()
+    export_model_dir(tmp_path / "elsewhere" / "model", {}, {"w": torch.zeros(1)}, Vocabulary.default(), STATS)
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "model").symlink_to(tmp_path / "elsewhere" / "model")
+    export_model_dir(tmp_path / "exp" / "model", {}, {"w": torch.ones(1)}, Vocabulary.default(), STATS)
+    assert (tmp_path / "exp" / "model").is_symlink() and read_model_dir(tmp_path / "exp" / "model")[1]["w"][0] == 1.0
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["model"]
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == ["model"]
+
+
+def test_what_a_killed_export_left_is_removed_by_the_next_not_what_a_running_one_stages(tmp_path: Path) -> None:
+    gone = 2**22 + 12345  # above Linux's pid_max default: no process has it
+    while True:
+        try:
+            os.kill(gone, 0)
+        except ProcessLookupError:
+            break
+        gone += 1
+    left = [tmp_path / f".model.{gone}.k1ll3d_x", tmp_path / f".model.old.{gone}.k1ll3d_y"]
+    running = tmp_path / f".model.{os.getpid()}.busy_z"
+    for folder in (*left, running):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"0" * 1000)
+    export_model_dir(tmp_path / "model", {}, {"w": torch.zeros(1)}, Vocabulary.default(), STATS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, "model"])
+
+
+def test_a_tokens_file_that_is_not_the_exported_one_is_refused(tmp_path: Path) -> None:
+    """Two letters swapped in tokens.txt load and spell every A as B; config.yaml records the digest
+    of the tokens the weights were trained on. A directory from before the record loads as it did."""
+    export_model_dir(tmp_path / "model", {}, {"w": torch.zeros(1)}, Vocabulary.default(), STATS)
+    tokens = tmp_path / "model" / "tokens.txt"
+    lines = tokens.read_text().splitlines()
+    a, b = lines.index("A"), lines.index("B")
+    lines[a], lines[b] = lines[b], lines[a]
+    tokens.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CheckpointError, match="tokens.txt: not the vocabulary this model was exported with"):
+        read_model_dir(tmp_path / "model")
+    record = yaml.safe_load((tmp_path / "model" / "config.yaml").read_text())
+    del record["tokens_sha256"]
+    (tmp_path / "model" / "config.yaml").write_text(yaml.safe_dump(record))
+    assert read_model_dir(tmp_path / "model")[2] != Vocabulary.default()  # unchecked, as before
 
 
 def test_bad_model_directories_are_named(tmp_path: Path) -> None:
@@ -216,3 +264,29 @@ def test_exporting_replaces_only_a_model_directory(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [".empty.old", "empty", "file", "mine", "tokens"]
     export_model_dir(tmp_path / "empty", {}, weights, vocab, STATS)  # now a model directory: replaced
     assert (tmp_path / ".empty.old").read_text() == "not touched either"
+
+
+def test_a_full_disk_under_the_weights_writers_is_an_os_error_naming_the_file(tmp_path: Path, monkeypatch) -> None:
+    """safetensors and torch.save report a failed write in their own words (a SafetensorError, an
+    "[enforce fail at inline_container.cc] ... file write failed"): the command printed them raw."""
+
+    def full(*args, **kwargs):
+        raise safetensors.SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, .. })")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.raises(OSError) as caught:
+        export_model_dir(tmp_path / "model", {}, {"w": torch.zeros(1)}, Vocabulary.default(), STATS)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "model" / "model.safetensors")
+    assert list(tmp_path.iterdir()) == []  # the staging folder went too
+
+    def write_failed(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file data/0: "
+            "file write failed"
+        )
+
+    monkeypatch.setattr(torch, "save", write_failed)
+    with pytest.raises(OSError) as caught:
+        save_training_state({"step": 1}, tmp_path / "checkpoints", step=1, keep=2)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename.endswith(".pt")
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # no half-written checkpoint

@@ -1,5 +1,7 @@
 import dataclasses
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +39,53 @@ def test_a_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     result = run_asr("prepare", "tsv", str(tmp_path / "missing.tsv"), "--out", str(tmp_path / "out.jsonl"))
     assert result.returncode == 1
     assert result.stderr == f"asr: error: {tmp_path / 'missing.tsv'}: no such file\n"
+
+
+@pytest.mark.parametrize("stdout", ["a closed pipe", "a full device", "closed"])
+def test_output_that_cannot_be_printed_is_one_line_or_a_quiet_stop_not_a_traceback(tmp_path: Path, stdout) -> None:
+    """`| head` closes the pipe (stop quietly, status 141 as for SIGPIPE); `> /dev/full` fills up and
+    `>&-` leaves no stdout (one line, exit 1: the summary would be lost)."""
+    command = [sys.executable, "-m", "asr", "prepare", "librispeech", str(LIBRISPEECH), "--subsets", "test-clean"]
+    command += ["--out", str(tmp_path / "out")]
+    if stdout == "a closed pipe":
+        read, write = os.pipe()
+        os.close(read)
+        result = subprocess.run(command, stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+        os.close(write)
+        assert (result.returncode, result.stderr) == (141, "")
+        return
+    if stdout == "a full device":
+        with open("/dev/full", "w") as full:
+            result = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert (result.returncode, result.stderr) == (1, "asr: error: stdout: no space left on device\n")
+        return
+    result = subprocess.run(["sh", "-c", '"$@" >&-', "sh", *command], stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (
+        1,
+        "asr: error: stdout is closed; redirect it to a file (or /dev/null)\n",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["prepare tsv", "prepare kaldi", "lm text"])  # stats' loader workers need shm
+def test_a_file_size_limit_is_one_line_and_leaves_no_partial_output(tmp_path: Path, command) -> None:
+    """A full disk (here `ulimit -f`, the same EFBIG/ENOSPC to the writer) printed a traceback."""
+    inputs = command_inputs(tmp_path / "in")
+    out = tmp_path / "out" / "file"
+    (tmp_path / "out").mkdir()
+    args = FILE_OUTPUTS[command].format(**inputs, out=out).split()
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", *args], capture_output=True, text=True, timeout=120, preexec_fn=small_files
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"asr: error: {out}: file too large; make room and run the command again"
+    ), result.stderr
+    assert "Traceback" not in result.stderr and list((tmp_path / "out").iterdir()) == []
 
 
 def test_prepare_then_stats_on_the_fixture(tmp_path: Path, capsys) -> None:
@@ -229,6 +278,25 @@ def test_an_output_path_that_cannot_be_written_is_one_line_before_any_work(tmp_p
         assert main(args) == 1
         assert capsys.readouterr().err == f"asr: error: {out}: {expected}\n"
     assert sorted(tmp_path.rglob("*")) == before and (wants_file or wrong.read_text() == "keep me")
+
+
+@pytest.mark.parametrize("command", [c for c in FILE_OUTPUTS if c != "align"])
+def test_no_output_is_written_over_audio_that_an_input_lists(tmp_path: Path, capsys, command) -> None:
+    """The recording a manifest, table or wav.scp names is read by the command (or by what uses its
+    output): `--out` naming it is one line, exit 1, the recording untouched."""
+    inputs = command_inputs(tmp_path / "in")
+    audio = tmp_path / "in" / "a.flac"
+    shutil.copy(inputs["audio"], audio)
+    for listed in (inputs["manifest"], tmp_path / "in" / "table.tsv", tmp_path / "in" / "kaldi" / "wav.scp"):
+        listed.write_text(listed.read_text().replace(str(inputs["audio"]), str(audio)))
+    before = audio.read_bytes()
+    link = tmp_path / "link.flac"
+    link.symlink_to(audio)
+    for out in (audio, link):
+        assert main(FILE_OUTPUTS[command].format(**inputs, out=out).split()) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"asr: error: {out}: is audio that ") and err.count("\n") == 1, err
+    assert audio.read_bytes() == before and link.is_symlink()
 
 
 def test_evaluate_scores_each_speaker_group_and_refuses_a_speaker_in_two(tmp_path: Path, capsys) -> None:

@@ -5,10 +5,13 @@ from typing import Literal
 
 import pytest
 
+from asr.cli import main
 from asr.config import ConfigError, apply_overrides, dump_config, from_dict, load_config
 from asr.data.manifest import FilterConfig
 from asr.frontend.features import FeatureConfig
+from asr.frontend.normalization import NormStats
 from asr.frontend.specaugment import SpecAugmentConfig
+from asr.reading import TooLargeError
 from asr.training.config import TrainConfig
 
 
@@ -140,6 +143,53 @@ def test_a_bad_value_inside_one_arm_of_a_union_is_named_not_the_union(repeat: st
     """data.train is a manifest or a list of sources: a list with a bad repeat is a bad source, not a wrong kind."""
     with pytest.raises(ConfigError) as error:
         load_config(TrainConfig, None, [f"data.train=[{{manifest: a.jsonl, repeat: {repeat}}}]"])
-    assert str(error.value) == message
+    assert str(error.value) == f"--set data.train=[{{manifest: a.jsonl, repeat: {repeat}}}]: {message}"
     with pytest.raises(ConfigError, match="data.train: expected str or tuple, found int 5"):
         load_config(TrainConfig, None, ["data.train=5"])
+
+
+def test_configs_that_never_end_or_explode_are_one_line(tmp_path: Path) -> None:
+    """/dev/zero was read until memory ran out; nine lines of aliases expanded into a billion values
+    when copied; a config nested 100,000 deep raised RecursionError."""
+    with pytest.raises(TooLargeError, match="/dev/zero: more than 16 MiB, which no config is"):
+        load_config(Outer, "/dev/zero")
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8)]
+    (tmp_path / "bomb.yaml").write_text("\n".join(bomb) + "\n")
+    with pytest.raises(ConfigError, match="bomb.yaml: more than 100,000 values once its YAML aliases are expanded"):
+        load_config(Outer, tmp_path / "bomb.yaml")
+    (tmp_path / "deep.yaml").write_text("name: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="deep.yaml: nested too deeply to be a config"):
+        load_config(Outer, tmp_path / "deep.yaml")
+    (tmp_path / "nested.yaml").write_text("name: " + "[" * 60 + "]" * 60 + "\n")
+    with pytest.raises(ConfigError, match="nested.yaml: nested more than 50 deep"):
+        load_config(Outer, tmp_path / "nested.yaml")
+
+
+def test_statistics_and_speaker_tables_that_never_end_are_one_line(tmp_path: Path, capsys) -> None:
+    with pytest.raises(TooLargeError, match="/dev/zero: more than 16 MiB, which no statistics file is"):
+        NormStats.load("/dev/zero")
+    args = ["evaluate", "--model", str(tmp_path / "m"), "--manifest", "x.jsonl", "--out", str(tmp_path / "o")]
+    assert main([*args, "--groups", "/dev/zero"]) == 1
+    assert capsys.readouterr().err == "asr: error: /dev/zero: more than 16 MiB, which no speaker table is\n"
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "twice.yaml").write_text("name: a\ninner:\n  units: 4\n  rate: 0.2\n  units: 16\n")
+    with pytest.raises(
+        ConfigError, match=r"twice.yaml:5: invalid YAML \(key 'units' given twice \(first on line 3\)\)"
+    ):
+        load_config(Outer, tmp_path / "twice.yaml")
+    (tmp_path / "once.yaml").write_text("name: a\ninner:\n  units: 4\nfeatures:\n  n_mels: 40\n")
+    assert load_config(Outer, tmp_path / "once.yaml").inner.units == 4  # a config without repeats loads
+
+
+def test_a_bad_value_given_by_set_names_the_override_not_the_file(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("inner:\n  units: 4\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, tmp_path / "c.yaml", ["name=y", "inner.units=0"])
+    assert str(error.value) == "--set inner.units=0: inner: units must be positive, got 0"
+    (tmp_path / "c.yaml").write_text("inner:\n  units: 0\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, tmp_path / "c.yaml", ["name=y"])
+    assert str(error.value) == f"{tmp_path / 'c.yaml'}: inner: units must be positive, got 0"

@@ -21,6 +21,7 @@ FLOORS: dict[str, int] = {
     "asr.config": 1,
     "asr.progress": 1,
     "asr.outputs": 1,
+    "asr.reading": 1,
     "asr.text": 2,
     "asr.scoring": 3,
     "asr.device": 3,

@@ -36,7 +36,7 @@ def test_decoding_overrides_are_checked_against_the_model(tmp_path: Path) -> Non
         search_settings(loaded.decoding, loaded.model, None, ctc_weight=0.3)
     with pytest.raises(DecodingError, match="max_ctc_length_ratio is 1.3, but this model has no CTC head"):
         search_settings(loaded.decoding, loaded.model, None, max_ctc_length_ratio=1.3)
-    with pytest.raises(DecodingError, match="beam must be at least 1"):
+    with pytest.raises(DecodingError, match="beam must be from 1 to 1000"):
         search_settings(loaded.decoding, loaded.model, None, beam=0)
     with pytest.raises(DecodingError, match="lm_weight is 0.5, but no language model was given"):
         search_settings(loaded.decoding, loaded.model, None, lm_weight=0.5)

@@ -19,8 +19,8 @@ def progress(items: Iterable[T], total: int, description: str) -> Iterable[T]:
     return tqdm(items, total=total, desc=description, unit="utt", dynamic_ncols=True, disable=None)
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer of at least `minimum`."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer of at least `minimum` (and at most `maximum`)."""
 
     def parse(text: str) -> int:
         try:
@@ -29,6 +29,8 @@ def whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse
@@ -36,6 +38,11 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 
 positive_int = whole_number(1)
 non_negative_int = whole_number(0)
+MAX_JOBS = 64
+"""The most workers a --jobs may ask for: each is a thread or a process, and more than this
+many only compete for the cores and the open files."""
+worker_count = whole_number(1, MAX_JOBS)
+worker_count_or_none = whole_number(0, MAX_JOBS)
 
 
 def positive_seconds(text: str) -> float:
@@ -46,6 +53,17 @@ def positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, got {text}")
+    return value
+
+
+def pause_seconds(text: str) -> float:
+    """An argparse type: seconds of a pause above 0, or inf (never)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds or inf, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds (or inf), got {text}")
     return value
 
 
@@ -89,8 +107,8 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
     and transcription, each defaulting to the model's decoding section."""
     for flag in search_flags():
         kind = {"int": int, "float": float}[flag.type]  # annotations are strings (from __future__ import annotations)
-        minimum = flag.metadata.get("minimum")
-        parse = whole_number(minimum) if kind is int and minimum is not None else kind
+        minimum, maximum = flag.metadata.get("minimum"), flag.metadata.get("maximum")
+        parse = whole_number(minimum, maximum) if kind is int and minimum is not None else kind
         name = f"--{flag.name.replace('_', '-')}"
         parser.add_argument(name, type=parse, help=f"{flag.metadata['help']} (default: the model's)")
 

@@ -12,7 +12,16 @@ from typing import Any
 import torch
 import yaml
 
-from asr.checkpoint import CONFIG_FILE, TOKENS_FILE, WEIGHTS_FILE, CheckpointError, export_model_dir, load_weights
+from asr.checkpoint import (
+    CONFIG_FILE,
+    TOKENS_DIGEST,
+    TOKENS_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    check_tokens,
+    export_model_dir,
+    load_weights,
+)
 from asr.config import ConfigError, from_dict, to_dict
 from asr.errors import UserError
 from asr.lm.model import CharLM, LMConfig
@@ -46,7 +55,8 @@ def export_lm_dir(
     return export_model_dir(directory, record, state_dict, vocab, stats=None)
 
 
-def _read_config(directory: Path) -> LMConfig:
+def _record(directory: Path) -> dict[str, Any]:
+    """config.yaml of an LM directory, as a mapping."""
     path = directory / CONFIG_FILE
     try:
         record = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -58,6 +68,13 @@ def _read_config(directory: Path) -> LMConfig:
         raise LMDirectoryError(f"{path}: invalid YAML") from None
     if not isinstance(record, dict):
         raise LMDirectoryError(f"{path}: expected a mapping of keys to values")
+    return record
+
+
+def _read_config(directory: Path) -> tuple[LMConfig, dict[str, Any]]:
+    """The LM's config, and config.yaml's whole record."""
+    path = directory / CONFIG_FILE
+    record = _record(directory)
     if record.get("kind") != LM_KIND:
         hint = "; it is an acoustic model directory" if "model" in record else ""
         raise LMDirectoryError(f"{path}: not a language model (kind {record.get('kind')!r}, not {LM_KIND!r}){hint}")
@@ -66,7 +83,7 @@ def _read_config(directory: Path) -> LMConfig:
             f"{path}: LM format version {record.get('format_version')!r}; this toolkit reads {LM_FORMAT_VERSION}"
         )
     try:
-        return from_dict(LMConfig, record.get("lm", {}), "lm")
+        return from_dict(LMConfig, record.get("lm", {}), "lm"), record
     except ConfigError as error:
         raise LMDirectoryError(f"{path}: {error}") from None
 
@@ -85,8 +102,12 @@ def load_lm(directory: str | Path, device: torch.device | str = "cpu", vocab: Vo
     if missing:
         hint = f"; did you mean {directory / 'model'}?" if (directory / "model" / CONFIG_FILE).is_file() else ""
         raise LMDirectoryError(f"{directory}: not an LM directory (missing {', '.join(missing)}){hint}")
-    config = _read_config(directory)
+    config, record = _read_config(directory)
     tokens = Vocabulary.load(directory / TOKENS_FILE)
+    try:
+        check_tokens(directory, record.get(TOKENS_DIGEST))
+    except CheckpointError as error:
+        raise LMDirectoryError(str(error)) from None
     if len(tokens) != config.vocab_size:
         raise LMDirectoryError(f"{directory / TOKENS_FILE}: {len(tokens)} tokens, config.yaml says {config.vocab_size}")
     if vocab is not None and tokens != vocab:

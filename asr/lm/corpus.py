@@ -122,7 +122,7 @@ def read_text(
     sizes, modification times) and `max_chars` maps them without reading the text again."""
     paths = [Path(p) for p in paths]
     for path in paths:
-        if not path.is_file():
+        if not path.exists() or path.is_dir():  # a pipe (--text <(...)) reads as a file does
             raise LMTextError(f"{path}: {'is a folder, not a text file' if path.is_dir() else 'no such file'}")
     if cache is None:
         ids = bytearray()
@@ -189,6 +189,9 @@ def _cached(paths: Sequence[Path], max_chars: int | None, cache: Path) -> tuple[
     files = [{"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns} for path, stat in stats]
     key = {"files": files, "max_chars": max_chars, "alphabet": "".join(ALPHABET)}
     record = cache / "report.json"
+    for name in ("ids.u8", "offsets.npy", "report.json"):  # what a killed write left (the trainer holds the folder)
+        for stale in cache.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     kept = _kept_report(cache, key)
     if kept is None:
         record.unlink(missing_ok=True)  # no report may describe ids of other text while they are rewritten

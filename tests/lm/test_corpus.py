@@ -82,9 +82,12 @@ def test_a_cache_that_no_longer_matches_its_text_is_written_again(tmp_path: Path
         record.write_text(json.dumps({"key": json.loads(record.read_text())["key"], "report": {"sentences": "1"}}))
     else:
         (tmp_path / "cache" / "ids.u8").unlink()
+    if change == "cut before its report":  # killed in the middle of writing the ids: its temporary file stays
+        (tmp_path / "cache" / ".ids.u8.k1ll3d.tmp").write_bytes(b"\x00" * 1000)
     corpus, report = read_text([path], cache=tmp_path / "cache")
     expected = ["THE CAT SAT", "ON THE MAT"] if change == "text edited" else ["THE CAT SAT"]
     assert [corpus.text(i) for i in range(len(corpus))] == expected and report.sentences == len(expected)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["ids.u8", "offsets.npy", "report.json"]
 
 
 def test_lm_text_leaves_out_the_sentences_of_the_excluded_manifests(tmp_path: Path, monkeypatch, capsys) -> None:
