@@ -8,8 +8,10 @@
         print(f"{segment.start:.2f}-{segment.end:.2f} {segment.text}")
 
 A recording no longer than the longest utterance the model was trained on is decoded
-whole; a longer one is cut at pauses (`asr.frontend.segmentation`) and its pieces are decoded
-in batches, sorted by length together with those of other recordings. Memory stays
+whole, or sentence by sentence where it holds pauses that end one (a model trained on single
+sentences would stop spelling at the first); a longer one is cut at pauses
+(`asr.frontend.segmentation`). Pieces are decoded in batches, sorted by length together with
+those of other recordings. Memory stays
 bounded: a long file is read piece by piece, and at most `pool_pieces` pieces wait.
 """
 
@@ -42,7 +44,7 @@ from asr.frontend.audio import (
     mix_down,
     resample,
 )
-from asr.frontend.segmentation import SegmenterConfig, find_segments, frame_levels
+from asr.frontend.segmentation import SegmenterConfig, find_segments, frame_levels, short_spans
 from asr.lm import load_lm
 from asr.recognize import decoding_section, int8_model, recognize, search_settings
 from asr.text import normalize
@@ -164,9 +166,13 @@ def _waveform(audio: np.ndarray | torch.Tensor, sample_rate: int, name: str) -> 
 def _spans(
     duration: float, blocks: Callable[[], Iterable[tuple[torch.Tensor, int]]], config: SegmenterConfig
 ) -> list[tuple[float, float]]:
-    """The pieces (seconds) of a recording of `duration` s: all of it if it fits in one, else cut at pauses."""
+    """The pieces (seconds) of a recording of `duration` s: cut at pauses; one that fits in one piece
+    only at pauses that end a sentence (`short_spans`)."""
     if duration <= config.max_seconds:
-        return [(0.0, duration)]
+        if math.isinf(config.sentence_pause_seconds) or math.isinf(config.max_seconds):  # never cut
+            return [(0.0, duration)]
+        spans = short_spans(frame_levels(blocks(), config.frame_seconds), config)
+        return [(0.0, duration)] if len(spans) == 1 else spans
     return find_segments(frame_levels(blocks(), config.frame_seconds), config)
 
 
@@ -236,10 +242,13 @@ class Recognizer:
         max_seconds: float | None = None,
         word_timestamps: bool = False,
         search: SearchConfig | None = None,
+        sentence_pause: float | None = None,
         **overrides: Any,
     ) -> TranscribeConfig:
         """`search` (default: the model's own, `self.search`) with the `overrides` by `SearchConfig`
         field name (beam=..., attention_window=... in listener frames; None keeps the setting).
+        `sentence_pause`: the pause in seconds at which a recording shorter than `max_seconds` is
+        cut (`SegmenterConfig.sentence_pause_seconds`; math.inf: never, the whole of it in one).
 
         Raises `DecodingError` for settings the model cannot use, `TranscribeError` for the rest.
         """
@@ -248,7 +257,10 @@ class Recognizer:
             return TranscribeConfig(
                 search=search_settings(search or self.search, loaded.model, self.lm, **overrides),
                 batch_size=batch_size,
-                segmenter=SegmenterConfig(max_seconds=max_seconds or self.max_seconds),
+                segmenter=SegmenterConfig(
+                    max_seconds=max_seconds or self.max_seconds,
+                    sentence_pause_seconds=sentence_pause or SegmenterConfig.sentence_pause_seconds,
+                ),
                 word_timestamps=word_timestamps,
             )
         except ValueError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ import asr
 from asr import recognize as recognize_module
 from asr.checkpoint import export_model_dir
 from asr.cli import main
+from asr.cli.transcribe import audio_files
 from asr.config import to_dict
 from asr.decoding.config import Hypothesis, SearchConfig
 from asr.frontend import audio as audio_module
@@ -164,6 +166,32 @@ def test_audio_left_out_as_silence_is_counted_in_the_summary(model_dir: Path, tm
     )
 
 
+def test_speech_that_decodes_to_no_word_is_said_not_printed_as_an_empty_line_alone(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr(
+        asr.Recognizer,
+        "_decode",
+        lambda self, pieces, search: (None, None, [Hypothesis("", (), -1.0, None, -1.0)] * len(pieces)),
+    )
+    assert main(["transcribe", "--model", str(model_dir), str(FILES[0])]) == 0
+    out, err = capsys.readouterr()
+    assert out == "\n" and err.startswith(f"asr: {FILES[0]}: ") and "decoded; the model spelled no word" in err
+
+
+def test_two_sentences_a_second_apart_in_a_short_file_are_both_transcribed(model_dir: Path, tmp_path: Path) -> None:
+    """A file shorter than the longest training utterance was decoded whole, and the speller ended
+    at the first sentence's end: the second was lost without a word."""
+    gap = np.random.default_rng(0).normal(0, 3e-4, SAMPLE_RATE).astype(np.float32)  # 1 s at -70 dBFS
+    samples = np.concatenate([load_audio(FILES[0])[0].numpy(), gap, load_audio(FILES[1])[0].numpy()])
+    soundfile.write(tmp_path / "two.flac", samples, SAMPLE_RATE)
+    model = asr.load_model(model_dir, device="cpu")
+    result = model.transcribe(tmp_path / "two.flac", max_seconds=10.0)  # short: not cut for its length
+    assert result.text == f"{text_of(FILES[0])} {text_of(FILES[1])}" and len(result.segments) == 2
+    whole = model.transcribe(tmp_path / "two.flac", max_seconds=10.0, sentence_pause=math.inf)
+    assert len(whole.segments) == 1 and whole.segments[0].start == 0.0
+
+
 def long_recording(path: Path, minutes: float) -> list[tuple[float, float]]:
     """Write the fixture's utterances round and round, 0.6-1.2 s of quiet noise apart, for
     `minutes`; returns where each utterance's speech (its samples above -40 dBFS) lies, in seconds."""
@@ -286,6 +314,18 @@ def test_several_files_print_a_line_each_and_folders_are_searched(model_dir: Pat
     assert lines == [f"{path}\t{text_of(path)}" for path in expected]
     assert main(["transcribe", "--model", str(model_dir), str(FILES[1]), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["text"] == text_of(FILES[1])
+
+
+def test_a_folder_s_linked_sub_folders_are_searched_and_a_link_loop_ends(tmp_path: Path) -> None:
+    """`asr transcribe DIR` left out DIR's linked sub-folders without a word."""
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(FILES[0], tmp_path / "elsewhere" / "far.flac")
+    (tmp_path / "dir" / "near").mkdir(parents=True)
+    shutil.copy(FILES[1], tmp_path / "dir" / "near" / "near.flac")
+    (tmp_path / "dir" / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "dir" / "near" / "up").symlink_to(tmp_path / "dir")  # a loop
+    files, errors = audio_files([tmp_path / "dir"])
+    assert errors == [] and sorted(name for _, name in files) == [Path("linked/far"), Path("near/near")]
 
 
 def test_a_tab_or_newline_in_a_file_name_is_escaped_in_the_printed_lines(

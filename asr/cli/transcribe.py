@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from asr.atomic import atomic_write_text
@@ -12,6 +13,7 @@ from asr.cli.arguments import (
     add_lm_options,
     add_search_options,
     comma_names,
+    pause_seconds,
     positive_int,
     positive_seconds,
     search_overrides,
@@ -31,7 +33,7 @@ def audio_files(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[s
     files, errors = [], []
     for item in inputs:
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            found = sorted(p for p in files_under(item) if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
             if not found:
                 errors.append(f"{item}: no audio files in this folder ({', '.join(sorted(AUDIO_EXTENSIONS))})")
             files.extend((path, path.relative_to(item).with_suffix("")) for path in found)
@@ -40,6 +42,19 @@ def audio_files(inputs: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[s
         else:
             errors.append(f"{item}: no such file or folder")
     return files, errors
+
+
+def files_under(folder: Path) -> Iterator[Path]:
+    """Every file below `folder`, linked sub-folders followed (each real folder once: a link back up
+    the tree is no endless loop), as paths through `folder`."""
+    seen = set()
+    for root, folders, names in os.walk(folder, followlinks=True):
+        info = os.stat(root)
+        if (info.st_dev, info.st_ino) in seen:
+            folders[:] = []  # walked already, through another path
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        yield from (Path(root) / name for name in names)
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
@@ -68,7 +83,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
             targets[name] = path
         output_folder(args.output_dir, "--output-dir")
     model = load_model(args.model, args.device, lm=args.lm, int8=args.int8)
-    config = model.config(args.batch_size, args.max_seconds, args.word_timestamps, **search_overrides(args))
+    config = model.config(
+        args.batch_size, args.max_seconds, args.word_timestamps, sentence_pause=args.sentence_pause,
+        **search_overrides(args),
+    )  # fmt: skip
     for line in errors:
         print(f"asr: error: {line}", file=sys.stderr)
     durations = []
@@ -90,6 +108,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             left_out[path] = (result.left_out, result.duration)
+            decoded = result.duration - result.left_out
+            if not result.text and decoded > 0:  # audio was decoded: an empty transcript says so
+                tqdm.write(f"asr: {path}: {decoded:.1f} s of audio decoded; the model spelled no word", file=sys.stderr)
             if args.output_dir is not None:
                 try:
                     for fmt in formats:
@@ -151,6 +172,12 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
         "--max-seconds",
         type=positive_seconds,
         help="cut recordings into pieces of at most this many seconds (default: the longest training utterance)",
+    )
+    parser.add_argument(
+        "--sentence-pause",
+        type=pause_seconds,
+        help="cut even a short recording at pauses this long, a sentence a piece; inf: never "
+        "(default: 0.8, asr.frontend.segmentation.SegmenterConfig)",
     )
     parser.add_argument(
         "--word-timestamps", action="store_true", help="estimate word times from attention (json output)"

@@ -15,6 +15,7 @@ block of audio and one piece, whatever the file's length.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,7 +35,9 @@ class SegmenterConfig:
     pieces; speech stretches shorter than `min_speech_seconds` (clicks) are dropped;
     `margin_seconds` of the surrounding audio is kept on either side of the speech.
     The silence threshold lies halfway between the noise level (`noise_percentile` of
-    the frame levels; `floor_dbfs` where that is digital silence) and the speech level (`speech_percentile`),
+    the frame levels; `floor_dbfs` where that is digital silence) and the speech level
+    (`speech_percentile` of the frames `min_contrast_db` above the noise, when they last
+    `min_speech_seconds`; else of all frames),
     and at most `quiet_speech_db` above the noise level (a word 26 dB below the loudest
     speech is still speech); when the two are less than `min_contrast_db` apart (steady
     noise, music) every frame counts as speech, and pieces are cut at the quietest moments only.
@@ -43,6 +46,9 @@ class SegmenterConfig:
 
     max_seconds: float = 20.0
     min_pause_seconds: float = 0.5
+    sentence_pause_seconds: float = 0.8
+    """A recording no longer than `max_seconds` is still cut at pauses this long (`short_spans`):
+    a model trained on single sentences ends its spelling at the first sentence's end."""
     min_speech_seconds: float = 0.1
     margin_seconds: float = 0.2
     frame_seconds: float = 0.01
@@ -59,6 +65,8 @@ class SegmenterConfig:
             raise ValueError("frame_seconds must be positive; pause, speech and margin lengths not negative")
         if not 0 <= self.noise_percentile < self.speech_percentile <= 100:
             raise ValueError("need 0 <= noise_percentile < speech_percentile <= 100")
+        if not self.sentence_pause_seconds > 0:
+            raise ValueError(f"sentence_pause_seconds must be above 0 (inf: never), got {self.sentence_pause_seconds}")
         if not self.quiet_speech_db > 0:
             raise ValueError(f"quiet_speech_db must be above 0 dB, got {self.quiet_speech_db}")
 
@@ -125,12 +133,16 @@ def find_segments(levels: np.ndarray, config: SegmenterConfig) -> list[tuple[flo
     if len(levels) == 0:
         return []
     frame = config.frame_seconds
-    loud = float(np.percentile(levels, config.speech_percentile))
-    if loud <= config.floor_dbfs:
-        return []  # digital silence or close to it
     noise = float(np.percentile(levels, config.noise_percentile))
     if noise <= DIGITAL_SILENCE_DBFS:  # zeros pad it (synthetic or edited audio): no room noise to measure
         noise = config.floor_dbfs
+    shortest = max(1, round(config.min_speech_seconds / frame))
+    # the speech level from the frames that stand out from the noise, not from all: 4 s of speech in
+    # 2 minutes of silence is under the 95th percentile of the whole recording
+    standing_out = levels[levels > noise + config.min_contrast_db]
+    loud = float(np.percentile(standing_out if len(standing_out) >= shortest else levels, config.speech_percentile))
+    if loud <= config.floor_dbfs:
+        return []  # digital silence or close to it
     contrast = loud - noise
     if contrast >= config.min_contrast_db:
         speech = levels > noise + min(contrast / 2, config.quiet_speech_db)
@@ -140,10 +152,9 @@ def find_segments(levels: np.ndarray, config: SegmenterConfig) -> list[tuple[flo
     for start, end in _runs(~speech):  # a short silence inside speech is part of it
         if end - start < pause and start > 0 and end < len(levels):
             speech[start:end] = True
-    shortest = round(config.min_speech_seconds / frame)
     regions = [(s, e) for s, e in _runs(speech) if e - s >= shortest]
     margin = round(config.margin_seconds / frame)
-    longest = max(1, int(config.max_seconds / frame))
+    longest = max(1, int(min(config.max_seconds, len(levels) * frame) / frame))  # inf: no cut for length
     padded = []
     for i, (start, end) in enumerate(regions):
         before = regions[i - 1][1] if i > 0 else 0  # margins stop halfway to the neighbours
@@ -151,3 +162,13 @@ def find_segments(levels: np.ndarray, config: SegmenterConfig) -> list[tuple[flo
         padded.append((max(start - margin, (before + start + 1) // 2), min(end + margin, (end + after) // 2)))
     pieces = [piece for start, end in padded for piece in _split_long(start, end, levels, longest)]
     return [(start * frame, min(end * frame, len(levels) * frame)) for start, end in pieces]
+
+
+def short_spans(levels: np.ndarray, config: SegmenterConfig) -> list[tuple[float, float]]:
+    """The pieces (seconds) of a recording no longer than `config.max_seconds`, from its frame
+    levels (F,): all of it in one, unless it holds pauses of `sentence_pause_seconds`: then the
+    sentences they separate, each a piece (as `find_segments` cuts a long recording)."""
+    duration = len(levels) * config.frame_seconds
+    pause = max(config.sentence_pause_seconds, config.min_pause_seconds)
+    pieces = find_segments(levels, dataclasses.replace(config, min_pause_seconds=pause))
+    return pieces if len(pieces) > 1 else [(0.0, duration)]

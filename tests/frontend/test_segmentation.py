@@ -6,7 +6,7 @@ import torch
 from pytest import approx
 
 from asr.frontend.audio import SAMPLE_RATE
-from asr.frontend.segmentation import SegmenterConfig, find_segments, frame_levels
+from asr.frontend.segmentation import SegmenterConfig, find_segments, frame_levels, short_spans
 
 
 def test_segments_never_exceed_the_limit_and_cut_at_the_quietest_frame() -> None:
@@ -116,3 +116,33 @@ def test_cut_points_are_the_same_in_seconds_at_any_sample_rate(rate: int) -> Non
     frame = config.frame_seconds
     apart = max(abs(a - b) for pair in zip(got, reference, strict=True) for a, b in zip(*pair, strict=True))
     assert apart <= frame + 1e-9  # at most a frame, give or take the rounding of seconds
+
+
+@pytest.mark.parametrize("background", ["zeros", "-70 dBFS noise"])
+def test_a_few_seconds_of_speech_in_two_minutes_of_silence_are_found(speech: torch.Tensor, background: str) -> None:
+    """Speech under 5 % of a recording lies under the 95th percentile of its frame levels: taken as
+    the speech level, it made the whole file silent and the transcript empty."""
+    rng = np.random.default_rng(0)
+    words = torch.cat([speech] * math.ceil(4 * SAMPLE_RATE / len(speech)))[: 4 * SAMPLE_RATE]  # 4 s
+    length = 120 * SAMPLE_RATE
+    if background == "zeros":
+        audio = torch.zeros(length)
+    else:
+        audio = torch.from_numpy(rng.normal(0, 3e-4, length).astype(np.float32))
+    at = 60 * SAMPLE_RATE
+    audio[at : at + len(words)] += words
+    pieces = find_segments(frame_levels([(audio, SAMPLE_RATE)]), SegmenterConfig())
+    covered = sum(min(end, 64.0) - max(start, 60.0) for start, end in pieces if end > 60.0 and start < 64.0)
+    assert covered > 3.0, pieces  # the words' pauses may be left out, not the words
+    assert all(start > 58.0 and end < 66.0 for start, end in pieces), pieces  # and the silence stays out
+
+
+def test_a_short_recording_is_cut_only_at_pauses_that_end_a_sentence() -> None:
+    """Shorter than max_seconds: whole, unless a pause of sentence_pause_seconds parts two sentences
+    (a model trained on single sentences stopped spelling at the first one's end)."""
+    config = SegmenterConfig(max_seconds=20.0, margin_seconds=0.1)
+    for pause, expected in ((30, [(0.0, 2.9)]), (100, [(0.4, 1.6), (2.4, 3.2)])):
+        levels = np.full(260 + pause, -70.0)
+        levels[50:150] = levels[150 + pause : 210 + pause] = -20.0  # 1.0 s and 0.6 s of speech
+        pieces = short_spans(levels, config)
+        assert pieces == [(approx(a), approx(b)) for a, b in expected], (pause, pieces)
