@@ -42,9 +42,9 @@ SPEECHOCEAN ?= $(firstword $(wildcard ../shared/data/speechocean762) data/speech
 
 # The main job on a CPU: synthesise a LibriSpeech-layout corpus with espeak-ng's and festival's
 # voices, train a LAS on both, evaluate it on held-out voices and on an engine it never heard
-# (flite), transcribe a few recordings (a real one too where speechocean762 is at hand). Two
-# engines of 2,000 utterances each instead of one of 4,000, each utterance less its own mean:
-# flite 40.5 % WER instead of 102 % (recipes/synthetic/RESULTS.md).
+# (flite, voices whose talkers no training engine has), transcribe a few recordings (a real one
+# too where speechocean762 is at hand). Two engines of 2,000 utterances each instead of one of
+# 4,000, each utterance less its own mean, chosen on dev sets (recipes/synthetic/RESULTS.md).
 demo: $(INSTALLED)
 	@echo "== demo: synthesise speech, train a LAS on a CPU, evaluate it on held-out voices and engine, transcribe"
 	ASR=$(BIN)/asr bash recipes/synthetic/run.sh --data data/demo --exp exp/demo --engines espeak,festival \

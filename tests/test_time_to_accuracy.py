@@ -106,8 +106,8 @@ def test_the_table_has_a_row_per_test_set_every_run_has_and_the_ratio_to_the_cho
     lines = report.table(results, ["ours", "librispeech", "small"], "small").splitlines()
     assert len(lines) == 3 and lines[1] == "|---|---|---|---|---|"
     assert (
-        lines[2] == "| flite's other voices (neither heard flite) | 20.00 (10.00, 1.00) | 100.00 (10.00, 1.00) "
-        "| 40.00 (10.00, 1.00) | 0.50 |"
+        lines[2] == "| flite's test voice, awb (neither heard flite nor its talker) | 20.00 (10.00, 1.00) "
+        "| 100.00 (10.00, 1.00) | 40.00 (10.00, 1.00) | 0.50 |"
     )
 
 

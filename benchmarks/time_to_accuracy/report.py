@@ -30,11 +30,11 @@ from asr.scoring import CorpusScore
 SPEECHBRAIN = {"librispeech": "SpeechBrain, LibriSpeech recipe", "small": "SpeechBrain, small-corpus recipe scaled"}
 """speechbrain_las.py's --settings; a run of --norm sentence is EXP/speechbrain-<settings>-sentence."""
 TESTS = {
-    "flite_dev": "dev: flite's dev voice (settings are chosen here)",
+    "flite_dev": "dev: flite's dev voice, rms (settings are chosen here)",
     "test": "held-out voices (espeak-ng + festival)",
     "test/espeak": "- espeak-ng",
     "test/festival": "- festival",
-    "flite": "flite's other voices (neither heard flite)",
+    "flite": "flite's test voice, awb (neither heard flite nor its talker)",
 }
 
 
@@ -158,6 +158,9 @@ def main() -> int:
     parser.add_argument("--exp", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--stem", help="the files' name (default: time_to_accuracy_DATE; another run that day needs its own)"
+    )
     args = parser.parse_args()
     ours = our_runs(args.exp)
     runs = speechbrain_runs(args.exp)
@@ -178,7 +181,7 @@ def main() -> int:
     for name in ours:
         summary[f"{name}_dev_wer_at_budget"] = last_within(curves[name], args.minutes)["dev_wer"]
         summary[f"{name}_minutes_to_speechbrain_dev_wer"] = minutes_to_reach(curves[name], sb_end["dev_wer"])
-    stem = f"time_to_accuracy_{machine['date']}"
+    stem = args.stem or f"time_to_accuracy_{machine['date']}"
     args.out.mkdir(parents=True, exist_ok=True)
     lines = [{"kind": "machine", **machine}, summary]
     lines += [{"kind": "dev", **point} for curve in curves.values() for point in curve]

@@ -5,7 +5,7 @@
 # utterances as it goes (100, equal parts of each training engine's dev voices, drawn across
 # speakers); then both decode flite's dev voice (an engine neither heard: where settings that
 # claim to help on unheard voices are chosen) and the test sets (held-out voices of the training
-# engines, and flite's other voices) once, with beam 4 and their own search chosen on dev.
+# engines, and flite's test voice) once, with beam 4 and their own search chosen on dev.
 #
 # One budget rule for both: an epoch starts only while the longest epoch so far still fits in
 # what is left of --minutes (ours: `asr train --set max_minutes=...`, counted after the timed
