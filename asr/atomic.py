@@ -43,13 +43,10 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as error:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
-        if error.filename is None:  # a failed write names no file: name the one being written
+        if isinstance(error, OSError) and error.filename is None:  # a failed write names no file: name ours
             raise OSError(error.errno, error.strerror or str(error), str(path)) from None
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         raise
 
 

@@ -28,8 +28,8 @@ from asr.checkpoint import (
     remove_stale_temporaries,
     save_training_state,
 )
-from asr.config import config_changes, to_dict
-from asr.errors import TrainingError
+from asr.config import config_changes, read_yaml, to_dict
+from asr.errors import TrainingError, UserError
 from asr.frontend.features import FeatureConfig
 from asr.frontend.normalization import NormStats
 from asr.text import Vocabulary
@@ -97,8 +97,8 @@ def check_no_other_run(exp_dir: Path, config: TrainConfig) -> None:
     changed: list[str] = []
     if (exp_dir / "config.yaml").is_file():
         try:
-            changed = _changes(yaml.safe_load((exp_dir / "config.yaml").read_text(encoding="utf-8")), config)
-        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            changed = _changes(read_yaml(exp_dir / "config.yaml"), config)
+        except UserError:  # not readable as a config: not this run's
             changed = ["config.yaml (unreadable)"]
     if not made and not changed:
         return
