@@ -21,6 +21,7 @@ from asr.model import (
     lengths_to_mask,
     masked_softmax,
 )
+from asr.model.listener import renamed_old_directions
 from asr.text import Vocabulary
 from tests.overfit import overfit
 
@@ -313,16 +314,52 @@ def test_bilstm_equals_a_packed_bidirectional_lstm_with_the_same_weights() -> No
     torch.manual_seed(0)
     layer = BiLSTM(6, 5)
     packed_lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True)
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(packed_lstm, f"{name}_l0").copy_(getattr(layer.forward_lstm, f"{name}_l0"))
-            getattr(packed_lstm, f"{name}_l0_reverse").copy_(getattr(layer.backward_lstm, f"{name}_l0"))
+    packed_lstm.load_state_dict(layer.lstm.state_dict())
     x = torch.randn(3, 11, 6)
     lengths = torch.tensor([11, 7, 2])
     x = x * lengths_to_mask(lengths, 11)[..., None]
     packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     expected, _ = torch.nn.utils.rnn.pad_packed_sequence(packed_lstm(packed)[0], batch_first=True, total_length=11)
     torch.testing.assert_close(layer(x, lengths), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_bilstm_holds_one_bidirectional_lstm_whose_weights_its_gpu_path_runs_as_they_lie(monkeypatch) -> None:
+    """One `nn.LSTM` a layer, so cuDNN reads its flattened weights: the packed path calls the
+    module itself and joins no weights a call (a copy, and a warning in fp32, when there were two)."""
+    layer = BiLSTM(6, 5)
+    assert [type(m) for m in layer.children()] == [torch.nn.LSTM] and layer.lstm.bidirectional
+    assert list(layer.state_dict()) == ["lstm." + key for key in torch.nn.LSTM(6, 5, bidirectional=True).state_dict()]
+    joins = []
+    monkeypatch.setattr(torch, "lstm", lambda *args: joins.append(args) or pytest.fail("weights joined by hand"))
+    calls = []
+    layer.lstm.register_forward_hook(lambda module, inputs, output: calls.append(type(inputs[0]).__name__))
+    layer.packed(torch.randn(2, 4, 6), torch.tensor([4, 2]))
+    assert calls == ["PackedSequence"] and not joins
+
+
+def test_weights_saved_when_a_bilstm_held_two_lstms_load_into_it_and_give_the_same_outputs() -> None:
+    """Model directories and checkpoints written before (`forward_lstm.*`, `backward_lstm.*`)
+    load as they were (`load_state_dict`), and are renamed the same way for an export that
+    averages them with newer ones."""
+    torch.manual_seed(0)
+    listener = Listener(ListenerConfig(layers=2, units=6, reduce=(0,), dropout=0.0)).eval()
+    old = {}
+    for key, value in listener.state_dict().items():
+        head, _, name = key.rpartition(".lstm.")
+        if not name:
+            old[key] = value
+        elif name.endswith("_reverse"):
+            old[f"{head}.backward_lstm.{name.removesuffix('_reverse')}"] = value
+        else:
+            old[f"{head}.forward_lstm.{name}"] = value
+    assert sum(".backward_lstm." in key for key in old) == 8
+    loaded = Listener(listener.config).eval()
+    loaded.load_state_dict(old)
+    features, lengths = torch.randn(2, 9, 80), torch.tensor([9, 5])
+    assert torch.equal(loaded(features, lengths)[0], listener(features, lengths)[0])
+    renamed = renamed_old_directions(old)  # what an export averaging old checkpoints reads
+    assert list(renamed) == list(listener.state_dict())
+    assert all(torch.equal(renamed[key], value) for key, value in listener.state_dict().items())
 
 
 def test_bilstm_gives_the_same_outputs_and_gradients_on_its_gpu_path_as_on_its_cpu_path() -> None:

@@ -74,7 +74,11 @@ def test_a_lean_model_loads_from_its_directory_and_runs_in_int8(tmp_path: Path) 
     assert model.config == config
     int8 = quantized(model)
     assert type(int8.speller.lstm).__module__.startswith("torch.ao.nn.quantized")
+    assert all(type(layer.lstm).__module__.startswith("torch.ao.nn.quantized") for layer in int8.listener.lstms)
     features, lengths = torch.randn(2, 40, 80), torch.tensor([40, 27])
+    with torch.no_grad():  # both directions of each listener layer run on their int8 weights
+        encoded = int8.encode(features, lengths)[0], model.encode(features, lengths)[0]
+    torch.testing.assert_close(*encoded, atol=0.05, rtol=0.05)
 
     @torch.no_grad()
     def first_step(las: LAS) -> torch.Tensor:

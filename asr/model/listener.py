@@ -8,8 +8,9 @@ frame's state. Optionally a projection between layers narrows what the next one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -103,22 +104,41 @@ def packs(x: torch.Tensor) -> bool:
     return x.is_cuda
 
 
+OLD_DIRECTIONS = {"forward_lstm": "", "backward_lstm": "_reverse"}
+"""The two unidirectional modules a BiLSTM held before it held one bidirectional `nn.LSTM`, and the
+suffix of their weights' names in it (`forward_lstm.weight_ih_l0` -> `lstm.weight_ih_l0`,
+`backward_lstm.weight_ih_l0` -> `lstm.weight_ih_l0_reverse`)."""
+
+
+def renamed_old_directions(state: Mapping[str, Any]) -> dict[str, Any]:
+    """`state` (a model's weights by name) with those of BiLSTMs saved before they held one
+    bidirectional LSTM under their present names; the order stays that of `state_dict`."""
+    renamed = {}
+    for key, value in state.items():
+        parts = key.split(".")  # e.g. listener.lstms.0.forward_lstm.weight_ih_l0
+        if len(parts) > 1 and parts[-2] in OLD_DIRECTIONS:
+            key = ".".join([*parts[:-2], "lstm", parts[-1] + OLD_DIRECTIONS[parts[-2]]])
+        renamed[key] = value
+    return renamed
+
+
 class BiLSTM(nn.Module):
     """A bidirectional LSTM layer in which padding never reaches a real frame's state.
 
-    (B, T, D) zero-padded, (B,) -> (B, T, 2 * units) with padded frames zero. On a CPU the
-    forward direction reads the padded batch as it is (padding comes after the real
-    frames) and the backward direction reads each sequence reversed within its length, so
-    it too starts on real frames: what packed sequences guarantee, with the fused padded
-    kernels (packed LSTM backward on a CPU measured 23x slower). On a GPU both directions
-    run in one cuDNN call over the packed batch (`packed`), which computes them at once;
-    both give the same output from the same weights.
+    (B, T, D) zero-padded, (B,) -> (B, T, 2 * units) with padded frames zero. One
+    bidirectional `nn.LSTM` holds the weights of both directions. On a CPU (`padded`) its
+    forward direction reads the padded batch as it is (padding comes after the real frames)
+    and its backward direction reads each sequence reversed within its length, so it too
+    starts on real frames: what packed sequences guarantee, with the fused padded kernels
+    (packed LSTM backward on a CPU measured 23x slower). On a GPU (`packed`) the module runs
+    both directions in one cuDNN call over the packed batch, on its weights as they lie
+    (contiguous, nothing joined a call). Both give the same output from the same weights;
+    int8 weights (`asr.recognize.quantized`) run the CPU path too.
     """
 
     def __init__(self, input_dim: int, units: int) -> None:
         super().__init__()
-        self.forward_lstm = nn.LSTM(input_dim, units, batch_first=True)
-        self.backward_lstm = nn.LSTM(input_dim, units, batch_first=True)
+        self.lstm = nn.LSTM(input_dim, units, batch_first=True, bidirectional=True)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, host_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The packed path when `host_lengths` (the lengths on the host, which packing needs) is
@@ -127,29 +147,43 @@ class BiLSTM(nn.Module):
 
     def padded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The directions one after the other over the padded batch (the CPU's path)."""
-        forward, _ = self.forward_lstm(x)
-        backward, _ = self.backward_lstm(reverse_padded(x, lengths))
+        forward = self.direction(x, 0)
+        backward = self.direction(reverse_padded(x, lengths), 1)
         out = torch.cat([forward, reverse_padded(backward, lengths)], dim=-1)
         return out * lengths_to_mask(lengths, x.shape[1])[..., None].to(out.dtype)
+
+    def direction(self, x: torch.Tensor, which: int) -> torch.Tensor:
+        """(B, T, D) -> (B, T, units): one direction of the LSTM (0 forward, 1 backward) read
+        left to right over `x`, from zero states, on its float or int8 weights."""
+        lstm = self.lstm
+        zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+        if isinstance(lstm, nn.LSTM):
+            return torch.lstm(x, (zeros, zeros), lstm.all_weights[which], True, 1, 0.0, self.training, False, True)[0]
+        # int8 (a dynamically quantized LSTM): its packed weights of that direction
+        weights = [lstm._all_weight_values[which].param]
+        return torch.quantized_lstm(x, (zeros, zeros), weights, True, 1, 0.0, False, False, True,
+                                    dtype=lstm.dtype, use_dynamic=True)[0]  # fmt: skip
 
     def packed(self, x: torch.Tensor, lengths: torch.Tensor, host_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Both directions in one bidirectional call over the packed batch (the GPU's path: cuDNN);
         `host_lengths`: `lengths` on the host, if the caller has them (else they are copied here)."""
-        b, t, _ = x.shape
+        t = x.shape[1]
         host = lengths.cpu() if host_lengths is None else host_lengths
         # sorted longest first on the device and, the same stable order, on the host: packing then needs
         # no index of the device's, and unpacking copies none back (pad_packed_sequence would, a wait)
         order = torch.argsort(lengths, descending=True, stable=True)  # (B,)
         by_length = host[torch.argsort(host, descending=True, stable=True)].clamp(min=1)  # a row without a frame
         packed = pack_padded_sequence(x.index_select(0, order), by_length, batch_first=True)  # is packed as one
-        weights = self.forward_lstm.all_weights[0] + self.backward_lstm.all_weights[0]  # nn.LSTM's order
-        zeros = x.new_zeros(2, b, self.forward_lstm.hidden_size)  # (directions, B, units)
-        # what a bidirectional nn.LSTM runs on a packed batch, with the weights of the two directions
-        data, _, _ = torch.lstm(packed.data, packed.batch_sizes, (zeros, zeros), weights, True, 1, 0.0,
-                                self.training, True)  # fmt: skip
-        out, _ = pad_packed_sequence(packed._replace(data=data), batch_first=True, total_length=t)
+        out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=t)
         out = out.index_select(0, torch.argsort(order))  # (B, T, 2 * units) in the batch's own order
         return out * lengths_to_mask(lengths, t)[..., None].to(out.dtype)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # a model directory or checkpoint saved when the directions were two modules loads as it was
+        mine = [key for key in state_dict if key.startswith(prefix)]
+        renamed = renamed_old_directions({key: state_dict.pop(key) for key in mine})
+        state_dict.update(renamed)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
 class Listener(nn.Module):

@@ -32,6 +32,7 @@ from asr.config import config_changes, read_yaml, to_dict
 from asr.errors import TrainingError, UserError
 from asr.frontend.features import FeatureConfig
 from asr.frontend.normalization import NormStats
+from asr.model.listener import renamed_old_directions
 from asr.text import Vocabulary
 from asr.training.config import RESUMABLE_CHANGES, TrainConfig
 
@@ -203,7 +204,7 @@ def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_d
         "decoding": to_dict(config.decoding),
         "training": {"longest_utterance_seconds": round(kept[0]["longest_utterance_seconds"], 2)},
     }
-    states = [state["model"] for state in kept]
+    states = [renamed_old_directions(state["model"]) for state in kept]  # checkpoints of older versions too
     export_model_dir(model_dir, record, average_state_dicts(states), vocab, NormStats.from_dict(kept[0]["stats"]))
     log.info("exported %s (average of %d checkpoints)", model_dir, len(states))
     return len(states)
