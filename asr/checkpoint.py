@@ -37,7 +37,7 @@ from asr.frontend.features import FeatureConfig
 from asr.frontend.normalization import NormStats
 from asr.frontend.pipeline import Frontend
 from asr.model import LAS, LASConfig
-from asr.text import Vocabulary
+from asr.text import TextConfig, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,11 @@ def read_model_dir(directory: str | Path) -> tuple[dict[str, Any], dict[str, tor
         )
     digest = config.pop(TOKENS_DIGEST, None)
     weights = load_weights(directory / WEIGHTS_FILE)
-    vocab = Vocabulary.load(directory / TOKENS_FILE)  # a file that is no vocabulary is named as such first
+    try:  # the normaliser the model was trained with; a directory written before it was saved: english
+        text = from_dict(TextConfig, config.get("text") or {}, "text")
+    except ConfigError as error:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: {error}") from None
+    vocab = Vocabulary.load(directory / TOKENS_FILE, text)  # a file that is no vocabulary is named as such first
     check_tokens(directory, digest)
     return config, weights, vocab, NormStats.load(directory / STATS_FILE)
 

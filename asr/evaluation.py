@@ -39,7 +39,7 @@ from asr.frontend.segmentation import SegmenterConfig
 from asr.progress import Track, no_progress
 from asr.recognize import recognize
 from asr.scoring import CorpusScore, group_scores, score, worst_report
-from asr.text import normalize
+from asr.text import TextConfig, normalize
 from asr.transcribe import Recognizer, TranscribeConfig
 
 LOADED_AT_ONCE = 64
@@ -52,16 +52,16 @@ class EvaluationError(UserError):
     """A manifest that cannot be evaluated: no words to score, audio that cannot be read."""
 
 
-def _check(manifest: str | Path, utterances: list[Utterance], jobs: int) -> list[Utterance]:
+def _check(manifest: str | Path, utterances: list[Utterance], jobs: int, text: TextConfig) -> list[Utterance]:
     """Before decoding anything: the references hold words, and every audio header can be read; what
-    `normalize()` drops from the references (digits ...) is logged. Returns `utterances`, longest
-    first, with the durations their audio contradicts corrected (logged with counts): which are
-    cut at pauses, the batches and the real-time factor go by them."""
-    if not any(normalize(u.text) for u in utterances):
+    the model's normaliser (`text`) drops from the references (digits ...) is logged. Returns
+    `utterances`, longest first, with the durations their audio contradicts corrected (logged with
+    counts): which are cut at pauses, the batches and the real-time factor go by them."""
+    if not any(normalize(u.text, text) for u in utterances):
         raise EvaluationError(f"{manifest}: no reference holds a word once normalised, so WER is undefined")
-    for note in text_notes(utterances, "asr prepare --expand-numbers"):
+    for note in text_notes(utterances, "asr prepare --expand-numbers", text):
         log.warning("%s: reference %s; they are scored without them", manifest, note)
-    empty = [u.id for u in utterances if not normalize(u.text)]
+    empty = [u.id for u in utterances if not normalize(u.text, text)]
     if empty:
         log.warning(
             "%s: %d reference(s) hold no word once normalised (e.g. %s): scored as silence, every word "
@@ -122,7 +122,8 @@ def _evaluate(
     max_seconds: float,
 ) -> CorpusScore:
     loaded, lm = recognizer.loaded, recognizer.lm
-    utterances = _check(manifest, read_manifest(manifest), workers)
+    text = loaded.vocab.text
+    utterances = _check(manifest, read_manifest(manifest), workers, text)
     long = [u for u in utterances if u.duration > max_seconds]
     hyps, decoding_seconds, left_out = _decode_in_pieces(recognizer, long, search, batch_size, max_seconds, track)
     dataset = SpeechDataset(utterances[len(long) :], loaded.vocab)
@@ -145,7 +146,8 @@ def _evaluate(
         decoding_seconds += time.perf_counter() - started
         hyps.update({utterance_id: h.text for utterance_id, h in zip(batch.ids, hypotheses, strict=True)})
     ordered = sorted(utterances, key=lambda u: u.id)
-    corpus, per_utterance = score([u.id for u in ordered], [u.text for u in ordered], [hyps[u.id] for u in ordered])
+    refs = [u.text for u in ordered]
+    corpus, per_utterance = score([u.id for u in ordered], refs, [hyps[u.id] for u in ordered], text)
     with atomic_open(out / "hyps.jsonl") as handle:
         for u in per_utterance:
             record = {"id": u.id, "ref": u.ref, "hyp": u.hyp, "words": u.words, "errors": u.errors}
@@ -162,7 +164,7 @@ def _evaluate(
         },
     }
     group_of = {u.id: groups[u.speaker] for u in utterances if u.speaker in groups}
-    by_group = group_scores(per_utterance, group_of)
+    by_group = group_scores(per_utterance, group_of, text.metric)
     lines = [corpus.summary()] + [f"{name}: {score.summary()}" for name, score in by_group.items()]
     if by_group:
         summary["groups"] = {name: score.to_dict() for name, score in by_group.items()}

@@ -1,7 +1,9 @@
 """Word and character error rates through jiwer, with the error breakdown and aligned printouts.
 
-Both sides pass through the same `normalize()` first. Rates are corpus-level: total
-errors over total reference words (or characters), not a mean of per-utterance rates.
+Both sides pass through the model's normaliser first (`TextConfig`, english unless told).
+Rates are corpus-level: total errors over total reference words (or characters), not a mean
+of per-utterance rates. Both rates are always counted; `TextConfig.metric` says which one is
+the figure that means something (CER where words are not written apart: Mandarin, Japanese).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import jiwer
 
-from asr.text import normalize
+from asr.text import ENGLISH, TextConfig, normalize
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class UtteranceScore:
     deletions: int
     insertions: int
     char_errors: int
+    char_insertions: int = 0
 
     @property
     def errors(self) -> int:
@@ -49,18 +52,33 @@ class CorpusScore:
     insertions: int
     chars: int
     char_errors: int
+    char_insertions: int = 0
+    metric: str = "wer"
+    """The primary figure, wer or cer (`TextConfig.metric`)."""
 
     @property
     def insertion_rate(self) -> float:
-        """Inserted words per hundred reference words."""
+        """Inserted words per hundred reference words, or inserted characters per hundred reference
+        characters where the primary figure is CER."""
+        if self.metric == "cer":
+            return 100 * self.char_insertions / max(self.chars, 1)
         return 100 * self.insertions / self.words
 
-    def to_dict(self) -> dict[str, float | int]:
+    @property
+    def primary(self) -> float:
+        """The rate `metric` names, in percent."""
+        return self.cer if self.metric == "cer" else self.wer
+
+    def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
 
     def summary(self) -> str:
-        """One line, e.g. `WER 5.21% (S 40, D 9, I 3 / 998 words), CER 2.10%, 100 utterances`."""
+        """One line, the primary figure first, e.g. `WER 5.21% (S 40, D 9, I 3 / 998 words), CER 2.10%,
+        100 utterances` or `CER 8.40% (31 errors, I 5 / 369 characters), WER 41.00%, 20 utterances`."""
         errors = f"S {self.substitutions}, D {self.deletions}, I {self.insertions} / {self.words} words"
+        if self.metric == "cer":
+            characters = f"{self.char_errors} errors, I {self.char_insertions} / {self.chars} characters"
+            return f"CER {self.cer:.2f}% ({characters}), WER {self.wer:.2f}%, {self.utterances} utterances"
         return f"WER {self.wer:.2f}% ({errors}), CER {self.cer:.2f}%, {self.utterances} utterances"
 
 
@@ -77,15 +95,18 @@ def _counts(chunks: Sequence[jiwer.AlignmentChunk]) -> tuple[int, int, int]:
     return s, d, i
 
 
-def score(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str]) -> tuple[CorpusScore, list[UtteranceScore]]:
-    """Normalise both sides and score them; returns the corpus score and one record per utterance.
+def score(
+    ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str], text: TextConfig = ENGLISH
+) -> tuple[CorpusScore, list[UtteranceScore]]:
+    """Normalise both sides by `text`'s normaliser and score them; returns the corpus score (its
+    primary figure `text.metric`) and one record per utterance.
 
     Raises ValueError if the lengths differ or the references hold no words at all.
     """
     if not len(ids) == len(refs) == len(hyps):
         raise ValueError(f"need as many ids, references and hypotheses; got {len(ids)}, {len(refs)}, {len(hyps)}")
-    refs = [normalize(r) for r in refs]
-    hyps = [normalize(h) for h in hyps]
+    refs = [normalize(r, text) for r in refs]
+    hyps = [normalize(h, text) for h in hyps]
     words = sum(len(r.split()) for r in refs)
     if words == 0:
         raise ValueError("the references hold no words, so WER is undefined")
@@ -95,22 +116,24 @@ def score(ids: Sequence[str], refs: Sequence[str], hyps: Sequence[str]) -> tuple
     for i, (ref, hyp) in enumerate(zip(refs, hyps, strict=True)):
         s, d, ins = _counts(word_output.alignments[i])
         cs, cd, ci = _counts(char_output.alignments[i])
-        utterances.append(UtteranceScore(ids[i], ref, hyp, len(ref.split()), s, d, ins, cs + cd + ci))
-    corpus = _corpus(utterances)
+        utterances.append(UtteranceScore(ids[i], ref, hyp, len(ref.split()), s, d, ins, cs + cd + ci, ci))
+    corpus = _corpus(utterances, text.metric)
     return corpus, utterances
 
 
-def group_scores(utterances: Sequence[UtteranceScore], group_of: Mapping[str, str]) -> dict[str, CorpusScore]:
+def group_scores(
+    utterances: Sequence[UtteranceScore], group_of: Mapping[str, str], metric: str = "wer"
+) -> dict[str, CorpusScore]:
     """Corpus-level scores of each group of utterances (`group_of`: utterance id -> group name),
     in group-name order; utterances without a group are left out."""
     groups: dict[str, list[UtteranceScore]] = {}
     for u in utterances:
         if u.id in group_of:
             groups.setdefault(group_of[u.id], []).append(u)
-    return {name: _corpus(groups[name]) for name in sorted(groups)}
+    return {name: _corpus(groups[name], metric) for name in sorted(groups)}
 
 
-def _corpus(utterances: Sequence[UtteranceScore]) -> CorpusScore:
+def _corpus(utterances: Sequence[UtteranceScore], metric: str) -> CorpusScore:
     """The corpus-level score of already scored utterances."""
     words = sum(u.words for u in utterances)
     chars = sum(len(u.ref) for u in utterances)
@@ -126,6 +149,8 @@ def _corpus(utterances: Sequence[UtteranceScore]) -> CorpusScore:
         insertions=i,
         chars=chars,
         char_errors=char_errors,
+        char_insertions=sum(u.char_insertions for u in utterances),
+        metric=metric,
     )
 
 

@@ -47,7 +47,6 @@ from asr.frontend.audio import (
 from asr.frontend.segmentation import SegmenterConfig, find_segments, frame_levels, short_spans
 from asr.lm import load_lm
 from asr.recognize import decoding_section, int8_model, recognize, search_settings
-from asr.text import normalize
 
 AudioInput = str | os.PathLike | np.ndarray | torch.Tensor
 """A file path, or a waveform: (N,) samples, or (N, C) / (C, N) with the channels on the shorter axis."""
@@ -374,13 +373,16 @@ class Recognizer:
 
     def _segment(self, piece: _Piece, hypothesis: Hypothesis, config: TranscribeConfig) -> Segment:
         words = self._words(piece, hypothesis) if config.word_timestamps else ()
-        return Segment(piece.start, piece.end, normalize(hypothesis.text), hypothesis.avg_log_prob, words)
+        text = self.loaded.vocab.normalize(hypothesis.text)
+        return Segment(piece.start, piece.end, text, hypothesis.avg_log_prob, words)
 
     def _words(self, piece: _Piece, hypothesis: Hypothesis) -> tuple[Word, ...]:
-        """Word spans from attention: each character's peak listener frame, mapped to seconds."""
+        """Word spans from attention: each character's peak listener frame, mapped to seconds. In a
+        script written without spaces (`TextConfig.spaces` false) each character is a word."""
+        normalize = self.loaded.vocab.normalize
         peaks = hypothesis.peaks[: len(hypothesis.text)].numpy()  # (characters,) frame indices
         peaks = np.maximum.accumulate(peaks) if len(peaks) else peaks  # a later character never goes back in time
-        matches = list(re.finditer(r"\S+", hypothesis.text))
+        matches = list(re.finditer(r"\S+" if self.loaded.vocab.text.spaces else r"\S", hypothesis.text))
         starts = [piece.start + peaks[m.start()] * self.frame_seconds for m in matches]
         ends = [piece.start + (peaks[m.end() - 1] + 1) * self.frame_seconds for m in matches]
         ends = [min(end, next_start) for end, next_start in zip(ends, [*starts[1:], piece.end], strict=True)]

@@ -66,8 +66,9 @@ TINY = [
 ]  # fmt: skip
 
 
-def make_corpus(folder: Path, utterances: int, seed: int = 0) -> tuple[Path, Path]:
-    """Write the corpus (see the module's docstring) into `folder`; its manifest and statistics."""
+def make_corpus(folder: Path, utterances: int, features: FeatureConfig, seed: int = 0) -> tuple[Path, Path]:
+    """Write the corpus (see the module's docstring) into `folder`; its manifest and statistics
+    (computed with the training config's `features`, which it checks them against)."""
     generator = torch.Generator().manual_seed(seed)
     speech = torch.cat([load_audio(path)[0] for path in sorted(FIXTURE.rglob("*.flac"))])  # (N,) at 16 kHz
     durations = torch.randn(utterances, generator=generator, dtype=torch.float64) * DURATION_SD + DURATION_MEAN
@@ -86,7 +87,7 @@ def make_corpus(folder: Path, utterances: int, seed: int = 0) -> tuple[Path, Pat
     manifest = folder / "train.jsonl"
     write_manifest(manifest, records)
     stats = folder / "cmvn.json"
-    compute_stats((load_audio(u.audio)[0] for u in records[:20]), FeatureConfig()).save(stats)
+    compute_stats((load_audio(u.audio)[0] for u in records[:20]), features).save(stats)
     return manifest, stats
 
 
@@ -212,7 +213,8 @@ def main() -> None:
     utterances = max(40, args.utterances // 10) if args.tiny else args.utterances
     with tempfile.TemporaryDirectory(prefix="throughput_corpus_") as folder:
         started = time.perf_counter()
-        manifest, stats = make_corpus(Path(folder), utterances)
+        features = load_config(TrainConfig, args.config, args.set).features
+        manifest, stats = make_corpus(Path(folder), utterances, features)
         corpus = {"name": "librispeech-shaped", "utterances": utterances, "config": str(args.config)}
         corpus.update(overrides=args.set, made_in_seconds=round(time.perf_counter() - started, 1), tiny=args.tiny)
         overrides = [f"data.train={manifest}", f"data.dev={manifest}", f"data.stats={stats}", "data.dev_utterances=8"]

@@ -94,7 +94,8 @@ def test_references_that_normalisation_spoils_are_named_before_scoring(tmp_path:
     with caplog.at_level(logging.WARNING, logger="asr.evaluation"):
         assert main([*args, "--out", str(tmp_path / "eval"), "--jobs", "0", "--beam", "1"]) == 0
     assert [r.getMessage() for r in caplog.records] == [
-        f"{tmp_path / 'digits.jsonl'}: reference transcripts holding digits: 1 (e.g. '1' in {records[0]['id']}: "
+        f"{tmp_path / 'digits.jsonl'}: reference transcripts holding digits: 1 ('1' x2, '0' x1; "
+        f"e.g. '1' in {records[0]['id']}: "
         "'ROOM 101 IS FREE'), which the character vocabulary cannot spell; asr prepare --expand-numbers writes them "
         "as words; they are scored without them",
         f"{tmp_path / 'digits.jsonl'}: 1 reference(s) hold no word once normalised (e.g. {records[1]['id']}): "

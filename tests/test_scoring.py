@@ -1,6 +1,7 @@
 import pytest
 
 from asr.scoring import align, score, worst_report
+from asr.text import TextConfig
 
 
 def test_wer_is_corpus_level_not_a_mean_of_utterance_rates() -> None:
@@ -54,3 +55,21 @@ def test_worst_report_lists_the_worst_first() -> None:
     report = worst_report(utterances, count=2)
     assert report.index("worse: 3 errors") < report.index("bad: 1 errors")
     assert "good" not in report
+
+
+def test_a_mandarin_sentence_is_scored_by_characters_and_says_cer_first() -> None:
+    """Without spaces between words a sentence is one "word", so WER says only whether it is all
+    right; CER (one wrong character of six, one inserted) is the primary figure."""
+    text = TextConfig("unicode", spaces=False, metric="cer")
+    corpus, (utterance,) = score(["u1"], ["今天 天气 很好。"], ["今天天汽不很好"], text)
+    assert utterance.ref == "今天天气很好" and utterance.char_errors == 2 and utterance.char_insertions == 1
+    assert corpus.metric == "cer" and corpus.primary == corpus.cer == pytest.approx(100 * 2 / 6)
+    assert corpus.insertion_rate == pytest.approx(100 / 6)  # characters inserted per hundred reference characters
+    assert corpus.summary().startswith("CER 33.33% (2 errors, I 1 / 6 characters), WER 100.00%")
+    assert corpus.to_dict()["metric"] == "cer"
+
+
+def test_a_german_reference_keeps_its_umlauts_under_the_unicode_normalizer() -> None:
+    corpus, (utterance,) = score(["u1"], ["Süße Grüße!"], ["süsse grüße"], TextConfig("unicode"))
+    assert (utterance.ref, utterance.hyp, utterance.substitutions) == ("süße grüße", "süsse grüße", 1)
+    assert corpus.metric == "wer" and corpus.summary().startswith("WER 50.00%")

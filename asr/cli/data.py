@@ -18,6 +18,7 @@ from asr.cli.arguments import (
     progress,
     worker_count,
 )
+from asr.errors import UserError
 from asr.outputs import OutputError, one_of, output_file, output_files, output_folder
 
 if TYPE_CHECKING:
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
 
 def prepare_config(args: argparse.Namespace) -> PrepareConfig:
     from asr.data.prepare import PrepareConfig
+    from asr.text import TextConfig
 
-    return PrepareConfig(jobs=args.jobs, verify=args.verify, expand_numbers=args.expand_numbers)
+    if args.no_spaces and args.normalizer != "unicode":
+        raise UserError("--no-spaces: a setting of --normalizer unicode")
+    text = TextConfig(args.normalizer, spaces=not args.no_spaces)
+    return PrepareConfig(jobs=args.jobs, verify=args.verify, expand_numbers=args.expand_numbers, text=text)
 
 
 def print_report(report: PrepareReport) -> None:
@@ -61,7 +66,7 @@ def run_prepare_kaldi(args: argparse.Namespace) -> None:
 
 
 def add_prepare_options(parser: argparse.ArgumentParser) -> None:
-    """--jobs, --verify and --expand-numbers, shared by every `prepare` corpus."""
+    """--jobs, --verify, --expand-numbers, --normalizer and --no-spaces, shared by every `prepare` corpus."""
     parser.add_argument(
         "--jobs", type=worker_count, default=default_jobs(), help="audio files read at once (default: %(default)s)"
     )
@@ -72,6 +77,18 @@ def add_prepare_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--expand-numbers", action="store_true", help="write digits in transcripts as words (42 -> forty-two)"
+    )
+    parser.add_argument(
+        "--normalizer",
+        choices=("english", "unicode", "none"),
+        default="english",
+        help="the normaliser training will use (text.normalizer): what the notes count as lost and which "
+        "transcripts are empty; the manifest keeps the text as it is (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-spaces",
+        action="store_true",
+        help="with --normalizer unicode: a script written without spaces between words (text.spaces: false)",
     )
 
 

@@ -28,7 +28,7 @@ from asr.atomic import atomic_open
 from asr.errors import UserError
 from asr.frontend.audio import AudioError, AudioInfo, audio_info, check_span, load_audio
 from asr.outputs import one_of
-from asr.text import dropped_kind, normalize
+from asr.text import ENGLISH, TextConfig, dropped_kind, listed_counts, normalize
 
 log = logging.getLogger(__name__)
 
@@ -199,24 +199,37 @@ class Transcribed(Protocol):
     def text(self) -> str: ...
 
 
-def text_notes(items: Iterable[Transcribed], expand_option: str | None) -> tuple[str, ...]:
-    """One line per kind of character that `normalize()` drops from these transcripts (digits, letters
-    outside A-Z, symbols): how many transcripts hold it, and the first. `expand_option` names what
-    spells digits as words; None: numbers were spelt already, and the digits left are glued to signs."""
+KIND_NAMES = {"digits": "digits", "letters": "letters", "symbols": "symbols", "other": "other characters"}
+
+
+def text_notes(items: Iterable[Transcribed], expand_option: str | None, text: TextConfig = ENGLISH) -> tuple[str, ...]:
+    """One line per kind of character that `text`'s normaliser drops from these transcripts (digits,
+    letters it cannot spell, symbols, other characters): how many transcripts hold it, the characters
+    with their counts, and the first. `expand_option` names what spells digits as words (english);
+    None: numbers were spelt already, and the digits left are glued to signs."""
     found: dict[str, list[tuple[Transcribed, str]]] = {}
+    lost_characters: dict[str, Counter[str]] = {}
     for item in items:
         lost: dict[str, str] = {}
         for character in item.text:
-            kind = dropped_kind(character)
+            kind = dropped_kind(character, text)
             if kind is not None:
                 lost.setdefault(kind, character)
+                lost_characters.setdefault(kind, Counter())[character] += 1
         for kind, character in lost.items():
             found.setdefault(kind, []).append((item, character))
     notes = []
     for kind, hits in sorted(found.items()):
         first, character = hits[0]
-        example = f"e.g. {character!r} in {first.id}: {first.text[:60]!r}"
-        if kind == "digits" and expand_option is None:
+        counted = listed_counts(dict(lost_characters[kind].most_common()))
+        example = f"{counted}; e.g. {character!r} in {first.id}: {first.text[:60]!r}"
+        if text.normalizer != "english":
+            fix = "; text.digits=keep spells them" if kind == "digits" else ""
+            notes.append(
+                f"transcripts holding {KIND_NAMES[kind]}: {len(hits)} ({example}), which the "
+                f"{text.normalizer} normaliser drops{fix}"
+            )
+        elif kind == "digits" and expand_option is None:
             notes.append(
                 f"transcripts still holding digits: {len(hits)} ({example}); --expand-numbers leaves numbers "
                 "glued to letters or signs (3D, 3:30, 1/2), normalize() drops them: write those as words by hand"
@@ -227,7 +240,7 @@ def text_notes(items: Iterable[Transcribed], expand_option: str | None) -> tuple
                 f"spell; {expand_option} writes them as words"
             )
         else:
-            what = "letters outside A-Z" if kind == "letters" else "symbols"
+            what = "letters outside A-Z" if kind == "letters" else KIND_NAMES[kind]
             notes.append(f"transcripts holding {what}: {len(hits)} ({example}), which normalize() drops")
     return tuple(notes)
 
@@ -241,14 +254,16 @@ class FilterConfig:
     max_target_length: int | None = None
 
 
-def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig, report: bool = True) -> list[Utterance]:
-    """Keep utterances within the limits; log how many were dropped and why, and what `normalize()`
-    drops from the transcripts kept (`text_notes`), if `report` (one process of a distributed run
-    reports for all)."""
+def filter_utterances(
+    utterances: Sequence[Utterance], config: FilterConfig, report: bool = True, text: TextConfig = ENGLISH
+) -> list[Utterance]:
+    """Keep utterances within the limits (target lengths as `text`'s normaliser writes them); log how
+    many were dropped and why, and what that normaliser drops from the transcripts kept (`text_notes`),
+    if `report` (one process of a distributed run reports for all)."""
     kept = []
     dropped: Counter[str] = Counter()
     for u in utterances:
-        length = len(normalize(u.text))
+        length = len(normalize(u.text, text))
         if length == 0:
             dropped["no character left once normalised (digits? asr prepare --expand-numbers spells them)"] += 1
         elif u.duration < config.min_duration:
@@ -261,7 +276,7 @@ def filter_utterances(utterances: Sequence[Utterance], config: FilterConfig, rep
             kept.append(u)
     for reason, count in sorted(dropped.items()) if report else ():
         log.warning("dropped %d of %d utterances: %s", count, len(utterances), reason)
-    for note in text_notes(kept, "asr prepare --expand-numbers") if report else ():
+    for note in text_notes(kept, "asr prepare --expand-numbers", text) if report else ():
         log.warning("training %s", note)
     return kept
 

@@ -112,7 +112,8 @@ def load_lm(directory: str | Path, device: torch.device | str = "cpu", vocab: Vo
         raise LMDirectoryError(f"{directory / TOKENS_FILE}: {len(tokens)} tokens, config.yaml says {config.vocab_size}")
     if vocab is not None and tokens != vocab:
         raise VocabularyError(
-            f"{directory / TOKENS_FILE}: the LM's tokens are not the acoustic model's; train the LM on its vocabulary"
+            f"{directory / TOKENS_FILE}: the LM's tokens ({len(tokens)}, english) are not the acoustic model's "
+            f"({len(vocab)}, {vocab.text.normalizer} normaliser); asr lm train makes LMs of the english alphabet only"
         )
     try:
         weights = load_weights(directory / WEIGHTS_FILE)

@@ -144,6 +144,20 @@ def initial_stats(config: TrainConfig, resumed: dict[str, Any] | None) -> NormSt
     return stats
 
 
+def check_resumed_vocabulary(exp_dir: Path, resumed: dict[str, Any] | None, vocab: Vocabulary) -> None:
+    """Refuse to resume a run whose training transcripts now give another vocabulary than its
+    checkpoints were trained with (those from before vocabularies were drawn: the english alphabet)."""
+    if resumed is None:
+        return
+    tokens = tuple(resumed.get("tokens", Vocabulary.default().tokens))
+    if tokens != vocab.tokens:
+        raise TrainingError(
+            f"{exp_dir}: the training transcripts now give another vocabulary ({len(vocab)} tokens) than the "
+            f"run's checkpoints were trained with ({len(tokens)}); train in a new folder, or with the manifests "
+            "the run started with"
+        )
+
+
 def initialise_from(model: torch.nn.Module, directory: str, vocab: Vocabulary, features: FeatureConfig) -> None:
     """Load into `model` the weights of the model directory `directory` (init_from), refused in one
     line when its vocabulary, features or shapes are not this run's."""
@@ -152,7 +166,10 @@ def initialise_from(model: torch.nn.Module, directory: str, vocab: Vocabulary, f
     except CheckpointError as error:
         raise TrainingError(f"init_from: {error}") from None
     if loaded.vocab != vocab:
-        raise TrainingError(f"init_from: {directory}: its tokens.txt is not this toolkit's vocabulary")
+        raise TrainingError(
+            f"init_from: {directory}: its vocabulary ({len(loaded.vocab)} tokens, {loaded.vocab.text.normalizer} "
+            f"normaliser) is not the one this run's transcripts give ({len(vocab)} tokens, {vocab.text.normalizer})"
+        )
     if loaded.features != features:
         changed = config_changes(to_dict(loaded.features), to_dict(features), "features")
         raise TrainingError(f"init_from: {directory}: trained with other features ({', '.join(changed)})")
@@ -165,10 +182,13 @@ def initialise_from(model: torch.nn.Module, directory: str, vocab: Vocabulary, f
         ) from None
 
 
-def keep_if_best(folder: Path, validations: list[dict[str, float]], count: int, state: dict[str, Any]) -> None:
-    """Keep `state` (the weights of the newest validation, with its "wer") in `folder` if that
-    validation ranks among the best `count` by dev WER; remove those that no longer do."""
-    ranked = sorted(validations, key=lambda v: (v["wer"], -v["step"]))
+def keep_if_best(
+    folder: Path, validations: list[dict[str, float]], count: int, state: dict[str, Any], metric: str = "wer"
+) -> None:
+    """Keep `state` (the weights of the newest validation, with its "wer" and "cer") in `folder` if
+    that validation ranks among the best `count` by dev `metric` (wer or cer, `TextConfig.metric`);
+    remove those that no longer do."""
+    ranked = sorted(validations, key=lambda v: (v[metric], -v["step"]))
     best_steps = {int(v["step"]) for v in ranked[:count]}
     step = int(validations[-1]["step"])
     if step in best_steps:
@@ -179,7 +199,8 @@ def keep_if_best(folder: Path, validations: list[dict[str, float]], count: int, 
 
 
 def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_dir: str | Path) -> int:
-    """Average the `count` best kept weights of `exp_dir` by dev WER into a model directory.
+    """Average the `count` best kept weights of `exp_dir` by dev error rate (`config.text.metric`)
+    into a model directory.
 
     Returns how many were averaged. Falls back to the latest checkpoint if no
     validation kept any. The normalisation statistics and the longest training
@@ -188,7 +209,8 @@ def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_d
     """
     exp_dir = Path(exp_dir)
     kept = [load_training_state(p) for p in list_checkpoints(exp_dir / "best")]
-    kept.sort(key=lambda state: state["wer"])
+    metric = config.text.metric
+    kept.sort(key=lambda state: state[metric])
     kept = kept[:count]
     if not kept:
         latest = list_checkpoints(exp_dir / "checkpoints")
@@ -197,8 +219,10 @@ def export_average(exp_dir: str | Path, config: TrainConfig, count: int, model_d
         kept = [load_training_state(latest[-1])]
     if "stats" not in kept[0]:
         raise TrainingError(f"{exp_dir}: its checkpoints predate the statistics they now hold; train it again")
-    vocab = Vocabulary.default()
+    # runs from before vocabularies were drawn from transcripts kept no tokens: theirs is the english alphabet
+    vocab = Vocabulary(tuple(kept[0].get("tokens", Vocabulary.default().tokens)), config.text)
     record = {
+        "text": to_dict(config.text),
         "model": to_dict(dataclasses.replace(config.model, vocab_size=len(vocab))),
         "features": to_dict(config.features),
         "decoding": to_dict(config.decoding),

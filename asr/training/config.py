@@ -17,6 +17,7 @@ from asr.frontend.augment import AugmentConfig
 from asr.frontend.features import FeatureConfig, VtlpConfig
 from asr.frontend.specaugment import SpecAugmentConfig
 from asr.model import LASConfig
+from asr.text import TextConfig
 from asr.training.schedule import ScheduleConfig
 
 MAX_REPEAT = 1000
@@ -136,6 +137,9 @@ class TrainConfig:
     spec_augment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
     vtlp: VtlpConfig | None = None
     """Vocal-tract-length perturbation of the features in training (off unless a recipe asks)."""
+    text: TextConfig = field(default_factory=TextConfig)
+    """The normaliser of transcripts and how the vocabulary is drawn from them (saved with the
+    model); its `metric` (WER or CER) ranks validations and chooses the best checkpoints."""
     model: LASConfig = field(default_factory=LASConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     decoding: SearchConfig = field(default_factory=SearchConfig)

@@ -18,7 +18,7 @@ from asr.data.manifest import Utterance, check_audio, draw_across_speakers, filt
 from asr.data.sampler import BucketBatchSampler
 from asr.errors import TrainingError
 from asr.frontend.augment import SPEED_FACTORS, noise_files
-from asr.text import Vocabulary, normalize
+from asr.text import ENGLISH, TextConfig, Vocabulary, VocabularyError, build_vocabulary, character_counts, normalize
 from asr.training.config import DataConfig, TrainConfig
 from asr.training.distributed import World
 from asr.training.learnable import find_unlearnable, rule
@@ -35,25 +35,32 @@ class TrainingData:
     dev: list[Utterance]
     longest_seconds: float
     """The longest training utterance before speed perturbation, in seconds (saved with the model)."""
+    vocab: Vocabulary
+    """What the model spells: the english alphabet, or the characters of the training transcripts."""
 
 
-def load_training_data(config: TrainConfig, vocab: Vocabulary, world: World) -> TrainingData:
-    """The data of `config.data` for process `world.rank` of `world.size`; `TrainingError` names the
-    key or manifest at fault (unset, empty after the filters, too much unlearnable, unreadable audio)."""
+def load_training_data(config: TrainConfig, world: World) -> TrainingData:
+    """The data of `config.data` for process `world.rank` of `world.size`, and the vocabulary its
+    training transcripts give (`config.text`); `TrainingError` names the key or manifest at fault
+    (unset, empty after the filters, rare characters refused, too much unlearnable, unreadable audio)."""
     data = config.data
     for key in ("train", "dev"):
         if not getattr(data, key):
             raise TrainingError(f"data.{key} is not set; give it in the config or with --set data.{key}=PATH")
     speeds = SPEED_FACTORS if data.speed_perturb else (1.0,)
-    train: list[Utterance] = []
+    sources = []
     for source in data.sources:
         listed = audio_checked(read_manifest(source.manifest), source.manifest, world.is_main)
-        kept = filter_utterances(listed, data.filters, world.is_main)
+        kept = filter_utterances(listed, data.filters, world.is_main, config.text)
         if not kept:
             raise TrainingError(f"{source.manifest}: no utterance is left after the filters in data.filters")
+        sources.append((source, kept))
+    vocab = training_vocabulary([u.text for _, kept in sources for u in kept], config.text, world.is_main)
+    train: list[Utterance] = []
+    for source, kept in sources:
         train += learnable(kept, "training", source.manifest, max(speeds), config, vocab, world.is_main) * source.repeat
     dev = []
-    for manifest, drawn in dev_sets(data, config.seed).items():
+    for manifest, drawn in dev_sets(data, config.seed, config.text).items():
         drawn = audio_checked(drawn, manifest, world.is_main)
         dev += learnable(drawn, "dev", manifest, 1.0, config, vocab, world.is_main)
     if data.augment.noise_dir is not None:
@@ -73,15 +80,29 @@ def load_training_data(config: TrainConfig, vocab: Vocabulary, world: World) -> 
         )
     except ValueError as error:
         raise TrainingError(f"data.max_frames: {error}") from None
-    return TrainingData(dataset, sampler, dev, max(u.duration for u in train))
+    return TrainingData(dataset, sampler, dev, max(u.duration for u in train), vocab)
 
 
-def dev_sets(data: DataConfig, seed: int) -> dict[str, list[Utterance]]:
+def training_vocabulary(transcripts: list[str], text: TextConfig, announce: bool = True) -> Vocabulary:
+    """The vocabulary of `text`'s normaliser drawn from the training `transcripts` (every process of
+    a run draws the same from the same manifests); logged with its rare characters if `announce`."""
+    try:
+        drawn = build_vocabulary(character_counts(transcripts, text), text)
+    except VocabularyError as error:
+        raise TrainingError(f"data.train: {error}") from None
+    if announce and not text.fixed_alphabet:
+        log.info("%s", drawn.summary())
+    return drawn.vocab
+
+
+def dev_sets(data: DataConfig, seed: int, text: TextConfig = ENGLISH) -> dict[str, list[Utterance]]:
     """The utterances each dev manifest gives validation: those with a character to score, and
     with `data.dev_utterances` set, that many in all, in equal `shares` of the manifests, each
     share drawn across its manifest's speakers (`draw_across_speakers`, seeded by `seed`).
     Benchmarks that train other toolkits validate them on the same utterances."""
-    scored = {manifest: [u for u in read_manifest(manifest) if normalize(u.text)] for manifest in data.dev_manifests}
+    scored = {
+        manifest: [u for u in read_manifest(manifest) if normalize(u.text, text)] for manifest in data.dev_manifests
+    }
     for manifest, utterances in scored.items():
         if not utterances:
             raise TrainingError(f"{manifest}: no dev utterance has a transcript with a character to score")

@@ -37,8 +37,8 @@ from asr.frontend.pipeline import Frontend
 from asr.model import LAS
 from asr.progress import Track, no_progress
 from asr.recognize import search_settings
-from asr.text import Vocabulary
 from asr.training.checkpoints import (
+    check_resumed_vocabulary,
     clear_run,
     export_average,
     initial_stats,
@@ -89,13 +89,14 @@ class Trainer(StepBookkeeping):
         # fp16 needs its gradients scaled (and unscaled before clipping); disabled, the scaler passes them through
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.track = track
-        self.vocab = Vocabulary.default()
         self.progress = Progress()
         self.budget = Budget(config.max_minutes)
         self.bad_audio = 0  # utterances of this epoch whose audio failed to decode
         resumed = latest_state(self.exp_dir, config)
         self.stats = initial_stats(config, resumed)
-        self.data = load_training_data(config, self.vocab, self.world)
+        self.data = load_training_data(config, self.world)
+        self.vocab = self.data.vocab
+        check_resumed_vocabulary(self.exp_dir, resumed, self.vocab)
         self.dataset, self.sampler = self.data.dataset, self.data.sampler
         model_config = dataclasses.replace(config.model, vocab_size=len(self.vocab))
         torch.manual_seed(config.seed)
@@ -146,6 +147,7 @@ class Trainer(StepBookkeeping):
             "config": dump_config(self.config),
             "stats": self.stats.to_dict(),
             "longest_utterance_seconds": self.data.longest_seconds,
+            "tokens": list(self.vocab.tokens),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -273,7 +275,7 @@ class Trainer(StepBookkeeping):
         if not self._validated_now():
             # rank 0 decodes the dev set; every rank applies the same result to its schedule
             metrics = broadcast(self.validate() if self.world.is_main else None, self.world)
-            self.schedule.observe(metrics["wer"])
+            self.schedule.observe(metrics[self.config.text.metric])
             self.progress.validations.append({"step": self.progress.step, **metrics})
             if self.world.is_main:
                 self._report(metrics)
@@ -291,9 +293,10 @@ class Trainer(StepBookkeeping):
         if self.writer is not None:
             for key, value in metrics.items():
                 self.writer.add_scalar(f"dev/{key}", value, self.progress.step)
-        best = {"model": self.model.state_dict(), "wer": metrics["wer"], "stats": self.stats.to_dict()}
-        best["longest_utterance_seconds"] = self.data.longest_seconds
-        keep_if_best(self.exp_dir / "best", self.progress.validations, self.config.average_best, best)
+        best = {"model": self.model.state_dict(), "stats": self.stats.to_dict(), "tokens": list(self.vocab.tokens)}
+        best.update(wer=metrics["wer"], cer=metrics["cer"], longest_utterance_seconds=self.data.longest_seconds)
+        config = self.config
+        keep_if_best(self.exp_dir / "best", self.progress.validations, config.average_best, best, config.text.metric)
         atomic_write_text(self.exp_dir / "validations.json", json.dumps(self.progress.validations, indent=1) + "\n")
 
     # ------------------------------------------------------------------- run

@@ -130,7 +130,7 @@ def dev_metrics(
                 shown.append((batch.ids[i], hypothesis, features[i, : lengths[i]].float().cpu().numpy()))
     if not ids:
         raise ValidationError("no dev utterance could be decoded (see the warnings)")
-    corpus, _ = score(ids, refs, hyps)
+    corpus, _ = score(ids, refs, hyps, vocab.text)
     metrics = {key: value / tokens for key, value in totals.items()}
     metrics.update(wer=corpus.wer, cer=corpus.cer)
     return metrics, shown

@@ -88,7 +88,9 @@ def our_results(exp: Path, run: str = "ours") -> list[dict]:
         search = summary["search"]
         sets = {name: summary} | {f"{name}/{group}": value for group, value in summary.get("groups", {}).items()}
         for label, value in sets.items():
-            corpus = CorpusScore(**{field.name: value[field.name] for field in fields(CorpusScore)})
+            corpus = CorpusScore(
+                **{field.name: value[field.name] for field in fields(CorpusScore) if field.name in value}
+            )
             rows.append({"toolkit": "ours", "run": run, "test": label, "beam": search["beam"],
                          "ctc_weight": search["ctc_weight"], "insertion_rate": round(corpus.insertion_rate, 2),
                          **corpus.to_dict()})  # fmt: skip

@@ -92,9 +92,10 @@ def test_filters_say_what_normalisation_drops_from_the_transcripts_kept(caplog) 
     with caplog.at_level(logging.WARNING, logger="asr.data"):
         assert filter_utterances(utterances, FilterConfig()) == utterances
     assert [r.getMessage() for r in caplog.records] == [
-        "training transcripts holding digits: 2 (e.g. '4' in a: 'I HAVE 42 CATS'), which the character vocabulary "
+        "training transcripts holding digits: 2 ('4' x1, '2' x1, '7' x1; e.g. '4' in a: 'I HAVE 42 CATS'), "
+        "which the character vocabulary "
         "cannot spell; asr prepare --expand-numbers writes them as words",
-        "training transcripts holding symbols: 1 (e.g. '&' in b: 'ROOM 7 & CAFÉ'), which normalize() drops",
+        "training transcripts holding symbols: 1 ('&' x1; e.g. '&' in b: 'ROOM 7 & CAFÉ'), which normalize() drops",
     ]
 
 

@@ -73,7 +73,7 @@ def test_an_unusable_lm_directory_is_a_one_line_error_naming_the_file(tmp_path: 
 def test_an_lm_over_another_vocabulary_is_refused(tmp_path: Path, capsys) -> None:
     directory = export_lm_dir(tmp_path / "lm", tiny_lm().config, tiny_lm().state_dict(), VOCAB)
     other = Vocabulary((*VOCAB.tokens[:-1], "<x>"))
-    with pytest.raises(UserError, match="tokens.txt: the LM's tokens are not the acoustic model's"):
+    with pytest.raises(UserError, match="tokens.txt: the LM's tokens .* are not the acoustic model's"):
         load_lm(directory, vocab=other)
     assert main(["lm", "evaluate", "--model", str(tmp_path / "none"), "--text", str(tmp_path / "t.txt")]) == 1
     assert capsys.readouterr().err == f"asr: error: {tmp_path / 'none'}: no such LM directory\n"

@@ -661,3 +661,64 @@ def test_two_ranks_step_on_the_global_token_mean_not_on_a_mean_of_the_ranks_mean
     assert loss_weights([empty], World()) == ([[0.0, 0.0]], True)
     monkeypatch.setattr("asr.training.loop.all_sum", lambda values, world: values + torch.tensor([0, 0, 1.0]))
     assert loss_weights([SimpleNamespace(ids=("a",), target_lengths=target_lengths[:1])], World(size=2))[1]
+
+
+GERMAN = ["Die Straße ist größer.", "Über Äpfel und Öfen!", "Süße Grüße aus Köln.", "Weiß er's?"]
+MANDARIN = ["今天天气很好。", "我们 去 公园 吧", "你好，世界！", "谢谢 你"]
+
+
+def retell(manifest: Path, sentences: list[str]) -> None:
+    """Give the utterances of `manifest` these transcripts, in turn (the audio stays English speech:
+    what is tested is where the characters go, not what is learnt)."""
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for i, record in enumerate(records):
+        record["text"] = sentences[i % len(sentences)]
+    manifest.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+
+
+@pytest.mark.parametrize(
+    ("sentences", "text", "metric"),
+    [
+        (GERMAN, ["text.normalizer=unicode"], "wer"),
+        (MANDARIN, ["text.normalizer=unicode", "text.spaces=false", "text.metric=cer"], "cer"),
+    ],
+)
+def test_a_corpus_in_another_language_trains_on_its_own_characters_and_is_scored_by_its_normaliser(
+    experiment: Path, sentences: list[str], text: list[str], metric: str
+) -> None:
+    """The vocabulary is drawn from the training transcripts (ß, ü, Chinese characters), saved with
+    the normaliser in the model directory; evaluation normalises references as training did and
+    reports the corpus's primary figure first."""
+    retell(experiment / "dev-clean.jsonl", sentences)
+    retell(experiment / "test-clean.jsonl", sentences[1:])
+    exp = experiment / "exp"
+    overrides = [item for setting in text for item in ("--set", setting)]
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp), "--set", "epochs=1"]
+    assert main([*args, *overrides]) == 0
+    loaded = load_model_dir(exp / "model")
+    characters = set("".join(loaded.vocab.normalize(s) for s in sentences))
+    assert set(loaded.vocab.characters) == characters and loaded.vocab.text.metric == metric
+    assert ("ß" in characters) == (sentences is GERMAN) and ("天" in characters) == (sentences is MANDARIN)
+    assert yaml.safe_load((exp / "model" / "config.yaml").read_text())["text"]["normalizer"] == "unicode"
+    out = experiment / "eval"
+    assert main(["evaluate", "--model", str(exp / "model"), "--manifest", str(experiment / "test-clean.jsonl"),
+                 "--out", str(out), "--beam", "1", "--jobs", "0"]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metric"] == metric
+    refs = [json.loads(line)["ref"] for line in (out / "hyps.jsonl").read_text().splitlines()]
+    assert set(refs) <= {loaded.vocab.normalize(s) for s in sentences[1:]}
+    assert (out / "report.txt").read_text().startswith(metric.upper())
+
+
+def test_characters_rarer_than_min_count_are_refused_naming_them_or_spelt_unk(experiment: Path, capsys) -> None:
+    retell(experiment / "dev-clean.jsonl", ["aaa bbb", "aaa bbb", "aaa bbb", "aaa ßbb"])
+    exp = experiment / "exp"
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(exp), "--set", "epochs=1"]
+    args += ["--set", "text.normalizer=unicode", "--set", "text.min_count=2"]
+    assert main(args) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "data.train: 1 characters occur fewer than text.min_count=2" in error
+    assert "'ß' x1" in error and "text.rare=unknown" in error
+    assert main([*args, "--set", "text.rare=unknown", "--replace"]) == 0
+    vocab = load_model_dir(exp / "model").vocab
+    assert vocab.unk_id == 4 and vocab.characters == (" ", "a", "b") and vocab.encode("ßa") == [4, 6]

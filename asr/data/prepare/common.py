@@ -12,7 +12,7 @@ from pathlib import Path
 from asr.data.manifest import ManifestError, Utterance, text_notes, write_manifest
 from asr.frontend.audio import AudioError, AudioInfo, audio_blocks, audio_info, check_span
 from asr.progress import Track
-from asr.text import normalize
+from asr.text import ENGLISH, TextConfig, normalize
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,16 @@ class PrepareConfig:
     `jobs` files are read at once. Without `verify` only the audio headers are read;
     with it every file is also decoded once, which finds what a header cannot show (a
     cut-off FLAC whose header is intact). `expand_numbers` writes digits as words
-    ("42" -> "forty-two", "$5" -> "five dollars") before anything else looks at the text.
+    ("42" -> "forty-two", "$5" -> "five dollars") before anything else looks at the text
+    (English). `text`: the normaliser the corpus will be trained with, which decides what
+    the notes count as lost and which transcripts are empty; the manifest keeps the text as
+    it was.
     """
 
     jobs: int = 8
     verify: bool = False
     expand_numbers: bool = False
+    text: TextConfig = ENGLISH
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -110,17 +114,17 @@ def read_text(path: Path) -> str:
 
 
 def _spellable(
-    candidates: list[Candidate], skips: Skips, expand_numbers: bool
+    candidates: list[Candidate], skips: Skips, expand_numbers: bool, text: TextConfig
 ) -> tuple[list[Candidate], tuple[str, ...]]:
-    """Expand numbers if asked; count what `normalize()` loses; skip transcripts it empties."""
+    """Expand numbers if asked; count what `text`'s normaliser loses; skip transcripts it empties."""
     if expand_numbers:
         from asr.text import spell_numbers  # here: num2words only when asked for, not with the CLI
 
         candidates = [replace(c, text=spell_numbers(c.text)) for c in candidates]
-    notes = text_notes(candidates, None if expand_numbers else "--expand-numbers")
+    notes = text_notes(candidates, None if expand_numbers else "--expand-numbers", text)
     kept = []
     for candidate in candidates:
-        if not normalize(candidate.text):
+        if not normalize(candidate.text, text):
             skips.add("text empty once normalised", f"{candidate.id}: {candidate.text[:60]!r}")
             continue
         kept.append(candidate)
@@ -191,7 +195,7 @@ def write_prepared(
     source: Path, out: Path, candidates: list[Candidate], skips: Skips, config: PrepareConfig, track: Track
 ) -> PrepareReport:
     """Check the texts, read the audio, write `out` sorted by id; refuse to write an empty manifest."""
-    candidates, notes = _spellable(candidates, skips, config.expand_numbers)
+    candidates, notes = _spellable(candidates, skips, config.expand_numbers, config.text)
     utterances = _utterances(candidates, skips, config, track, source.name)
     if not utterances:
         skipped = f" ({_skipped_text(skips.counts)})" if skips.counts else ""
