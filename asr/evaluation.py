@@ -157,6 +157,7 @@ def _evaluate(
     summary = corpus.to_dict() | {
         "rtf": decoding_seconds / audio_seconds,
         "search": to_dict(search),
+        "text": to_dict(text),
         "cut_at_pauses": {
             "longer_than_seconds": max_seconds if math.isfinite(max_seconds) else None,
             "utterances": len(long),

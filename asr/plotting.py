@@ -6,6 +6,7 @@ Uses matplotlib's non-interactive Agg backend, so it works without a screen.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -13,9 +14,33 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
+from matplotlib import font_manager, ft2font  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from asr.atomic import atomic_open  # noqa: E402
+
+LABEL_FONTS = ("DejaVu Sans", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans")
+"""Fonts for the characters of any script, in the order tried; those installed are used."""
+
+
+@cache
+def label_fonts() -> tuple[tuple[str, ...], frozenset[int]]:
+    """The installed fonts of `LABEL_FONTS` and the code points they draw between them."""
+    found = {entry.name: entry.fname for entry in font_manager.fontManager.ttflist}
+    names = tuple(name for name in LABEL_FONTS if name in found)
+    drawn: set[int] = set()
+    for name in names:
+        drawn.update(ft2font.FT2Font(found[name]).get_charmap())
+    return names, frozenset(drawn)
+
+
+def character_label(character: str) -> str:
+    """How a character labels a row: "␣" for the space; its code point ("U+51B7") where no
+    installed font draws it (a Chinese character without a CJK font: Debian's fonts-wqy-zenhei)."""
+    if character == " ":
+        return "\u2423"
+    _, drawn = label_fonts()
+    return character if all(ord(c) in drawn for c in character) else "/".join(f"U+{ord(c):04X}" for c in character)
 
 
 def attention_figure(
@@ -45,7 +70,7 @@ def attention_figure(
     ax = axes[-1, 0]
     ax.imshow(attention, aspect="auto", cmap="Blues", interpolation="nearest", extent=(0, duration, len(characters), 0))
     ax.set_yticks(np.arange(len(characters)) + 0.5)
-    ax.set_yticklabels(["␣" if c == " " else c for c in characters], fontsize=7)
+    ax.set_yticklabels([character_label(c) for c in characters], fontsize=7, fontfamily=list(label_fonts()[0]))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("output character")
     if title:

@@ -20,7 +20,7 @@ from asr.frontend.normalization import NormStats
 from asr.model import LAS, AttentionConfig, LASConfig, ListenerConfig, SpellerConfig
 from asr.text import Vocabulary
 from asr.training.config import TrainConfig
-from tests.conftest import LIBRISPEECH
+from tests.conftest import FIXTURES, LIBRISPEECH
 from tests.test_checkpoint import tiny_model_dir
 
 
@@ -258,6 +258,8 @@ FOLDER_OUTPUTS = {
     "evaluate": "evaluate --model {model} --manifest {manifest} --out {out} --jobs 0",
     "synthesize": "synthesize --out {out} --train-utterances 1 --dev-utterances 0 --test-utterances 0",
     "prepare librispeech": f"prepare librispeech {LIBRISPEECH} --subsets test-clean --out {{out}}",
+    "prepare commonvoice": f"prepare commonvoice {FIXTURES / 'commonvoice' / 'cv-corpus-test' / 'de'} --out {{out}}",
+    "prepare aishell": f"prepare aishell {FIXTURES / 'aishell'} --out {{out}}",
 }
 
 

@@ -22,7 +22,8 @@ SOS = "<sos>"
 EOS = "<eos>"
 SPECIALS: tuple[str, ...] = (BLANK, PAD, SOS, EOS)
 UNK = "<unk>"
-"""Stands for every rare character, where `TextConfig.rare` is unknown; it follows the specials."""
+"""Stands for every character a drawn vocabulary lacks (rare ones where `TextConfig.rare` is
+unknown, unseen ones of dev and test transcripts); it follows the specials."""
 UNK_TEXT = "\u2047"
 """What `<unk>` decodes to (SentencePiece's choice): one character, unlike any of a transcript."""
 SPACE_NAME = "<space>"
@@ -167,9 +168,11 @@ class DrawnVocabulary:
 
 def build_vocabulary(counts: Counter[str], text: TextConfig) -> DrawnVocabulary:
     """The vocabulary a model of normaliser `text` spells, from the `character_counts` of its
-    training transcripts: the english alphabet as it is; otherwise every character seen at least
-    `text.min_count` times, the space first, then in code point order. Rare characters are refused
-    (a `VocabularyError` naming them with their counts) or spelt `<unk>`, as `text.rare` says."""
+    training transcripts: the english alphabet as it is; otherwise `<unk>` and every character seen
+    at least `text.min_count` times, the space first, then in code point order. Rare characters
+    are refused (a `VocabularyError` naming them with their counts) or spelt `<unk>`, as
+    `text.rare` says; so are characters of dev and test transcripts that training never saw
+    (AISHELL's dev set holds some), which scoring then counts as errors."""
     if text.fixed_alphabet:
         return DrawnVocabulary(replace(Vocabulary.default(), text=text), {})
     if not counts:
@@ -181,7 +184,7 @@ def build_vocabulary(counts: Counter[str], text: TextConfig) -> DrawnVocabulary:
             f"transcripts: {listed_counts(rare)}; lower text.min_count, or set text.rare=unknown to spell them {UNK}"
         )
     kept = sorted((ch for ch in counts if ch not in rare), key=lambda ch: (ch != " ", ch))
-    return DrawnVocabulary(Vocabulary((*SPECIALS, *((UNK,) if rare else ()), *kept), text), rare)
+    return DrawnVocabulary(Vocabulary((*SPECIALS, UNK, *kept), text), rare)
 
 
 def listed_counts(counts: dict[str, int], shown: int = 10) -> str:

@@ -9,6 +9,7 @@ length for this process of the run.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,17 @@ from asr.data.manifest import Utterance, check_audio, draw_across_speakers, filt
 from asr.data.sampler import BucketBatchSampler
 from asr.errors import TrainingError
 from asr.frontend.augment import SPEED_FACTORS, noise_files
-from asr.text import ENGLISH, TextConfig, Vocabulary, VocabularyError, build_vocabulary, character_counts, normalize
+from asr.text import (
+    ENGLISH,
+    UNK,
+    TextConfig,
+    Vocabulary,
+    VocabularyError,
+    build_vocabulary,
+    character_counts,
+    listed_counts,
+    normalize,
+)
 from asr.training.config import DataConfig, TrainConfig
 from asr.training.distributed import World
 from asr.training.learnable import find_unlearnable, rule
@@ -63,6 +74,8 @@ def load_training_data(config: TrainConfig, world: World) -> TrainingData:
     for manifest, drawn in dev_sets(data, config.seed, config.text).items():
         drawn = audio_checked(drawn, manifest, world.is_main)
         dev += learnable(drawn, "dev", manifest, 1.0, config, vocab, world.is_main)
+        if world.is_main:
+            warn_unseen_characters(drawn, manifest, vocab)
     if data.augment.noise_dir is not None:
         noise_files(data.augment.noise_dir)  # a bad folder fails now, not inside a loader worker
     dataset = SpeechDataset(train, vocab, speeds, seed=config.seed, augment=data.augment)
@@ -81,6 +94,18 @@ def load_training_data(config: TrainConfig, world: World) -> TrainingData:
     except ValueError as error:
         raise TrainingError(f"data.max_frames: {error}") from None
     return TrainingData(dataset, sampler, dev, max(u.duration for u in train), vocab)
+
+
+def warn_unseen_characters(utterances: Sequence[Utterance], manifest: str, vocab: Vocabulary) -> None:
+    """Log the characters of these (dev) transcripts that the vocabulary lacks, with their counts:
+    spelt `<unk>` in the dev loss, and errors in the dev score."""
+    known = set(vocab.tokens)
+    unseen = Counter(ch for u in utterances for ch in vocab.normalize(u.text) if ch not in known)
+    if unseen:
+        log.warning(
+            "%s: %d characters the training transcripts never hold, spelt %s and scored as errors: %s",
+            manifest, sum(unseen.values()), UNK, listed_counts(dict(unseen.most_common())),
+        )  # fmt: skip
 
 
 def training_vocabulary(transcripts: list[str], text: TextConfig, announce: bool = True) -> Vocabulary:

@@ -138,8 +138,13 @@ else:  # utterances longer than this were decoded in pieces cut at pauses
     search += (f"; {cut['utterances']} over {cut['longer_than_seconds']:g} s cut at pauses, "
                f"{cut['seconds_judged_silent']:g} s judged silent")
 for name, g in [(sys.argv[1], s)] + [(f"{sys.argv[1]}: {k}", v) for k, v in s.get("groups", {}).items()]:
-    print(f"| {name} | {g['utterances']} | {g['words']} | {g['wer']:.2f} | {g['cer']:.2f} | "
-          f"{g['substitutions']} | {g['deletions']} | {g['insertions']} | {100 * g['insertions'] / g['words']:.2f} | "
+    words, wer, cer, insertion_rate = g["words"], f"{g['wer']:.2f}", f"{g['cer']:.2f}", 100 * g["insertions"] / g["words"]
+    if g.get("metric") == "cer":  # the primary figure: in bold, insertions per hundred reference characters
+        cer, insertion_rate = f"**{cer}**", 100 * g["char_insertions"] / g["chars"]
+    if not s.get("text", {}).get("spaces", True):  # no word is written apart: a "word" is a sentence
+        words = wer = "-"
+    print(f"| {name} | {g['utterances']} | {words} | {wer} | {cer} | "
+          f"{g['substitutions']} | {g['deletions']} | {g['insertions']} | {insertion_rate:.2f} | "
           f"{s['rtf']:.4f} | {search} |")
 PY
 }
@@ -148,6 +153,10 @@ results_header() {
         echo "# Results: $exp"
         echo
         echo "Model: \`$exp/model\`; $(date -u +%Y-%m-%d). Command: \`$command\`."
+        echo
+        echo "WER is the primary figure, unless the CER is in bold: a model whose text.metric is cer (a language"
+        echo "whose words are not written apart), whose insertion rate is then per hundred reference characters;"
+        echo "a model whose normaliser removes spaces (text.spaces false) has no words, and no WER (-)."
         echo
         echo "| set | utterances | words | WER % | CER % | sub | del | ins | insertion rate % | RTF | search |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|"

@@ -722,3 +722,19 @@ def test_characters_rarer_than_min_count_are_refused_naming_them_or_spelt_unk(ex
     assert main([*args, "--set", "text.rare=unknown", "--replace"]) == 0
     vocab = load_model_dir(exp / "model").vocab
     assert vocab.unk_id == 4 and vocab.characters == (" ", "a", "b") and vocab.encode("ßa") == [4, 6]
+
+
+def test_dev_characters_that_training_never_saw_are_said_and_spelt_unk(experiment: Path, caplog) -> None:
+    """AISHELL's dev set holds characters its training set does not: validation goes on, and says so."""
+    retell(experiment / "dev-clean.jsonl", ["今天天气很好", "我们去公园吧"])
+    retell(experiment / "test-clean.jsonl", ["今天很冷"])
+    args = ["train", "--config", str(experiment / "tiny.yaml"), "--out", str(experiment / "exp"), "--set", "epochs=1"]
+    args += ["--set", "text.normalizer=unicode", "--set", "text.spaces=false", "--set", "text.metric=cer"]
+    with caplog.at_level(logging.WARNING):
+        assert main(args) == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert any(
+        "2 characters the training transcripts never hold, spelt <unk> and scored as errors: '冷' x2" in line
+        for line in said
+    ), said
+    assert "冷" not in load_model_dir(experiment / "exp" / "model").vocab.tokens
