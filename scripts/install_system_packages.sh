@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs, only those that are missing:
 # python3-venv where Python lacks venv; the text-to-speech engines and the free
-# English texts that the synthetic corpus (demo and tests) is made from.
+# texts that the synthetic corpus (demo and tests) is made from: English, and German, Spanish
+# and Chinese fortunes for the corpora in other languages.
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 python=${PYTHON:-python3}
 packages=(
     espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festlex-cmu sox
-    bible-kjv wordnet-base fortunes
+    bible-kjv wordnet-base fortunes fortunes-de fortunes-es fortunes-zh
 )
 missing=()
 "$python" -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)

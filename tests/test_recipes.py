@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from asr.data.manifest import read_manifest
 from asr.lm.training import LMTrainConfig
 from asr.text import normalize
 from asr.training.config import TrainConfig
-from tests.conftest import LIBRISPEECH
+from tests.conftest import FIXTURES, LIBRISPEECH
 from tests.training.test_loop import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +142,84 @@ def test_synthetic_recipe_with_speechocean_trains_on_both_and_tests_each_engine_
     assert "chosen on dev among 0.5" in results
     transcribed = result.stdout.split("== stage 7:")[1]
     assert transcribed.count("  REF: ") == 2  # a held-out voice and a real recording; no engine held out
+
+
+def tiny_config_of(recipe_config: str, folder: Path) -> Path:
+    """A one-epoch TINY_MODEL config that keeps the text section of the recipe's own config."""
+    text = yaml.safe_load((ROOT / recipe_config).read_text())["text"]
+    config = {"text": text, "data": {"max_frames": 500, "num_workers": 0}, "model": TINY_MODEL, "epochs": 1}
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(config | {"plot_utterances": 1}))
+    return folder / "tiny.yaml"
+
+
+def test_commonvoice_recipe_extracts_the_archive_and_trains_on_german_with_the_unicode_normaliser(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "cv-corpus-test-de.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(FIXTURES / "commonvoice" / "cv-corpus-test", arcname="cv-corpus-test")
+    config = tiny_config_of("recipes/commonvoice/conf/train.yaml", tmp_path)
+    args = ["--language", "de", "--archive", str(archive), "--data", str(tmp_path / "data"), "--config", str(config),
+            "--exp", str(tmp_path / "exp"), "--beam", "2", "--device", "cpu"]  # fmt: skip
+    result = run("recipes/commonvoice/run.sh", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "data" / "cv-corpus-test" / "de" / "clips").is_dir()  # stage 1
+    assert "| test | 2 | 8 |" in (tmp_path / "exp" / "RESULTS.md").read_text()
+    model = tmp_path / "exp" / "model"
+    assert yaml.safe_load((model / "config.yaml").read_text())["text"]["normalizer"] == "unicode"
+    tokens = (model / "tokens.txt").read_text(encoding="utf-8").splitlines()
+    assert {"ß", "ü", "<unk>"} <= set(tokens)  # Straße and Grüße; 'ä' only once, in Bäcker: <unk>
+    again = run("recipes/commonvoice/run.sh", *args)
+    assert again.returncode == 0 and again.stdout.count("done already") == 4 and "stage 1" not in again.stdout
+
+
+def test_commonvoice_recipe_says_where_to_download_when_there_is_no_archive(tmp_path: Path) -> None:
+    result = run("recipes/commonvoice/run.sh", "--language", "de", "--data", str(tmp_path / "data"),
+                 "--exp", str(tmp_path / "exp"), "--stop-stage", "1")  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "https://commonvoice.mozilla.org/datasets" in result.stderr
+    assert "--archive FILE" in result.stderr
+    missing_language = run("recipes/commonvoice/run.sh", "--data", str(tmp_path / "data"))
+    assert missing_language.returncode == 2 and "--language LANG is needed" in missing_language.stderr
+
+
+def test_aishell_recipe_trains_on_characters_without_spaces_and_scores_by_cer(tmp_path: Path) -> None:
+    config = tiny_config_of("recipes/aishell/conf/train.yaml", tmp_path)
+    args = ["--stage", "2", "--data", str(FIXTURES / "aishell"), "--config", str(config),
+            "--exp", str(tmp_path / "exp"), "--beam", "2", "--device", "cpu"]  # fmt: skip
+    result = run("recipes/aishell/run.sh", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped 2 (missing audio: 1, no transcript: 1)" in result.stdout  # AISHELL's own gaps, counted
+    results = (tmp_path / "exp" / "RESULTS.md").read_text()
+    assert "| test | 2 |" in results and " | **" in results  # the CER, in bold
+    model = tmp_path / "exp" / "model"
+    text = yaml.safe_load((model / "config.yaml").read_text())["text"]
+    assert (text["normalizer"], text["spaces"], text["metric"]) == ("unicode", False, "cer")
+    tokens = (model / "tokens.txt").read_text(encoding="utf-8").splitlines()
+    assert {"的", "成", "交"} <= set(tokens) and "<space>" not in tokens
+    assert json.loads((tmp_path / "exp" / "eval" / "test" / "summary.json").read_text())["metric"] == "cer"
+
+
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or not Path("/usr/share/games/fortunes/chinese").is_file(),
+    reason="needs the Debian packages espeak-ng, sox and fortunes-zh",
+)
+def test_multilingual_recipe_speaks_mandarin_trains_without_spaces_and_tables_the_cer(tmp_path: Path) -> None:
+    config = tmp_path / "tiny.yaml"  # the text section comes from multilingual.sh, per language
+    config.write_text(yaml.safe_dump({"data": {"max_frames": 500, "num_workers": 0}, "model": TINY_MODEL, "epochs": 1}))
+    args = ["--languages", "zh", "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"),
+            "--config", str(config), "--train-utterances", "6", "--dev-utterances", "2", "--test-utterances", "2",
+            "--nproc", "1", "--beam", "2", "--device", "cpu"]  # fmt: skip
+    result = run("recipes/synthetic/multilingual.sh", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "espeak cmn-latn-pinyin+" in (tmp_path / "data" / "zh" / "SPEAKERS.TXT").read_text()
+    texts = [u.text for u in read_manifest(tmp_path / "exp" / "zh" / "manifests" / "train.jsonl")]
+    assert all(text and " " not in text and not text.isascii() for text in texts)
+    text = yaml.safe_load((tmp_path / "exp" / "zh" / "model" / "config.yaml").read_text())["text"]
+    assert (text["normalizer"], text["spaces"], text["metric"]) == ("unicode", False, "cer")
+    table = (tmp_path / "exp" / "RESULTS.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| Mandarin |"))
+    assert "| unicode, no spaces | 2 | - |" in row and " | **" in row  # no words; the CER in bold
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,25 @@ def run_prepare_kaldi(args: argparse.Namespace) -> None:
     print_report(prepare_kaldi(args.dir, args.out, prepare_config(args), track=progress))
 
 
+def run_prepare_commonvoice(args: argparse.Namespace) -> None:
+    from asr.data.prepare import prepare_commonvoice
+
+    output_folder(args.out, "--out")
+    config = prepare_config(args)
+    for report in prepare_commonvoice(args.root, args.splits, args.out, config, track=progress, language=args.language):
+        print_report(report)
+
+
+def run_prepare_aishell(args: argparse.Namespace) -> None:
+    from asr.data.prepare import prepare_aishell
+
+    output_folder(args.out, "--out")
+    if args.no_spaces is None:  # the corpus's default: no spaces where the unicode normaliser is kept
+        args = argparse.Namespace(**{**vars(args), "no_spaces": args.normalizer == "unicode"})
+    for report in prepare_aishell(args.root, args.splits, args.out, prepare_config(args), track=progress):
+        print_report(report)
+
+
 def add_prepare_options(parser: argparse.ArgumentParser) -> None:
     """--jobs, --verify, --expand-numbers, --normalizer and --no-spaces, shared by every `prepare` corpus."""
     parser.add_argument(
@@ -127,11 +146,14 @@ def run_synthesize(args: argparse.Namespace) -> None:
     from asr.lm.corpus import transcripts
     from asr.synthesis.config import CorpusConfig, CorpusError
     from asr.synthesis.corpus import CheckConfig, check_corpus, synthesize_corpus
-    from asr.synthesis.voices import available_engines
+    from asr.synthesis.sentences import sources_in
+    from asr.synthesis.voices import ENGINES, available_engines
 
     if not args.check_only:
         output_folder(args.out, "--out")
         engines = tuple(available_engines()) if args.engines == ("available",) else args.engines
+        if engines is None:  # every engine speaks English; only espeak-ng the other languages
+            engines = ENGINES if args.language == "en" else ("espeak",)
         config = CorpusConfig(
             train_utterances=args.train_utterances,
             dev_utterances=args.dev_utterances,
@@ -139,7 +161,7 @@ def run_synthesize(args: argparse.Namespace) -> None:
             chapter_utterances=args.chapter_utterances,
             engines=engines,
             unheard_engines=args.unheard_engines,
-            texts=args.texts,
+            texts=args.texts or sources_in(args.language),
             vocabulary=args.vocabulary,
             rates=args.rates,
             pitches=args.pitches,
@@ -147,6 +169,7 @@ def run_synthesize(args: argparse.Namespace) -> None:
             noise_prob=args.noise_prob,
             snr_db=args.snr,
             seed=args.seed,
+            language=args.language,
         )
         exclude = frozenset(transcripts(args.exclude))
         report = synthesize_corpus(args.out, config, jobs=args.jobs, track=progress, exclude=exclude)
@@ -167,6 +190,7 @@ def run_synthesize(args: argparse.Namespace) -> None:
 
 def add_synthesize(commands: argparse._SubParsersAction) -> None:
     from asr.synthesis.config import CorpusConfig
+    from asr.synthesis.languages import LANGUAGES
     from asr.synthesis.sentences import SOURCES
     from asr.synthesis.voices import ENGINES
 
@@ -176,7 +200,14 @@ def add_synthesize(commands: argparse._SubParsersAction) -> None:
         help="build a speech corpus in the LibriSpeech layout with TTS voices",
         description="Synthesise OUT/{train,dev,test}/<speaker>/<chapter>/ with espeak-ng, flite and festival "
         "voices reading free English texts (disjoint in voices and sentences), then check every file. "
+        "--language de, es or zh: espeak-ng's voices of that language reading Debian's fortunes in it. "
         "Re-running with the same settings resumes.",
+    )
+    parser.add_argument(
+        "--language",
+        choices=("en", *LANGUAGES),
+        default="en",
+        help="what the voices speak and the texts are written in (default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, required=True, help="corpus root folder")
     parser.add_argument("--train-utterances", type=int, default=defaults.train_utterances)
@@ -191,8 +222,8 @@ def add_synthesize(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--engines",
         type=comma_names,
-        default=ENGINES,
-        help=f"comma-separated, from {','.join(ENGINES)}; or 'available' for the installed ones",
+        help=f"comma-separated, from {','.join(ENGINES)}; or 'available' for the installed ones (default: all "
+        "three for English, espeak for the other languages)",
     )
     parser.add_argument(
         "--unheard-engines",
@@ -201,7 +232,11 @@ def add_synthesize(commands: argparse._SubParsersAction) -> None:
         help="leave out voices whose talker a voice of these engines shares (a held-out engine's corpus "
         "for a model trained on them)",
     )
-    parser.add_argument("--texts", type=comma_names, default=defaults.texts, help=f"from {','.join(SOURCES)}")
+    parser.add_argument(
+        "--texts",
+        type=comma_names,
+        help=f"from {','.join(SOURCES)} (default: those in --language; English: {','.join(defaults.texts)})",
+    )
     parser.add_argument(
         "--vocabulary",
         type=int,
@@ -238,7 +273,7 @@ def add_synthesize(commands: argparse._SubParsersAction) -> None:
 
 
 def add_data_commands(commands: argparse._SubParsersAction) -> None:
-    """prepare (librispeech, tsv, kaldi), stats and split."""
+    """prepare (librispeech, tsv, kaldi, commonvoice, aishell), stats and split."""
     prepare = commands.add_parser(
         "prepare", help="write JSONL manifests from a corpus", description="Write JSONL manifests."
     )
@@ -274,6 +309,37 @@ def add_data_commands(commands: argparse._SubParsersAction) -> None:
     kaldi.add_argument("--out", required=True, type=Path, help="output manifest (.jsonl)")
     add_prepare_options(kaldi)
     kaldi.set_defaults(run=run_prepare_kaldi)
+    commonvoice = corpora.add_parser(
+        "commonvoice",
+        help="a Common Voice language folder (cv-corpus-*/<lang>/)",
+        description="Write OUT/<split>.jsonl for each split of a Common Voice language folder (<split>.tsv and "
+        "clips/*.mp3). The id is the clip's name without .mp3, the speaker its client_id; sentences are kept as "
+        "they are written. The normaliser defaults to unicode.",
+    )
+    commonvoice.add_argument(
+        "root", type=Path, help="the language folder, or a folder holding one (cv-corpus-*/<lang>/)"
+    )
+    commonvoice.add_argument("--out", required=True, type=Path, help="output folder")
+    commonvoice.add_argument(
+        "--splits", type=comma_names, default=("train", "dev", "test"), help="comma-separated (default: train,dev,test)"
+    )
+    commonvoice.add_argument("--language", help="the language folder's name (e.g. de), where ROOT holds several")
+    add_prepare_options(commonvoice)
+    commonvoice.set_defaults(run=run_prepare_commonvoice, normalizer="unicode")
+    aishell = corpora.add_parser(
+        "aishell",
+        help="AISHELL-1 (data_aishell: transcript/ and wav/<split>/S####/)",
+        description="Write OUT/<split>.jsonl for each split of AISHELL-1 (wav/*.tar.gz extracted). The speaker is "
+        "the S#### folder; transcripts are kept as they are, spaces between words included. The normaliser "
+        "defaults to unicode with --no-spaces.",
+    )
+    aishell.add_argument("root", type=Path, help="data_aishell, or the folder holding it")
+    aishell.add_argument("--out", required=True, type=Path, help="output folder")
+    aishell.add_argument(
+        "--splits", type=comma_names, default=("train", "dev", "test"), help="comma-separated (default: train,dev,test)"
+    )
+    add_prepare_options(aishell)
+    aishell.set_defaults(run=run_prepare_aishell, normalizer="unicode", no_spaces=None)
 
     stats = commands.add_parser(
         "stats",

@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 
 from asr.errors import UserError
-from asr.synthesis.sentences import SOURCES
+from asr.synthesis.languages import LANGUAGES
+from asr.synthesis.sentences import SOURCE_LANGUAGES, SOURCES, sources_in
 from asr.synthesis.voices import ENGINES
 
 SUBSETS: tuple[str, ...] = ("train", "dev", "test")
@@ -35,8 +36,12 @@ class CorpusConfig:
     (flite's slt is festival's HTS slt): the corpus of an engine held out from a model trained
     on those engines then holds no talker the model heard.
 
+    `language` other than English ("de", "es", "zh": `asr.synthesis.languages`) is spoken by
+    espeak-ng's voices of that language, reading `texts` in it (`fortunes-de` ...).
+
     `vocabulary` > 0 keeps only the sentences made of that many most frequent words of
-    the texts (a closed vocabulary, as in WSJ's 5k task); 0 keeps every sentence.
+    the texts (characters in a language written without spaces; a closed vocabulary, as in
+    WSJ's 5k task); 0 keeps every sentence.
     Each utterance gets `edge_silence` (low, high) seconds of silence before and after
     its speech, drawn uniformly: engines start on the first phoneme, recordings seldom do,
     and a model that never heard a silent start is thrown by one.
@@ -48,7 +53,7 @@ class CorpusConfig:
     chapter_utterances: int = 20
     engines: tuple[str, ...] = ENGINES
     unheard_engines: tuple[str, ...] = ()
-    texts: tuple[str, ...] = tuple(SOURCES)
+    texts: tuple[str, ...] = sources_in("en")
     vocabulary: int = 0
     rates: tuple[float, ...] = (0.85, 1.0, 1.15)
     pitches: tuple[float, ...] = (-2.0, 0.0, 2.0)
@@ -57,6 +62,7 @@ class CorpusConfig:
     snr_db: tuple[float, float] = (5.0, 30.0)
     edge_silence: tuple[float, float] = (0.05, 0.4)
     seed: int = 0
+    language: str = "en"
 
     def __post_init__(self) -> None:
         sizes = (self.train_utterances, self.dev_utterances, self.test_utterances)
@@ -79,6 +85,14 @@ class CorpusConfig:
         unknown = [t for t in self.texts if t not in SOURCES]
         if not self.texts or unknown:
             raise CorpusError(f"texts must be some of {', '.join(SOURCES)}; got {', '.join(self.texts) or 'none'}")
+        if self.language != "en" and self.language not in LANGUAGES:
+            raise CorpusError(f"language must be en or one of {', '.join(LANGUAGES)}, got {self.language!r}")
+        if self.language != "en" and (self.engines != ("espeak",) or self.unheard_engines):
+            raise CorpusError(f"language {self.language}: only espeak speaks it; set engines to espeak alone")
+        foreign = [t for t in self.texts if SOURCE_LANGUAGES[t] != self.language]
+        if foreign:
+            spoken = ", ".join(sources_in(self.language))
+            raise CorpusError(f"texts {', '.join(foreign)} are not in language {self.language}; use {spoken}")
         if self.vocabulary < 0:
             raise CorpusError(f"vocabulary must be a number of words, or 0 for all; got {self.vocabulary}")
         numbers = {"rates": self.rates, "pitches": self.pitches, "snr_db": self.snr_db}

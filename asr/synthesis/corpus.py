@@ -87,8 +87,9 @@ def _check_settings(root: Path, config: CorpusConfig, exclude: Collection[str]) 
     ROOT/synthesis.json, or refuse a folder made with other settings."""
     path = root / SETTINGS_FILE
     settings = json.loads(json.dumps(asdict(config)))  # tuples -> lists, as read back
-    if not config.unheard_engines:
-        del settings["unheard_engines"]  # as folders made before the setting existed recorded
+    for key, default in (("unheard_engines", []), ("language", "en")):
+        if settings[key] == default:
+            del settings[key]  # as folders made before the setting existed recorded
     if exclude:
         digest = hashlib.sha256("\n".join(sorted(exclude)).encode()).hexdigest()
         settings["excluded_sentences"] = {"count": len(exclude), "sha256": digest}

@@ -66,7 +66,7 @@ def assign_voices(config: CorpusConfig) -> dict[str, list[Voice]]:
     heard = {voice.talker for voice in VOICES if voice.engine in config.unheard_engines}
     talkers: dict[str, dict[str, list[Voice]]] = defaultdict(lambda: defaultdict(list))
     for voice in VOICES:
-        if voice.engine in config.engines and voice.talker not in heard:
+        if voice.engine in config.engines and voice.language == config.language and voice.talker not in heard:
             talkers[_talker_kind(voice)][voice.talker].append(voice)
     if not talkers:
         raise CorpusError(

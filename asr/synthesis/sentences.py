@@ -1,6 +1,7 @@
-"""Sentences to synthesise: free English text from Debian packages, normalised for speech.
+"""Sentences to synthesise: free text from Debian packages, normalised for speech.
 
-Three sources, each a Debian package in main with a clear licence:
+Three English sources, each a Debian package in main with a clear licence (and one
+source in each other language, `asr.synthesis.languages`):
 
 | source | package | what is taken |
 |---|---|---|
@@ -12,11 +13,12 @@ Three sources, each a Debian package in main with a clear licence:
 "&", numbers, years and amounts spelled out, punctuation kept for rhythm (and only the
 punctuation engines read silently). Whatever it cannot make unambiguous (digits left,
 symbols, URLs, acronyms, roman numerals) is dropped, so that what is spoken equals the
-transcript, `asr.text.normalize(spoken)`.
+transcript, `asr.text.normalize(spoken)`. Other languages have their own, stricter rules.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shutil
@@ -27,7 +29,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.errors import UserError
+from asr.synthesis import languages
+from asr.synthesis.languages import LANGUAGES, TextSourceError
 from asr.text import normalize, spell_numbers
 
 log = logging.getLogger(__name__)
@@ -41,21 +44,18 @@ FORTUNES_DIR = Path("/usr/share/games/fortunes")
 BIBLE_RANGE = "Gen1:1-Rev22:21"
 
 
-class TextSourceError(UserError):
-    """A text source that is unknown or whose Debian package is not installed."""
-
-
 @dataclass(frozen=True)
 class Sentence:
     """One sentence ready for synthesis.
 
-    `spoken` is what the engine reads (punctuation kept), `transcript` is
-    `normalize(spoken)`: upper-case A-Z, apostrophe and single spaces.
+    `spoken` is what the engine reads (punctuation kept), `transcript` is `spoken` as its
+    language's normaliser writes it (English: upper-case A-Z, apostrophe and single spaces).
     """
 
     source: str
     spoken: str
     transcript: str
+    language: str = "en"
 
 
 _ABBREVIATIONS: tuple[tuple[str, str], ...] = (
@@ -219,17 +219,38 @@ def read_fortunes(folder: Path = FORTUNES_DIR) -> Iterator[str]:
             yield " ".join(lines)
 
 
-SOURCES = {"bible": read_bible, "wordnet": read_wordnet, "fortunes": read_fortunes}
+SOURCES = {
+    "bible": read_bible,
+    "wordnet": read_wordnet,
+    "fortunes": read_fortunes,
+    **{
+        f"fortunes-{code}": functools.partial(languages.read_fortunes, language) for code, language in LANGUAGES.items()
+    },
+}
 """Text source name -> reader of its raw passages."""
+SOURCE_LANGUAGES = {name: name.partition("-")[2] or "en" for name in SOURCES}
+"""Text source name -> the language of its text ("en", or a code of `LANGUAGES`)."""
+
+
+def sources_in(language: str) -> tuple[str, ...]:
+    """The text sources in `language` ("en" or a code of `LANGUAGES`)."""
+    return tuple(name for name, spoken in SOURCE_LANGUAGES.items() if spoken == language)
 
 
 def sentences_from(source: str, passages: Iterable[str]) -> Iterator[Sentence]:
     """The usable sentences of `passages`, each passage split at sentence ends."""
+    language = LANGUAGES.get(SOURCE_LANGUAGES.get(source, "en"))  # a source added since (tests): English
     for passage in passages:
-        for raw in split_sentences(passage):
-            spoken = spoken_form(raw)
+        if language is None:
+            spoken_forms = (spoken_form(raw) for raw in split_sentences(passage))
+        else:
+            spoken_forms = (
+                languages.spoken_form(raw, language) for raw in languages.split_sentences(passage, language)
+            )
+        for spoken in spoken_forms:
             if spoken is not None:
-                yield Sentence(source=source, spoken=spoken, transcript=normalize(spoken))
+                text = normalize(spoken) if language is None else normalize(spoken, language.text)
+                yield Sentence(source, spoken, text, "en" if language is None else language.code)
 
 
 def load_sentences(sources: Sequence[str]) -> list[Sentence]:
@@ -253,17 +274,25 @@ def load_sentences(sources: Sequence[str]) -> list[Sentence]:
 
 
 def closed_vocabulary(sentences: Sequence[Sentence], size: int) -> list[Sentence]:
-    """The sentences made only of the `size` most frequent words of `sentences`, in their order.
+    """The sentences made only of the `size` most frequent words of `sentences`, in their order
+    (characters, in a language written without spaces).
 
     Like WSJ's 5k closed-vocabulary task: every test word is also a training word, so a
     small model trained briefly is measured on recognising words, not on spelling words
     it never heard. Frequencies count transcripts; ties go alphabetically, so the choice
     is reproducible.
     """
-    counts = Counter(word for sentence in sentences for word in sentence.transcript.split())
+    counts = Counter(unit for sentence in sentences for unit in _units(sentence))
     ranked = sorted(counts, key=lambda word: (-counts[word], word))
     kept = frozenset(ranked[:size])
-    return [s for s in sentences if all(word in kept for word in s.transcript.split())]
+    return [s for s in sentences if all(unit in kept for unit in _units(s))]
+
+
+def _units(sentence: Sentence) -> list[str]:
+    """The words of a sentence's transcript, or its characters where its language has no spaces."""
+    language = LANGUAGES.get(sentence.language)
+    by_characters = language is not None and language.units == "characters"
+    return list(sentence.transcript) if by_characters else sentence.transcript.split()
 
 
 def choose_sentences(

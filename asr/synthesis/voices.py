@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.errors import UserError
+from asr.synthesis.languages import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Voice:
     name: str
     sex: str
     talker: str
+    language: str = "en"
+    """What it speaks: "en", or a code of `asr.synthesis.languages.LANGUAGES` (espeak-ng's voices only)."""
 
 
 ESPEAK_ACCENTS: tuple[str, ...] = (
@@ -93,8 +96,15 @@ VOICES: tuple[Voice, ...] = (
     ),
     *(Voice("flite", name, sex, talker) for name, (sex, talker) in FLITE_VOICES.items()),
     *(Voice("festival", name, sex, talker) for name, (sex, talker, _) in FESTIVAL_VOICES.items()),
+    *(
+        Voice("espeak", f"{accent}+{variant}", sex, f"espeak:{accent}+{variant}", code)
+        for code, language in LANGUAGES.items()
+        for accent in language.espeak_voices
+        for variant, sex in ESPEAK_VARIANTS
+    ),
 )
-"""Every voice, in a fixed order (speaker ids are derived from positions in it)."""
+"""Every voice, in a fixed order (speaker ids are derived from positions in it; the voices of other
+languages than English come last, so that English speakers keep the ids they had)."""
 
 _PROGRAMS = {"espeak": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite"), "festival": ("festival", "festival")}
 """engine -> (program, Debian package)."""
