@@ -31,7 +31,7 @@ install: $(INSTALLED)
 # machine runs this; keeps the pins that still satisfy pyproject.toml.
 lock:
 	test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install --quiet uv; }
-	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra dev --extra serve --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes --custom-compile-command "make lock" \
 		$(if $(UPGRADE),--upgrade) --quiet -o requirements.lock
 
@@ -64,7 +64,7 @@ demo-general: $(INSTALLED)
 		--config recipes/synthetic/conf/general.yaml --speechocean $(SPEECHOCEAN) --with-speechocean
 
 # Any language: espeak-ng's voices read Debian's fortunes in German, Spanish and Mandarin (and the
-# English texts), one corpus and one small LAS per language for the same wall-clock budget, tested
+# English texts), one corpus and one small LAS per language for the same number of steps, tested
 # on held-out voices; German and Spanish keep their letters (unicode normaliser), Mandarin is written
 # without spaces and scored by CER. Prints the table (exp/multilingual/RESULTS.md).
 demo-multilingual: $(INSTALLED)

@@ -38,6 +38,7 @@ FLOORS: dict[str, int] = {
     "asr.evaluation": 9,
     "asr.synthesis": 10,
     "asr.training": 10,
+    "asr.serving": 10,
     "asr.lm.corpus": 11,
     "asr.lm.training": 11,
     "asr.lm.evaluation": 11,

@@ -18,6 +18,7 @@ from typing import Any
 
 from asr import __version__
 from asr.cli.data import add_data_commands, add_synthesize
+from asr.cli.serve import add_serve
 from asr.cli.training import add_lm, add_training_commands
 from asr.cli.transcribe import add_align, add_transcribe
 from asr.errors import UserError
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_transcribe(commands)
     add_align(commands)
     add_lm(commands)
+    add_serve(commands)
     return parser
 
 
