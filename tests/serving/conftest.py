@@ -1,10 +1,20 @@
 """A tiny untrained model directory for the server's tests (its transcripts are gibberish, but the
-same gibberish for the same audio), and a client for the app it makes."""
+same gibberish for the same audio), a client for the app it makes, and `asr serve` as a process."""
 
 from __future__ import annotations
 
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,6 +33,8 @@ from tests.conftest import LIBRISPEECH
 
 FILES = sorted(LIBRISPEECH.glob("*/*/*/*.flac"))
 """Six real recordings of 1-3 s."""
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +77,60 @@ def serve(model: asr.Recognizer, model_dir: Path) -> Callable[..., Iterator[Test
             yield test_client
 
     return client
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running `asr serve`: its base URL (http://127.0.0.1:PORT), the file its standard error
+    goes to, and its process."""
+
+    base: str
+    log: Path
+    process: subprocess.Popen
+
+
+def first_line(stream, timeout: float) -> str:
+    """The first line `stream` gives within `timeout` seconds ("" if none)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return ""
+
+
+def wait_for_health(base: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert time.monotonic() < deadline, "the server never answered /health"
+        time.sleep(0.1)
+
+
+@contextmanager
+def served(model_dir: Path, folder: Path, *options: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`asr serve --model model_dir --port 0 --device cpu *options` as a process on a free loopback
+    port, its temporary files and log in `folder`, until the block ends (then stopped, and checked
+    to have stopped cleanly)."""
+    command = [sys.executable, "-m", "asr", "serve", "--model", str(model_dir), "--port", "0", "--device", "cpu"]
+    log = folder / "server.log"
+    environment = {**os.environ, "TMPDIR": str(folder), **(env or {})}
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [*command, *options], cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+        try:
+            line = first_line(process.stdout, timeout=60)
+            found = re.search(r"OpenAI API base URL: (http://127\.0\.0\.1:\d+)/v1\)", line)
+            assert found, f"no address in {line!r}; log: {log.read_text()}"
+            wait_for_health(found.group(1))
+            yield Server(found.group(1), log, process)
+        finally:
+            process.terminate()
+            process.wait(30)
+    assert process.returncode in (0, -15), log.read_text()
