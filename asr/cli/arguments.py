@@ -118,7 +118,17 @@ def search_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {flag.name: getattr(args, flag.name) for flag in search_flags()}
 
 
-def add_lm_options(parser: argparse.ArgumentParser) -> None:
-    """--lm (shallow fusion with a character LM; its weight is a search flag) and --int8."""
-    parser.add_argument("--lm", type=Path, help="character LM directory (asr lm train's EXP_DIR/model) to fuse")
-    parser.add_argument("--int8", action="store_true", help="int8 weights (a CPU): faster, see README for the cost")
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """--device: where a command computes."""
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, lm: bool = True) -> None:
+    """What a command that decodes with a trained model takes: --model, the search flags, --device,
+    and (with `lm`) --lm (shallow fusion with a character LM; its weight is a search flag) and --int8."""
+    parser.add_argument("--model", required=True, type=Path, help="model directory (asr train's EXP_DIR/model)")
+    add_search_options(parser)
+    add_device_option(parser)
+    if lm:
+        parser.add_argument("--lm", type=Path, help="character LM directory (asr lm train's EXP_DIR/model) to fuse")
+        parser.add_argument("--int8", action="store_true", help="int8 weights (a CPU): faster, see README for the cost")

@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 
 from asr.cli.arguments import (
-    add_lm_options,
-    add_search_options,
+    add_device_option,
+    add_model_options,
     comma_names,
     longest_piece,
     non_negative_int,
@@ -177,7 +177,7 @@ def add_lm(commands: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. model.units=256"
     )
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    add_device_option(train)
     train.set_defaults(run=run_lm_train)
 
     evaluate = actions.add_parser(
@@ -191,7 +191,7 @@ def add_lm(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--max-tokens", type=positive_int, default=20000, help="padded tokens per batch (default: %(default)s)"
     )
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    add_device_option(evaluate)
     evaluate.set_defaults(run=run_lm_evaluate)
 
     text = actions.add_parser(
@@ -233,7 +233,7 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a config key, e.g. optim.schedule.lr=5e-4",
     )
-    train.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    add_device_option(train)
     train.add_argument(
         "--replace",
         action="store_true",
@@ -257,10 +257,9 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
         help="decode a manifest and report WER/CER",
         description="Decode a manifest in batches and write hyps.jsonl, summary.json and report.txt to OUT.",
     )
-    evaluate.add_argument("--model", required=True, type=Path, help="model directory")
+    add_model_options(evaluate)
     evaluate.add_argument("--manifest", required=True, type=Path, help="manifest to evaluate (.jsonl)")
     evaluate.add_argument("--out", required=True, type=Path, help="output folder")
-    add_search_options(evaluate)
     evaluate.add_argument(
         "--batch-size", type=positive_int, default=16, help="utterances per batch (default: %(default)s)"
     )
@@ -271,12 +270,10 @@ def add_training_commands(commands: argparse._SubParsersAction) -> None:
         help="cut utterances longer than S seconds at pauses and decode the pieces (default: the longest utterance "
         "the model was trained on; inf: decode every utterance whole)",
     )
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     evaluate.add_argument(
         "--jobs", type=worker_count_or_none, default=2, help="audio decoding workers, 0: none (default: %(default)s)"
     )
     evaluate.add_argument(
         "--groups", type=Path, help="a 'speaker group' table: adds each group's WER to summary.json and report.txt"
     )
-    add_lm_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from asr.atomic import atomic_write_text
 from asr.cli.arguments import (
-    add_lm_options,
-    add_search_options,
+    add_model_options,
     comma_names,
     pause_seconds,
     positive_int,
@@ -161,12 +160,11 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
         "--output-dir as NAME.FORMAT. A bad file is reported and skipped; the exit status is 1 if any input failed.",
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE_OR_DIR", help="audio files or folders")
-    parser.add_argument("--model", required=True, type=Path, help="model directory (asr train's EXP_DIR/model)")
+    add_model_options(parser)
     parser.add_argument(
         "--format", type=comma_names, default=("txt",), help="txt, json, srt, vtt, tsv, comma-separated, or all"
     )
     parser.add_argument("--output-dir", type=Path, help="write NAME.FORMAT files here instead of printing")
-    add_search_options(parser)
     parser.add_argument("--batch-size", type=positive_int, default=16, help="pieces per batch (default: %(default)s)")
     parser.add_argument(
         "--max-seconds",
@@ -182,8 +180,6 @@ def add_transcribe(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--word-timestamps", action="store_true", help="estimate word times from attention (json output)"
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    add_lm_options(parser)
     parser.set_defaults(run=run_transcribe)
 
 
@@ -216,8 +212,6 @@ def add_align(commands: argparse._SubParsersAction) -> None:
         "plotted for its first piece.",
     )
     parser.add_argument("file", type=Path, help="audio file")
-    parser.add_argument("--model", required=True, type=Path, help="model directory")
+    add_model_options(parser, lm=False)
     parser.add_argument("--plot", required=True, type=Path, help="PNG file to write")
-    add_search_options(parser)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     parser.set_defaults(run=run_align)
