@@ -1,44 +1,54 @@
 """How many transcription requests `asr serve` answers a second, and how long each waits, with one
 client and with several at once (where its batching should pay).
 
-    .venv/bin/python benchmarks/serve_load.py MODEL_DIR [--audio FILE] [--requests 48]
-        [--clients 1,8] [--batch-size 8] [--max-wait-ms 20] [--device cpu]
+    .venv/bin/python benchmarks/serve_load.py MODEL_DIR [--audio FILE ... | --audio-dir DIR
+        --seconds 5] [--requests 64] [--clients 1,2,4,8] [--batch-size 8] [--max-wait-ms 50]
 
 Starts `asr serve` on a free loopback port (127.0.0.1 only) with the model directory, waits for
-/health, then for each number of concurrent clients sends `--requests` transcription requests of
-the same file (json format) and prints one JSON line: requests a second, the median and 95th
-percentile latency in seconds (from sending a request to its last byte), and the status codes
-seen. The server is stopped at the end, whatever happens. Run it with nothing else on the cores.
+/health, then for each number of concurrent clients sends `--requests` transcription requests
+(json format), request i carrying recording i of the list, round and round, and prints one JSON
+line: requests a second, the median and 95th percentile latency in seconds (from sending a request
+to its last byte), and the status codes seen. A last line compares the most clients with one:
+throughput ratio, and their p95 latency over one client's median (a request on its own). The
+recordings are the --audio files, or those of --audio-dir (searched below it, sorted by path) that
+last --seconds, give or take half a second. The server is stopped at the end, whatever happens.
+Run it with nothing else on the cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TextIO
+
+import soundfile
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AUDIO = ROOT / "tests" / "fixtures" / "LibriSpeech" / "dev-clean" / "1001" / "2001" / "1001-2001-0000.flac"
 
 
-def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
-    """`asr serve` on a free loopback port, and its base URL once /health answers."""
+def start_server(args: argparse.Namespace, log: TextIO) -> tuple[subprocess.Popen, str]:
+    """`asr serve -v` on a free loopback port, its log written to `log`, and its base URL once
+    /health answers."""
     command = [
-        sys.executable, "-m", "asr", "serve", "--model", str(args.model_dir), "--host", "127.0.0.1", "--port", "0",
-        "--device", args.device, "--batch-size", str(args.batch_size), "--max-wait-ms", str(args.max_wait_ms),
-        "--queue", str(max(args.clients) * 2),
+        sys.executable, "-m", "asr", "-v", "serve", "--model", str(args.model_dir), "--host", "127.0.0.1",
+        "--port", "0", "--device", args.device, "--batch-size", str(args.batch_size),
+        "--max-wait-ms", str(args.max_wait_ms), "--queue", str(max(args.clients) * 2),
     ]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     found = re.search(r"at (http://127\.0\.0\.1:\d+)/ ", server.stdout.readline())
     if found is None:
         server.terminate()
@@ -53,6 +63,20 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
     server.terminate()
     raise SystemExit("asr serve did not answer /health within 120 s")
+
+
+def recordings(args: argparse.Namespace) -> list[Path]:
+    """The --audio files, or the --audio-dir recordings of --seconds (within 0.5 s)."""
+    if args.audio_dir is None:
+        return args.audio or [DEFAULT_AUDIO]
+    found = [
+        path
+        for path in sorted(args.audio_dir.rglob("*"))
+        if path.suffix in (".flac", ".wav") and abs(soundfile.info(str(path)).duration - args.seconds) <= 0.5
+    ]
+    if not found:
+        raise SystemExit(f"{args.audio_dir}: no .flac or .wav of {args.seconds} s (within 0.5 s)")
+    return found[: args.requests]
 
 
 def multipart(audio: Path) -> tuple[bytes, str]:
@@ -84,12 +108,13 @@ def one_request(url: str, body: bytes, content_type: str) -> tuple[float, int]:
     return time.perf_counter() - started, status
 
 
-def load(base: str, body: bytes, content_type: str, requests: int, clients: int) -> dict:
-    """`requests` requests from `clients` concurrent clients: throughput, latency percentiles, statuses."""
+def load(base: str, bodies: list[tuple[bytes, str]], requests: int, clients: int) -> dict:
+    """`requests` requests from `clients` concurrent clients, request i with body i (modulo their
+    number): throughput, latency percentiles, statuses."""
     url = f"{base}/v1/audio/transcriptions"
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(lambda _: one_request(url, body, content_type), range(requests)))
+        results = list(pool.map(lambda i: one_request(url, *bodies[i % len(bodies)]), range(requests)))
     elapsed = time.perf_counter() - started
     latencies = sorted(seconds for seconds, _ in results)
     return {
@@ -102,26 +127,81 @@ def load(base: str, body: bytes, content_type: str, requests: int, clients: int)
     }
 
 
+def batches(log: Path, start: int) -> tuple[dict, int]:
+    """What the server's log says of the batches it decoded from byte `start` on (how many of each
+    size, and the mean seconds a batch took to decode), and where the log ends."""
+    text = log.read_text()
+    found = re.findall(r"decoded a batch of (\d+) in ([\d.]+) s", text[start:])
+    sizes = Counter(size for size, _ in found)
+    decoding = statistics.mean(float(seconds) for _, seconds in found) if found else None
+    return {
+        "batches_by_size": dict(sorted(sizes.items(), key=lambda item: int(item[0]))),
+        "mean_batch_decode_seconds": None if decoding is None else round(decoding, 4),
+    }, len(text)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform says."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dir", type=Path, help="model directory to serve")
-    parser.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="the recording every request sends")
-    parser.add_argument("--requests", type=int, default=48, help="requests for each number of clients")
+    parser.add_argument("--audio", type=Path, nargs="+", help="the recordings the requests send, in turn")
+    parser.add_argument("--audio-dir", type=Path, help="send the recordings below this folder that last --seconds")
+    parser.add_argument("--seconds", type=float, default=5.0, help="with --audio-dir (default: %(default)s)")
+    parser.add_argument("--requests", type=int, default=64, help="requests for each number of clients")
     parser.add_argument(
-        "--clients", type=lambda text: [int(n) for n in text.split(",")], default=[1, 8], help="e.g. 1,8"
+        "--clients", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2, 4, 8], help="e.g. 1,8"
     )
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-wait-ms", type=float, default=20.0)
+    parser.add_argument("--max-wait-ms", type=float, default=50.0)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    body, content_type = multipart(args.audio)
-    server, base = start_server(args)
+    audio = recordings(args)
+    bodies = [multipart(path) for path in audio]
+    seconds = [soundfile.info(str(path)).duration for path in audio]
+    described = {
+        "recordings": len(audio),
+        "mean_audio_seconds": round(statistics.mean(seconds), 3),
+        "batch_size": args.batch_size,
+        "max_wait_ms": args.max_wait_ms,
+        "device": args.device,
+        "cpu": cpu_name(),
+    }
+    with tempfile.NamedTemporaryFile("w+", prefix="serve-load-", suffix=".log") as log_file:
+        measure(args, bodies, described, log_file)
+
+
+def measure(args: argparse.Namespace, bodies: list[tuple[bytes, str]], described: dict, log_file: TextIO) -> None:
+    """Start the server (its log to `log_file`), load it with each number of clients, print the lines."""
+    log = Path(log_file.name)
+    server, base = start_server(args, log_file)
     try:
-        one_request(f"{base}/v1/audio/transcriptions", body, content_type)  # warm-up, not counted
+        for body in bodies[: max(args.clients)]:  # warm-up, not counted
+            one_request(f"{base}/v1/audio/transcriptions", *body)
+        _, seen = batches(log, 0)
+        results = []
         for clients in args.clients:
-            result = load(base, body, content_type, args.requests, clients)
-            settings = {"batch_size": args.batch_size, "max_wait_ms": args.max_wait_ms, "device": args.device}
-            print(json.dumps({**result, **settings, "audio": args.audio.name, "machine": platform.machine()}))
+            results.append(load(base, bodies, args.requests, clients))
+            decoded, seen = batches(log, seen)
+            print(json.dumps({**results[-1], **decoded, **described}), flush=True)
+        one, most = results[0], results[-1]
+        print(
+            json.dumps(
+                {
+                    "compared": f"{most['clients']} clients with {one['clients']}",
+                    "throughput_ratio": round(most["requests_per_second"] / one["requests_per_second"], 3),
+                    "p95_over_one_client_median": round(most["p95_seconds"] / one["p50_seconds"], 3),
+                    **described,
+                }
+            )
+        )
     finally:
         server.terminate()
         server.wait(60)

@@ -7,9 +7,8 @@ import ipaddress
 import os
 import socket
 import sys
-from pathlib import Path
 
-from asr.cli.arguments import add_lm_options, add_search_options, positive_int, positive_seconds, search_overrides
+from asr.cli.arguments import add_model_options, positive_int, positive_seconds, search_overrides
 from asr.errors import UserError
 
 API_KEY_VARIABLE = "ASR_API_KEY"
@@ -61,7 +60,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from asr.serving.app import ServeConfig, create_app
+        from asr.serving.app import ServeConfig, create_app, decoding_thread, model_name
         from asr.serving.uploads import MEGABYTE
     except ModuleNotFoundError as error:
         raise UserError(
@@ -82,20 +81,26 @@ def run_serve(args: argparse.Namespace) -> int:
         api_key=api_key,
     )
     sock = listening_socket(args.host, args.port)  # before the model loads: a port in use fails at once
+    decoder = decoding_thread()
     try:
-        model = load_model(args.model, args.device, lm=args.lm, int8=args.int8)
+        model = decoder.submit(load_model, args.model, args.device, lm=args.lm, int8=args.int8).result()
         transcribe = model.config(args.batch_size, word_timestamps=True, **search_overrides(args))
-        app = create_app(model, args.model, transcribe, config)
+        name = args.name or model_name(args.model)
+        app = create_app(model, args.model, transcribe, config, name=name, decoder=decoder)
     except BaseException:
         sock.close()
+        decoder.shutdown(wait=False)
         raise
     host, port = sock.getsockname()[:2]
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    print(f"asr: serving {Path(args.model).resolve().name} at {url}/ (OpenAI API base URL: {url}/v1)", flush=True)
+    print(f"asr: serving {name} at {url}/ (OpenAI API base URL: {url}/v1)", flush=True)
     if api_key is None and not ipaddress.ip_address(host).is_loopback:
         print(f"asr: warning: {host} is reachable from other machines and no --api-key is set", file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=args.verbose, lifespan="on"))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        decoder.shutdown(wait=False, cancel_futures=True)
     return 0
 
 
@@ -109,16 +114,16 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
         "microphone. Concurrent requests are decoded together in batches; a full queue answers 503. Binds "
         "127.0.0.1 (this machine only) unless --host says otherwise. Needs the serve extra.",
     )
-    parser.add_argument("--model", required=True, type=Path, help="model directory (asr train's EXP_DIR/model)")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0: every interface (default: %(default)s)"
     )
     parser.add_argument(
         "--port", type=port_number, default=8000, help="port to listen on; 0: any free one (default: %(default)s)"
     )
-    add_search_options(parser)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    add_lm_options(parser)
+    add_model_options(parser)
+    parser.add_argument(
+        "--name", help="the model's id in /v1/models (default: the directory's name, or its parent's for EXP_DIR/model)"
+    )
     parser.add_argument(
         "--batch-size",
         type=positive_int,
@@ -128,8 +133,9 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-wait-ms",
         type=milliseconds,
-        default=20.0,
-        help="how long a request may wait for others to fill its batch (default: %(default)s)",
+        default=50.0,
+        help="how long a batch may wait for requests still being received (a request that comes alone "
+        "does not wait) (default: %(default)s)",
     )
     parser.add_argument(
         "--queue", type=positive_int, default=64, help="requests that may wait; more get 503 (default: %(default)s)"

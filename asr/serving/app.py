@@ -3,7 +3,7 @@ and a one-page client.
 
     POST /v1/audio/transcriptions   multipart: file, model (any), response_format, language (any),
                                     timestamp_granularities[]; answers as OpenAI's API does
-    GET  /v1/models                 the model (its directory's name) and its search settings
+    GET  /v1/models                 the model (its name) and its search settings
     GET  /health                    {"status": "ok", ...} and the queue's length
     GET  /                          a page that uploads a file or records the microphone
 
@@ -21,6 +21,7 @@ import hmac
 import logging
 import shutil
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -41,20 +42,23 @@ from asr.transcribe import Recognizer, TranscribeConfig, Transcript
 
 log = logging.getLogger(__name__)
 
+DecodingQueue = Batcher[Path, Transcript | AudioError]
+"""The queue of saved uploads, each decoded into its transcript or the error that stopped it."""
+
 PAGE = "page.html"
 """The one-page client, shipped beside this module as package data."""
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """How the server takes requests: up to `batch_size` are decoded together, once that many wait
-    or the oldest has waited `max_wait_ms` milliseconds; at most `queue_size` wait (the next gets
-    503, told to retry after `retry_after_seconds`); an upload holds at most `max_upload_bytes` and
-    `max_audio_seconds` of audio; with an `api_key`, every /v1 request must carry it as
-    `Authorization: Bearer KEY`."""
+    """How the server takes requests: up to `batch_size` are decoded together, once that many wait,
+    or no other request is being received, or the oldest has waited `max_wait_ms` milliseconds; at
+    most `queue_size` wait (the next gets 503, told to retry after `retry_after_seconds`); an upload
+    holds at most `max_upload_bytes` and `max_audio_seconds` of audio; with an `api_key`, every /v1
+    request must carry it as `Authorization: Bearer KEY`."""
 
     batch_size: int = 8
-    max_wait_ms: float = 20.0
+    max_wait_ms: float = 50.0
     queue_size: int = 64
     max_upload_bytes: int = 100 * MEGABYTE
     max_audio_seconds: float = 3600.0
@@ -70,17 +74,40 @@ class ServeConfig:
             raise ValueError("api_key must not be empty (None: no key)")
 
 
+def decoding_thread() -> ThreadPoolExecutor:
+    """An executor of one thread, to load the model on and decode on: the one thread of the
+    process that runs PyTorch (see `create_app`)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="asr-decode")
+
+
+def model_name(model_dir: Path) -> str:
+    """The id a model directory is served under: its name, or its parent's when it is called
+    "model" (asr train's EXP_DIR/model: exp/demo/model is "demo")."""
+    model_dir = model_dir.resolve()
+    return model_dir.parent.name if model_dir.name == "model" and model_dir.parent.name else model_dir.name
+
+
 def create_app(
-    model: Recognizer, model_dir: str | Path, transcribe: TranscribeConfig, config: ServeConfig | None = None
+    model: Recognizer,
+    model_dir: str | Path,
+    transcribe: TranscribeConfig,
+    config: ServeConfig | None = None,
+    name: str | None = None,
+    decoder: Executor | None = None,
 ) -> FastAPI:
-    """The app that serves `model`, loaded from `model_dir` (its name is the model's id), decoding
-    with `transcribe` (its search; word times are given where its `word_timestamps` is set).
+    """The app that serves `model`, loaded from `model_dir`, as `name` (default: `model_name`),
+    decoding with `transcribe` (its search; word times are given where its `word_timestamps` is set)
+    on `decoder` (default: a thread of the event loop's pool).
+
+    PyTorch's CPU kernels ran about twice as slow on a 2-core VM on a thread other than the first
+    of the process to run them (`benchmarks/torch_threads.py`): `asr serve` loads the model and
+    decodes on one thread of its own (`decoding_thread`).
 
     The queue's worker runs while the app's lifespan does (uvicorn, or `with TestClient(app)`).
     """
     config = config or ServeConfig()
     model_dir = Path(model_dir).resolve()
-    name = model_dir.name
+    name = name or model_name(model_dir)
     language = model_language(model.loaded.vocab)
     card = {
         "id": name,
@@ -100,8 +127,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        batcher: Batcher[Path, Transcript | AudioError] = Batcher(
-            decode, config.batch_size, config.max_wait_ms / 1000, config.queue_size
+        batcher: DecodingQueue = Batcher(
+            decode, config.batch_size, config.max_wait_ms / 1000, config.queue_size, decoder
         )
         app.state.batcher, app.state.folder = batcher, private_folder()
         batcher.start()
@@ -164,6 +191,21 @@ def create_app(
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request) -> Response:
         check_key(request)
+        batcher: DecodingQueue = request.app.state.batcher
+        with batcher.expecting():  # a batch about to start waits for this request while it is read
+            received = await receive(request)
+        try:
+            result = await decoded(request, batcher, received)
+        finally:
+            received.path.unlink(missing_ok=True)
+        body = render(result, received.response_format, language, received.granularities)
+        if isinstance(body, dict):
+            return JSONResponse(body)
+        return Response(body, media_type=MEDIA_TYPES[received.response_format])
+
+    async def receive(request: Request) -> Received:
+        """The request's form read within the upload limit, its fields checked, its file saved in
+        the private folder and checked to be a recording within the limits."""
         body_limit = config.max_upload_bytes + FORM_SLACK
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > body_limit:
@@ -171,11 +213,17 @@ def create_app(
         request = Request(request.scope, limited(request.receive, body_limit))
         try:
             async with request.form(max_files=1, max_fields=32) as form:
-                return await transcribe_form(request, form)
+                received = await save_form(request, form)
         except UploadTooLarge:
             raise too_large(config.max_upload_bytes) from None
+        try:
+            await check_recording(received)
+        except BaseException:
+            received.path.unlink(missing_ok=True)
+            raise
+        return received
 
-    async def transcribe_form(request: Request, form: FormData) -> Response:
+    async def save_form(request: Request, form: FormData) -> Received:
         response_format = text_field(form, "response_format") or "json"
         if response_format not in RESPONSE_FORMATS:
             choices = ", ".join(RESPONSE_FORMATS)
@@ -194,35 +242,28 @@ def create_app(
             raise APIError(400, missing_file(request, form), "file")
         if not isinstance(upload, UploadFile):
             raise APIError(400, "file: a text field, not a file; send the recording as a file upload", "file")
-        shown = shown_name(upload.filename)
-        path, size = await save_upload(upload, request.app.state.folder, config.max_upload_bytes)
-        try:
-            result = await transcribe_file(request, path, shown)
-        finally:
-            path.unlink(missing_ok=True)
-        body = render(result, response_format, language, granularities)
-        if isinstance(body, dict):
-            return JSONResponse(body)
-        return Response(body, media_type=MEDIA_TYPES[response_format])
+        path, _ = await save_upload(upload, request.app.state.folder, config.max_upload_bytes)
+        return Received(path, shown_name(upload.filename), response_format, granularities)
 
-    async def transcribe_file(request: Request, path: Path, shown: str) -> Transcript:
-        """The transcript of the saved upload at `path`, queued for the next batch; the APIError
-        naming `shown` for a file that is no usable recording."""
+    async def check_recording(received: Received) -> None:
+        """APIError naming the client's file when the saved upload is no usable recording, or too long."""
         try:
-            info = await asyncio.to_thread(audio_info, path)
+            info = await asyncio.to_thread(audio_info, received.path)
         except AudioError as error:
-            raise APIError(400, str(error).replace(str(path), shown), "file", "invalid_audio") from None
+            raise APIError(400, received.message(error), "file", "invalid_audio") from None
         if info.duration > config.max_audio_seconds:
             raise APIError(
                 413,
-                f"{shown}: {info.duration:.1f} s of audio; this server transcribes at most "
+                f"{received.shown}: {info.duration:.1f} s of audio; this server transcribes at most "
                 f"{config.max_audio_seconds:g} s a request",
                 "file",
                 "audio_too_long",
             )
-        batcher: Batcher[Path, Transcript | AudioError] = request.app.state.batcher
+
+    async def decoded(request: Request, batcher: DecodingQueue, received: Received) -> Transcript:
+        """The transcript of the received recording, queued for the next batch."""
         try:
-            job = batcher.submit(path)
+            job = batcher.submit(received.path)
         except QueueFull:
             raise APIError(
                 503,
@@ -238,10 +279,25 @@ def create_app(
         if result is None:
             raise APIError(499, "the client closed the request before its transcript was ready")
         if isinstance(result, AudioError):
-            raise APIError(400, str(result).replace(str(path), shown), "file", "invalid_audio")
+            raise APIError(400, received.message(result), "file", "invalid_audio")
         return result
 
     return app
+
+
+@dataclass(frozen=True)
+class Received:
+    """A transcription request read and checked: its recording saved at `path` (the server's
+    name), the client's name for it as messages show it, and the response asked for."""
+
+    path: Path
+    shown: str
+    response_format: str
+    granularities: tuple[str, ...]
+
+    def message(self, error: AudioError) -> str:
+        """`error`'s message with the client's name for the file instead of the server's path."""
+        return str(error).replace(str(self.path), self.shown)
 
 
 def text_field(form: FormData, name: str) -> str | None:

@@ -1,9 +1,11 @@
 """The HTTP app through FastAPI's TestClient: every response format, every bad request answered in
-OpenAI's error shape with a 4xx, the limits, the key, and batching under concurrent requests."""
+OpenAI's error shape with a 4xx, the limits, the key, and batching under concurrent requests; and
+under uvicorn in a thread, a client that hangs up while its request waits."""
 
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +15,10 @@ import httpx
 import numpy as np
 import pytest
 import soundfile
+import uvicorn
+from fastapi.testclient import TestClient
 
+from asr.serving.app import ServeConfig, create_app, decoding_thread, model_name
 from asr.writers import to_srt, to_vtt
 from tests.serving.conftest import FILES
 
@@ -234,3 +239,87 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_queued_requests_are_s
         assert first.result().status_code == second.result().status_code == 200
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert refused.json()["error"]["code"] == "queue_full"
+
+
+def raw_request(port: int, path: Path) -> socket.socket:
+    """A socket that has sent a whole transcription request for `path` to 127.0.0.1:`port`."""
+    data = path.read_bytes()
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="s.flac"\r\n\r\n'
+    body = head + data + b"\r\n--b--\r\n"
+    connection = socket.create_connection(("127.0.0.1", port))
+    connection.sendall(
+        b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return connection
+
+
+def test_a_client_that_hangs_up_while_queued_frees_its_place_and_is_never_decoded(model, model_dir, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    decoded: list[int] = []
+    transcribe_all = model.transcribe_all
+
+    def held(audios, *args, **kwargs):
+        decoded.append(len(audios))
+        started.set()
+        release.wait(30)
+        return transcribe_all(audios, *args, **kwargs)
+
+    monkeypatch.setattr(model, "transcribe_all", held)
+    app = create_app(model, model_dir, model.config(), ServeConfig(batch_size=1, max_wait_ms=0, queue_size=4))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started)
+    port = server.servers[0].sockets[0].getsockname()[1]
+
+    def health() -> dict:
+        return httpx.get(f"http://127.0.0.1:{port}/health").json()
+
+    try:
+        first = raw_request(port, FILES[0])
+        assert started.wait(20)  # the first request is being decoded
+        second = raw_request(port, FILES[1])
+        wait_until(lambda: health()["queued"] == 1)
+        second.close()  # its client gives up while it waits
+        wait_until(lambda: health()["queued"] == 0)
+        release.set()
+        answer = first.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        first.close()
+        assert health() == {"status": "ok", "model": "tiny", "queued": 0, "decoding": 0}
+        assert decoded == [1]  # the second request was never decoded
+    finally:
+        release.set()
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_a_model_is_served_under_its_directory_s_name_or_its_experiment_s_or_the_one_given(
+    model, model_dir, tmp_path
+) -> None:
+    assert model_name(model_dir) == "tiny" and model_name(tmp_path / "exp" / "demo" / "model") == "demo"
+    with TestClient(create_app(model, model_dir, model.config(), name="demo-v2")) as client:
+        assert [card["id"] for card in client.get("/v1/models").json()["data"]] == ["demo-v2"]
+        assert client.get("/health").json()["model"] == "demo-v2"
+
+
+def test_with_a_decoding_thread_every_batch_is_decoded_on_that_one_thread(model, model_dir, monkeypatch) -> None:
+    threads: set[str] = set()
+    transcribe_all = model.transcribe_all
+
+    def recorded(audios, *args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return transcribe_all(audios, *args, **kwargs)
+
+    monkeypatch.setattr(model, "transcribe_all", recorded)
+    decoder = decoding_thread()
+    try:
+        app = create_app(model, model_dir, model.config(), ServeConfig(batch_size=2), decoder=decoder)
+        with TestClient(app) as client, ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda path: post(client, path), FILES))
+    finally:
+        decoder.shutdown()
+    assert all(answer.status_code == 200 for answer in answers)
+    assert len(threads) == 1 and next(iter(threads)).startswith("asr-decode")

@@ -56,6 +56,43 @@ def test_a_lone_request_waits_no_longer_than_max_wait() -> None:
     assert asyncio.run(scenario()) < 2.0
 
 
+def test_a_request_that_comes_alone_is_decoded_at_once_however_long_max_wait_is() -> None:
+    async def scenario() -> float:
+        batcher = Batcher(upper([]), batch_size=8, max_wait_seconds=30.0, queue_size=8)
+        batcher.start()
+        start = time.monotonic()
+        assert await batcher.submit("a").future == "A"
+        await batcher.stop()
+        return time.monotonic() - start
+
+    assert asyncio.run(scenario()) < 5.0
+
+
+def test_a_batch_waits_for_a_request_still_being_received_and_no_longer_than_max_wait() -> None:
+    async def scenario() -> tuple[list[list[str]], float]:
+        batches: list[list[str]] = []
+        batcher = Batcher(upper(batches), batch_size=8, max_wait_seconds=30.0, queue_size=8)
+        batcher.start()
+        with batcher.expecting():
+            first = batcher.submit("a")
+            await asyncio.sleep(0.2)  # the second request's upload is still coming
+            assert not first.future.done()
+            second = batcher.submit("b")
+        assert (await first.future, await second.future) == ("A", "B")
+        late = Batcher(upper(batches), batch_size=8, max_wait_seconds=0.1, queue_size=8)
+        late.start()
+        start = time.monotonic()
+        with late.expecting():  # a request that never comes (its upload is refused)
+            assert await late.submit("c").future == "C"
+            waited = time.monotonic() - start
+        await batcher.stop()
+        await late.stop()
+        return batches, waited
+
+    batches, waited = asyncio.run(scenario())
+    assert batches == [["a", "b"], ["c"]] and 0.1 <= waited < 5.0
+
+
 def test_a_full_queue_refuses_and_an_abandoned_request_frees_its_place_without_being_decoded() -> None:
     async def scenario() -> list[list[str]]:
         batches: list[list[str]] = []

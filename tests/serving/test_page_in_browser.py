@@ -122,3 +122,18 @@ def test_the_page_shows_the_server_s_message_for_a_file_that_is_not_audio(server
     assert status.startswith("Error 400: notes.txt: not a readable audio file"), status
     assert browser.find_element(By.ID, "status").get_attribute("class") == "error"
     assert shown(browser, "text") == "" and segment_rows(browser) == []
+
+
+def test_with_an_api_key_the_page_asks_for_it_and_then_transcribes(model_dir, browser, model, tmp_path) -> None:
+    with served(model_dir, tmp_path, env={"ASR_API_KEY": "secret"}) as server:
+        browser.get(server.base + "/")
+        WebDriverWait(browser, 30).until(lambda _: shown(browser, "model") == "Model: enter the API key below")
+        browser.find_element(By.ID, "file").send_keys(str(FILES[0]))
+        browser.find_element(By.ID, "send").click()
+        assert wait_for_answer(browser).startswith("Error 401: no API key")
+        browser.find_element(By.ID, "key").send_keys("secret\n")
+        browser.find_element(By.ID, "model").click()  # the key field loses focus: its change is seen
+        WebDriverWait(browser, 30).until(lambda _: shown(browser, "model") == "Model: tiny (english)")
+        browser.find_element(By.ID, "send").click()
+        assert wait_for_answer(browser) == f"{FILES[0].name}: {model.transcribe(FILES[0]).duration:.1f} s of audio"
+        assert shown(browser, "text") == model.transcribe(FILES[0]).text
