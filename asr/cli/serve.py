@@ -134,8 +134,8 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
         "--max-wait-ms",
         type=milliseconds,
         default=50.0,
-        help="how long a batch may wait for requests still being received (a request that comes alone "
-        "does not wait) (default: %(default)s)",
+        help="how long a batch that is not full may wait for requests being received, or for the clients of "
+        "the batch before it to come back (a request that comes alone does not wait) (default: %(default)s)",
     )
     parser.add_argument(
         "--queue", type=positive_int, default=64, help="requests that may wait; more get 503 (default: %(default)s)"

@@ -52,10 +52,11 @@ PAGE = "page.html"
 @dataclass(frozen=True)
 class ServeConfig:
     """How the server takes requests: up to `batch_size` are decoded together, once that many wait,
-    or no other request is being received, or the oldest has waited `max_wait_ms` milliseconds; at
-    most `queue_size` wait (the next gets 503, told to retry after `retry_after_seconds`); an upload
-    holds at most `max_upload_bytes` and `max_audio_seconds` of audio; with an `api_key`, every /v1
-    request must carry it as `Authorization: Bearer KEY`."""
+    or the oldest has waited `max_wait_ms` milliseconds, or at once when no other request is being
+    received and the oldest came to an idle server (`asr.serving.batching`); at most `queue_size`
+    wait (the next gets 503, told to retry after `retry_after_seconds`); an upload holds at most
+    `max_upload_bytes` and `max_audio_seconds` of audio; with an `api_key`, every /v1 request must
+    carry it as `Authorization: Bearer KEY`."""
 
     batch_size: int = 8
     max_wait_ms: float = 50.0
