@@ -3,6 +3,7 @@ same gibberish for the same audio), a client for the app it makes, and `asr serv
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import re
@@ -17,7 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 import torch
 from fastapi.testclient import TestClient
 
@@ -35,6 +38,15 @@ FILES = sorted(LIBRISPEECH.glob("*/*/*/*.flac"))
 """Six real recordings of 1-3 s."""
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def nan_wav() -> bytes:
+    """A float WAV of one second with NaN samples in its middle."""
+    samples = np.zeros(16000, dtype=np.float32)
+    samples[8000:8100] = np.nan
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, 16000, subtype="FLOAT", format="WAV")
+    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ under uvicorn in a thread, a client that hangs up while its request waits."""
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -12,15 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
-import soundfile
 import uvicorn
 from fastapi.testclient import TestClient
 
 from asr.serving.app import ServeConfig, create_app, decoding_thread, model_name
 from asr.writers import to_srt, to_vtt
-from tests.serving.conftest import FILES
+from tests.serving.conftest import FILES, nan_wav
 
 URL = "/v1/audio/transcriptions"
 
@@ -62,15 +59,6 @@ def test_verbose_json_has_ordered_segments_and_words_inside_the_recording(serve,
     assert both["segments"] == plain["segments"] and both["words"]
     starts = [w["start"] for w in both["words"]]
     assert starts == sorted(starts) and all(0 <= w["start"] <= w["end"] <= plain["duration"] for w in both["words"])
-
-
-def nan_wav() -> bytes:
-    """A float WAV of one second with NaN samples in its middle."""
-    samples = np.zeros(16000, dtype=np.float32)
-    samples[8000:8100] = np.nan
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, 16000, subtype="FLOAT", format="WAV")
-    return buffer.getvalue()
 
 
 BAD_REQUESTS = {

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.serving.conftest import FILES, Server, served
+from tests.serving.conftest import FILES, Server, nan_wav, served
 
 KEY = "secret"
 AUTHORIZED = {"Authorization": f"Bearer {KEY}"}
@@ -74,14 +74,6 @@ def two_hour_wav_form() -> Iterator[bytes]:
     for _ in range(TWO_HOURS * 16000 * 2 >> 20):
         yield silence
     yield b"\r\n--b--\r\n"
-
-
-def nan_wav() -> bytes:
-    samples = np.zeros(16000, dtype=np.float32)
-    samples[8000:8100] = np.nan
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, 16000, subtype="FLOAT", format="WAV")
-    return buffer.getvalue()
 
 
 FAULTS = {
