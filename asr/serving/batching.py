@@ -2,13 +2,13 @@
 
 The worker takes the requests waiting, up to `batch_size` of them, once that many wait, or the
 oldest has waited `max_wait_seconds` (counted from the end of the batch it came during, if it
-did), or waiting is pointless: no other request is on its way
-(`Batcher.expecting`: being received, not yet queued) and the oldest came to an idle server. It
-decodes them with one call in a thread (the event loop goes on taking requests meanwhile) and
-resolves each request's future with its own result. A request that comes alone is thus decoded at
-once, and requests that come together, or while a batch is decoded, share a batch. A full queue
-refuses a request at once (`QueueFull`); a request whose client gave up leaves the queue
-(`Batcher.abandon`): it is not decoded unless its batch had already started.
+did), or waiting is pointless: no other request is on its way (`Batcher.expecting`: being
+received, not yet queued) and the oldest came to an idle server. It decodes them with one call on
+the executor (the event loop goes on taking requests meanwhile) and resolves each request's future
+with its own result. A request that comes alone is thus decoded at once, and requests that come
+together, or while a batch is decoded, share a batch. A full queue refuses a request at once
+(`QueueFull`); a request whose client gave up leaves the queue (`Batcher.abandon`): it is not
+decoded unless its batch had already started.
 """
 
 from __future__ import annotations

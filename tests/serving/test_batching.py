@@ -93,6 +93,26 @@ def test_a_batch_waits_for_a_request_still_being_received_and_no_longer_than_max
     assert batches == [["a", "b"], ["c"]] and 0.1 <= waited < 5.0
 
 
+def test_a_request_that_came_during_a_batch_waits_after_it_for_that_batch_s_clients() -> None:
+    async def scenario() -> list[list[str]]:
+        batches: list[list[str]] = []
+        gate = threading.Event()
+        batcher = Batcher(upper(batches, gate), batch_size=8, max_wait_seconds=0.5, queue_size=8)
+        batcher.start()
+        first = batcher.submit("a")
+        await until(lambda: batcher.decoding == 1)
+        second = batcher.submit("b")  # under load
+        await asyncio.sleep(0.8)  # longer than max_wait: counted from the batch's end, not from its arrival
+        gate.set()
+        assert await first.future == "A"
+        third = batcher.submit("c")  # the first batch's client comes back
+        assert (await second.future, await third.future) == ("B", "C")
+        await batcher.stop()
+        return batches
+
+    assert asyncio.run(scenario()) == [["a"], ["b", "c"]]
+
+
 def test_a_full_queue_refuses_and_an_abandoned_request_frees_its_place_without_being_decoded() -> None:
     async def scenario() -> list[list[str]]:
         batches: list[list[str]] = []
